@@ -1,0 +1,5 @@
+import sys
+
+from flowshot.cli import main
+
+sys.exit(main())

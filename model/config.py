@@ -1,0 +1,294 @@
+"""Typed configuration for flowshot, with the named presets.
+
+Every checkpoint stores ``FlowshotConfig.to_dict()`` (plain ints, floats, strings,
+lists and dicts), so ``torch.load(..., weights_only=True)`` reads it back and
+``FlowshotConfig.from_dict`` rebuilds the exact model without executing anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class AudioConfig:
+    """What one example is: rate, fixed length, and how a file becomes an example.
+
+    Args:
+        sample_rate: model sample rate in Hz.
+        length: samples per one-shot; must be divisible by ``ModelConfig.hop``.
+        trim_db: leading samples quieter than this (dB below the file's peak) are cut,
+            so every example starts at its onset.
+        fade_out_ms: fade applied at the end of a cropped example (no click at the cut).
+        normalize: "peak" (to ``target_peak_db``) or "loudness" (RMS of the first
+            ``length`` samples to ``target_rms_db``, peak limited to -0.1 dBFS).
+        min_length_ms: files shorter than this after trimming are skipped.
+    """
+
+    sample_rate: int = 22050
+    length: int = 16384
+    trim_db: float = 40.0
+    fade_out_ms: float = 10.0
+    normalize: str = "peak"
+    target_peak_db: float = -1.0
+    target_rms_db: float = -18.0
+    min_length_ms: float = 10.0
+
+    @property
+    def duration(self) -> float:
+        return self.length / self.sample_rate
+
+
+@dataclass
+class ModelConfig:
+    """The flow-VAE's shape.
+
+    Args:
+        pqmf_bands: number of PQMF sub-bands (a power of two; 1 disables PQMF).
+        pqmf_attenuation: stop-band attenuation of the PQMF prototype filter, dB.
+        channels: encoder channel widths per stage, from the sub-band input down to the
+            bottleneck; the decoder mirrors them.
+        ratios: down-sampling ratio of each encoder stage (the decoder up-samples by
+            the same ratios in reverse); len(ratios) == len(channels) - 1.
+        dilations: dilations of the residual units inside each stage.
+        kernel_size: kernel of the dilated residual convolutions.
+        decoder_channels: decoder widths, bottleneck first (None = ``channels`` reversed).
+        latent_dim: size of the ONE latent vector per sound.
+        flows: Real NVP flows on posterior and prior; False is the plain Gaussian VAE.
+        posterior_flow_depth, prior_flow_depth: coupling layers in each flow.
+        flow_hidden: hidden width of the coupling networks.
+        context_dim: size of the encoder summary that conditions the posterior flow.
+    """
+
+    pqmf_bands: int = 8
+    pqmf_attenuation: float = 100.0
+    channels: list[int] = field(default_factory=lambda: [64, 128, 256, 384])
+    ratios: list[int] = field(default_factory=lambda: [4, 4, 4])
+    dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
+    kernel_size: int = 3
+    decoder_channels: list[int] | None = None
+    latent_dim: int = 128
+    flows: bool = True
+    posterior_flow_depth: int = 4
+    prior_flow_depth: int = 6
+    flow_hidden: int = 256
+    context_dim: int = 128
+
+    @property
+    def hop(self) -> int:
+        """Samples of audio per bottleneck frame."""
+        hop = self.pqmf_bands
+        for r in self.ratios:
+            hop *= r
+        return hop
+
+    def dec_channels(self) -> list[int]:
+        return list(self.decoder_channels) if self.decoder_channels else list(reversed(self.channels))
+
+
+@dataclass
+class LossConfig:
+    """Loss terms and their weights.
+
+    Args:
+        stft_scales: FFT sizes of the multi-scale STFT distance (hop = size // 4).
+        stft_linear_weight, stft_log_weight: weights of the linear and log magnitude terms.
+        beta: weight of the KL term after warm-up.
+        beta_warmup_steps: KL weight rises linearly from 0 to ``beta`` over these steps.
+        free_bits: nats per latent dimension not penalised (fights posterior collapse).
+        adversarial_start: step at which discriminators and the adversarial loss start.
+        adv_weight, feature_matching_weight: generator loss weights in the second stage.
+        use_mpd, use_mrd, use_msd: which discriminators run.
+        mpd_periods: periods of the multi-period discriminator.
+        mrd_fft_sizes: FFT sizes of the multi-resolution multi-band spectral discriminator.
+    """
+
+    stft_scales: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256, 128, 64])
+    stft_linear_weight: float = 1.0
+    stft_log_weight: float = 1.0
+    beta: float = 0.05
+    beta_warmup_steps: int = 5000
+    free_bits: float = 0.1
+    adversarial_start: int = 20000
+    adv_weight: float = 1.0
+    feature_matching_weight: float = 10.0
+    use_mpd: bool = True
+    use_mrd: bool = True
+    use_msd: bool = False
+    mpd_periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])
+    mrd_fft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512])
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentations, each switchable.
+
+    Args:
+        offset_jitter_ms: random shift of the onset (positive = later, padded with zeros).
+        allpass_prob: probability of random all-pass phase mangling.
+        dequantize: add uniform noise of one 16-bit LSB.
+        pitch_shift_semitones: max |shift| for pitch shift by resampling (0 = off).
+        pitch_shift_prob: probability of applying the pitch shift.
+        gain_db: max |random gain| in dB (0 = off).
+    """
+
+    offset_jitter_ms: float = 5.0
+    allpass_prob: float = 0.5
+    dequantize: bool = True
+    pitch_shift_semitones: float = 2.0
+    pitch_shift_prob: float = 0.3
+    gain_db: float = 3.0
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping.
+
+    Args:
+        batch_size, lr, betas, weight_decay: AdamW settings (generator and discriminator).
+        lr_decay: multiplicative per-step exponential decay (1.0 = constant).
+        grad_clip: gradient norm clipping (0 = off).
+        max_steps: default step budget of ``flowshot train``.
+        val_every: validation (and audio/PNG writing) every this many steps.
+        ckpt_every: checkpoint every this many steps.
+        val_fraction: share of files held out for validation (by file hash).
+        num_workers: data-loader worker processes.
+        seed: global seed.
+        builtin_size: examples generated for ``builtin:drums``.
+    """
+
+    batch_size: int = 16
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.8, 0.99])
+    weight_decay: float = 0.0
+    lr_decay: float = 1.0
+    grad_clip: float = 10.0
+    max_steps: int = 20000
+    val_every: int = 500
+    ckpt_every: int = 500
+    val_fraction: float = 0.1
+    num_workers: int = 0
+    seed: int = 0
+    builtin_size: int = 2000
+
+
+@dataclass
+class FlowshotConfig:
+    """Everything needed to rebuild and train a flowshot model."""
+
+    preset: str = "small"
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> "FlowshotConfig":
+        m, a = self.model, self.audio
+        if len(m.ratios) != len(m.channels) - 1:
+            raise ValueError(f"model.ratios needs {len(m.channels) - 1} entries (one per stage), got {m.ratios}")
+        if m.pqmf_bands < 1 or m.pqmf_bands & (m.pqmf_bands - 1):
+            raise ValueError(f"model.pqmf_bands must be a power of two, got {m.pqmf_bands}")
+        if a.length % m.hop:
+            raise ValueError(f"audio.length {a.length} must be divisible by the model hop {m.hop} (bands x ratios)")
+        if m.latent_dim < 2 or m.latent_dim % 2:
+            raise ValueError(f"model.latent_dim must be even and >= 2, got {m.latent_dim}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FlowshotConfig":
+        """Rebuild from ``to_dict`` output; unknown keys are an error, missing keys take defaults."""
+        return _from_dict(cls, data).validate()
+
+    def replace(self, **overrides: Any) -> "FlowshotConfig":
+        """Copy with dotted overrides, e.g. ``replace(**{"model.flows": False})``."""
+        d = self.to_dict()
+        for key, value in overrides.items():
+            node = d
+            *path, last = key.split(".")
+            for p in path:
+                node = node[p]
+            if last not in node:
+                raise KeyError(f"unknown config key {key!r}")
+            node[last] = value
+        return FlowshotConfig.from_dict(d)
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+    kwargs = {}
+    for name, value in data.items():
+        sub = _SUBCONFIGS.get((cls, name))
+        kwargs[name] = _from_dict(sub, value) if sub is not None else value
+    return cls(**kwargs)
+
+
+_SUBCONFIGS = {
+    (FlowshotConfig, "audio"): AudioConfig,
+    (FlowshotConfig, "model"): ModelConfig,
+    (FlowshotConfig, "loss"): LossConfig,
+    (FlowshotConfig, "augment"): AugmentConfig,
+    (FlowshotConfig, "train"): TrainConfig,
+}
+
+
+def tiny() -> FlowshotConfig:
+    """Seconds per hundred steps on a CPU: for tests and CI, not for listening."""
+    return FlowshotConfig(
+        preset="tiny",
+        audio=AudioConfig(sample_rate=8000, length=2048),
+        model=ModelConfig(
+            pqmf_bands=4,
+            channels=[16, 32, 64],
+            ratios=[4, 4],
+            dilations=[1, 3],
+            latent_dim=16,
+            posterior_flow_depth=2,
+            prior_flow_depth=2,
+            flow_hidden=32,
+            context_dim=16,
+        ),
+        loss=LossConfig(
+            stft_scales=[512, 256, 128, 64],
+            beta_warmup_steps=100,
+            adversarial_start=150,
+            mpd_periods=[2, 3, 5, 7, 11],
+            mrd_fft_sizes=[256, 128],
+        ),
+        augment=AugmentConfig(pitch_shift_prob=0.0),
+        train=TrainConfig(batch_size=8, lr=2e-3, max_steps=300, val_every=100, ckpt_every=100, builtin_size=200),
+    ).validate()
+
+
+def small() -> FlowshotConfig:
+    """22.05 kHz, 0.74 s: trains usefully within an hour on a 2-core CPU."""
+    return FlowshotConfig(preset="small").validate()
+
+
+def base() -> FlowshotConfig:
+    """44.1 kHz, 1.02 s: the full-quality instrument."""
+    return FlowshotConfig(
+        preset="base",
+        audio=AudioConfig(sample_rate=44100, length=45056),
+        model=ModelConfig(pqmf_bands=16, channels=[64, 128, 256, 512, 512], ratios=[4, 4, 4, 4]),
+        loss=LossConfig(stft_scales=[4096, 2048, 1024, 512, 256, 128, 64], mrd_fft_sizes=[4096, 2048, 1024]),
+        train=TrainConfig(batch_size=16, max_steps=200000),
+    ).validate()
+
+
+PRESETS = {"tiny": tiny, "small": small, "base": base}
+
+
+def preset(name: str) -> FlowshotConfig:
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
