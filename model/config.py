@@ -270,7 +270,12 @@ def tiny() -> FlowshotConfig:
 
 def small() -> FlowshotConfig:
     """22.05 kHz, 0.74 s: trains usefully within an hour on a 2-core CPU."""
-    return FlowshotConfig(preset="small").validate()
+    # 16 bands and a narrow decoder near the sub-band rate: ~80 MFLOPs per one-shot
+    # (benchmarks/decoder_speed.py), so a hit renders in a few ms on one CPU thread.
+    return FlowshotConfig(
+        preset="small",
+        model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256], decoder_channels=[256, 96, 48, 24]),
+    ).validate()
 
 
 def base() -> FlowshotConfig:
@@ -278,7 +283,10 @@ def base() -> FlowshotConfig:
     return FlowshotConfig(
         preset="base",
         audio=AudioConfig(sample_rate=44100, length=45056),
-        model=ModelConfig(pqmf_bands=16, channels=[64, 128, 256, 512, 512], ratios=[4, 4, 4, 4]),
+        # Decoder ~140 MFLOPs per one-shot: channels halve as the rate quadruples, so each
+        # stage costs the same and the sub-band-rate stage stays cheap.
+        model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256, 512], ratios=[4, 4, 4, 4],
+                          decoder_channels=[256, 128, 64, 32, 16]),
         loss=LossConfig(stft_scales=[4096, 2048, 1024, 512, 256, 128, 64], mrd_fft_sizes=[4096, 2048, 1024]),
         train=TrainConfig(batch_size=16, max_steps=200000),
     ).validate()

@@ -1,0 +1,179 @@
+"""Real-time host benchmark on a real JACK server (dummy clock, 48 kHz, 128-frame periods).
+
+Runs `flowshot realtime play --midi --osc` as a subprocess and, for ``--seconds``, plays it
+like a drummer with 16 voices sounding while the knobs sweep (CC 21..28 every 20 ms).
+Every second (or three one-shots) the playing pauses for a probe note into silence, whose onset is found
+exactly (first non-zero sample after the MIDI event, both in JACK frames).
+
+Measures: trigger-to-onset latency (frames: median and worst), xruns (host callback flags
+and JACK's own xrun count), host CPU (share of one core) and peak memory (VmHWM), worst
+callback time, and the pad re-render time after a knob move (16 pads, in this process).
+
+    .venv/bin/python benchmarks/realtime_bench.py --model RUN/last.ckpt --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the JACK probe and host helpers live with the tests
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its children (the host's model worker)."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(c) for c in (task / "children").read_text().split()]
+    total = 0.0
+    for p in pids:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def proc_peak_rss_mb(pid: int) -> tuple[float, float]:
+    """Peak resident memory (VmHWM) of the host process and of its children, MiB."""
+    def hwm(p: int) -> float:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    kids = [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+    return hwm(pid), sum(hwm(k) for k in kids)
+
+
+def rerender_times(model: Path, repeats: int) -> list[float]:
+    """Milliseconds to re-render all 16 pads after a knob move (one batched model call)."""
+    import torch
+
+    from flowshot.realtime.backends import load_backend
+    from flowshot.realtime.engine import Engine
+
+    torch.set_num_threads(1)
+    engine = Engine(load_backend(model), output_rate=48000)
+    engine.render_pending()
+    times = []
+    for i in range(repeats):
+        engine.set_knob(i % engine.n_knobs, ((i % 7) - 3) / 2)
+        t0 = time.perf_counter()
+        engine.render_pending()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, help=".ckpt, .ts or ONNX folder")
+    ap.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"))
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--period", type=int, default=128)
+    ap.add_argument("--rate", type=int, default=48000)
+    ap.add_argument("--rerenders", type=int, default=20)
+    ap.add_argument("--jack-log", type=Path, default=None, help="write jackd's output here (it names late clients)")
+    args = ap.parse_args()
+    if shutil.which("jackd") is None:
+        print("jackd is not installed (apt-get install jackd2)", file=sys.stderr)
+        return 2
+
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    import test_realtime_jack as rig
+
+    console = Console()
+    server = f"flowshot-bench-{os.getpid()}"
+    jackd = rig.start_jackd(server, args.rate, args.period, log=args.jack_log)
+    files = Path(f"/tmp/flowshot-bench-{os.getpid()}")
+    files.mkdir(exist_ok=True)
+    try:
+        host = rig.Host(server, Path(args.model), files, extra=["--backend", args.backend])
+        probe = rig.JackProbe(server, seconds=args.seconds + 10)
+        sys.setswitchinterval(0.0005)
+        probe.activate("PortAudio:out_0", "flowshot:flowshot")
+        time.sleep(0.5)
+        pid = host.proc.pid
+        base_stats, base_jack = host.stats(), probe.xruns
+        cpu0, t0 = proc_cpu_seconds(pid), time.monotonic()
+        pad_seconds = 12288 / args.rate  # refreshed below from the host's description
+        for line in host.lines:
+            if "samples" in line and "Hz," in line:
+                hz, n = line.split("(")[-1].split(",")[:2]
+                pad_seconds = int(n.split()[0]) / int(hz.split()[0])
+        gap = pad_seconds / 16  # one new hit per 1/16 of a one-shot: 16 voices sounding
+        cycle = max(1.0, 3 * pad_seconds + 0.2)  # playing, then silence for the latency probe
+        delays: list[int] = []
+        knob_moves = 0
+        hits = 0
+        end = t0 + args.seconds
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("playing 16 voices, sweeping knobs", total=args.seconds)
+            while time.monotonic() < end:
+                second = time.monotonic() + cycle
+                next_hit = next_knob = time.monotonic()
+                while time.monotonic() < min(second - pad_seconds - 0.1, end):
+                    now = time.monotonic()
+                    if now >= next_hit:
+                        probe.send_midi([0x90, 36 + hits % 16, 60 + hits % 60])
+                        hits += 1
+                        next_hit += gap
+                    if now >= next_knob:
+                        k = knob_moves % 8
+                        probe.send_midi([0xB0, 21 + k, int(64 + 60 * np.sin(knob_moves / 7))])
+                        knob_moves += 1
+                        next_knob += 0.02
+                    time.sleep(0.001)
+                time.sleep(max(0.0, pad_seconds + 0.05 - 0.0))  # let every voice end: silence
+                if time.monotonic() >= end:
+                    break
+                frame = probe.send_midi([0x90, 36 + len(delays) % 16, 127])
+                seg = probe.segment(frame, 8 * args.period)
+                nz = np.flatnonzero(seg)
+                if len(nz):
+                    delays.append(int(nz[0]))
+                progress.update(task, completed=min(args.seconds, time.monotonic() - t0))
+                time.sleep(max(0.0, second - time.monotonic()))
+        wall = time.monotonic() - t0
+        cpu = proc_cpu_seconds(pid) - cpu0
+        stats = host.stats()
+        jack_xruns = probe.xruns - base_jack
+        peak_mb = proc_peak_rss_mb(pid)
+        probe.close()
+        final = host.stop()
+    finally:
+        rig.stop_process(jackd)
+        shutil.rmtree(files, ignore_errors=True)
+    rer = rerender_times(Path(args.model), args.rerenders)
+
+    t = Table(title=f"flowshot realtime host: {args.rate} Hz, {args.period}-frame periods, {wall:.0f} s, {Path(args.model).name}")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    period_ms = args.period / args.rate * 1e3
+    if delays:
+        t.add_row("MIDI event -> onset, median (frames)", f"{int(np.median(delays))} ({np.median(delays) / args.rate * 1e3:.2f} ms)")
+        t.add_row("MIDI event -> onset, worst (frames)", f"{max(delays)} ({max(delays) / args.rate * 1e3:.2f} ms)")
+        t.add_row("latency probes", str(len(delays)))
+    t.add_row("hits played / knob moves", f"{int(stats[2] - base_stats[2])} / {knob_moves}")
+    t.add_row("xruns (host callback flags)", str(int(stats[0] - base_stats[0])))
+    t.add_row("xruns (JACK server)", str(jack_xruns))
+    t.add_row("host CPU incl. model worker (share of one core)", f"{100 * cpu / wall:.1f} %")
+    t.add_row("peak memory (VmHWM): audio process + model worker", f"{peak_mb[0]:.0f} + {peak_mb[1]:.0f} MiB")
+    t.add_row("worst callback time", f"{final['callback_max_ms']:.3f} ms of {period_ms:.2f} ms")
+    t.add_row("pad renders in the host", str(int(stats[3] - base_stats[3])))
+    t.add_row("re-render 16 pads after a knob move, median", f"{np.median(rer):.1f} ms")
+    t.add_row("re-render 16 pads after a knob move, worst", f"{max(rer):.1f} ms")
+    console.print(t)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""Metrics on embeddings, spectra and latents: plain numpy/scipy/torch functions.
+
+Distribution metrics compare two sets of embeddings (rows are sounds):
+Frechet distance (FAD), kernel distance (KID), number of statistically different bins
+(NDB) and mean pairwise distance (diversity). Reconstruction metrics compare sounds
+pairwise. Latent-health helpers summarise posterior statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.cluster.vq import kmeans2
+from scipy.stats import norm
+
+
+# --------------------------------------------------------------------------- FAD
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> float:
+    """Frechet distance between Gaussians fitted to two embedding sets.
+
+    ``|mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^(1/2))``. The cross term uses
+    ``tr((S_a S_b)^(1/2)) = tr((A S_b A)^(1/2))`` with ``A = S_a^(1/2)``: both square roots
+    are of symmetric PSD matrices, so ``eigh`` with clipped eigenvalues stays real and
+    stable even when the covariances are singular (fewer sounds than dimensions);
+    ``eps`` on the diagonal keeps near-zero eigenvalues from amplifying round-off.
+
+    Args:
+        a: [N, E]; b: [M, E] (N, M >= 2).
+
+    Returns:
+        the distance (>= 0, up to round-off).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape[0] < 2 or b.shape[0] < 2:
+        raise ValueError("frechet_distance needs at least two embeddings per set")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    eye = np.eye(a.shape[1]) * eps
+    cov_a = np.cov(a, rowvar=False) + eye
+    cov_b = np.cov(b, rowvar=False) + eye
+    w, v = np.linalg.eigh(cov_a)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    middle = root_a @ cov_b @ root_a
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
+    value = float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * cross)
+    return max(value, 0.0)
+
+
+# --------------------------------------------------------------------------- KID
+
+
+def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``(x . y / d + 1)^3`` for all pairs: [N, d] x [M, d] -> [N, M]."""
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
+def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased estimate of squared MMD with the cubic polynomial kernel.
+
+    Diagonal terms k(x_i, x_i) are left out of the within-set means, so its expectation
+    is exactly MMD^2 (zero for equal distributions; single estimates can be negative).
+
+    Args:
+        x: [m, d]; y: [n, d] (m, n >= 2).
+    """
+    m, n = x.shape[0], y.shape[0]
+    kxx, kyy, kxy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
+    sxx = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+    syy = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+    return float(sxx + syy - 2 * kxy.mean())
+
+
+@dataclass
+class KID:
+    """Kernel distance over random subsets: mean, spread and standard error of the mean."""
+
+    mean: float
+    std: float
+    stderr: float
+    subsets: int
+    subset_size: int
+
+
+def kernel_distance(
+    a: np.ndarray, b: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> KID:
+    """KID: unbiased MMD^2 averaged over random subsets (without replacement in each).
+
+    Args:
+        a: [N, E]; b: [M, E].
+        subset_size: capped at min(N, M).
+
+    Returns:
+        KID(mean, std over subsets, std / sqrt(subsets), ...). When a set is no larger
+        than the subset size every subset of it is the whole set, so ``stderr`` then
+        understates the sampling error of that set.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    size = int(min(subset_size, a.shape[0], b.shape[0]))
+    if size < 2:
+        raise ValueError("kernel_distance needs at least two embeddings per set")
+    rng = np.random.default_rng(seed)
+    values = np.array(
+        [
+            mmd2_unbiased(a[rng.choice(a.shape[0], size, replace=False)], b[rng.choice(b.shape[0], size, replace=False)])
+            for _ in range(subsets)
+        ]
+    )
+    std = float(values.std(ddof=1)) if subsets > 1 else 0.0
+    return KID(float(values.mean()), std, std / np.sqrt(subsets), subsets, size)
+
+
+# --------------------------------------------------------------------------- NDB
+
+
+@dataclass
+class NDB:
+    """Number of statistically different bins (Richardson & Weiss, 2018)."""
+
+    different: int
+    bins: int
+    ratio: float
+    flagged: list[int]
+    real_proportions: list[float]
+    fake_proportions: list[float]
+
+
+def kmeans_bins(real: np.ndarray, bins: int, seed: int = 0) -> np.ndarray:
+    """k-means (k-means++ start) centres of ``real`` [N, E] -> [bins, E]."""
+    real = np.asarray(real, dtype=np.float64)
+    centres, _ = kmeans2(real, bins, minit="++", seed=seed)
+    return centres
+
+
+def nearest(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index of the nearest centre for each row of x: [N] int."""
+    d = (x**2).sum(1)[:, None] - 2 * x @ centres.T + (centres**2).sum(1)[None, :]
+    return d.argmin(1)
+
+
+def ndb(real: np.ndarray, fake: np.ndarray, bins: int = 10, alpha: float = 0.05, seed: int = 0) -> NDB:
+    """Bin ``real`` by k-means, count how many bins hold a significantly different share of ``fake``.
+
+    Each bin gets a two-sided two-proportion z-test (pooled variance) at level ``alpha``.
+    Report ``ratio = different / bins``: about ``alpha`` for two samples of one
+    distribution, higher when modes are dropped or invented.
+
+    Args:
+        real: [N, E]; fake: [M, E]; bins: K (capped at N).
+    """
+    real = np.asarray(real, dtype=np.float64)
+    fake = np.asarray(fake, dtype=np.float64)
+    bins = int(min(bins, real.shape[0]))
+    centres = kmeans_bins(real, bins, seed)
+    n_r, n_f = real.shape[0], fake.shape[0]
+    p_r = np.bincount(nearest(real, centres), minlength=bins) / n_r
+    p_f = np.bincount(nearest(fake, centres), minlength=bins) / n_f
+    pooled = (p_r * n_r + p_f * n_f) / (n_r + n_f)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / n_r + 1 / n_f))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, (p_r - p_f) / se, 0.0)
+    p_values = 2 * norm.sf(np.abs(z))
+    flagged = [int(i) for i in np.flatnonzero(p_values < alpha)]
+    return NDB(len(flagged), bins, len(flagged) / bins, flagged, p_r.tolist(), p_f.tolist())
+
+
+# --------------------------------------------------------------------------- distances between sounds
+
+
+def pairwise_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distance between matching rows: [N, E], [N, E] -> [N]."""
+    return np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64), axis=1)
+
+
+def mean_pairwise_distance(e: np.ndarray) -> float:
+    """Diversity: mean Euclidean distance over all distinct pairs of rows of [N, E]."""
+    e = np.asarray(e, dtype=np.float64)
+    n = e.shape[0]
+    if n < 2:
+        return 0.0
+    sq = (e**2).sum(1)
+    d2 = np.clip(sq[:, None] + sq[None, :] - 2 * e @ e.T, 0, None)
+    return float(np.sqrt(d2)[np.triu_indices(n, 1)].mean())
+
+
+def _magnitudes(x: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """[N, T] -> |STFT| [N, F, frames], hop n_fft // 4, periodic Hann."""
+    if x.shape[-1] < n_fft:
+        x = torch.nn.functional.pad(x, (0, n_fft - x.shape[-1]))
+    window = torch.hann_window(n_fft, dtype=x.dtype)
+    return torch.stft(x, n_fft, n_fft // 4, window=window, center=True, return_complex=True).abs()
+
+
+def multiscale_stft_distance(
+    x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, scales: list[int], eps: float = 1e-5
+) -> np.ndarray:
+    """Per-sound multi-scale STFT distance: mean over scales of L1(linear) + L1(log) magnitudes.
+
+    The same two terms as the training loss (linear and log magnitude, no mel), but one
+    value per sound so it can be broken down by class.
+
+    Args:
+        x, y: [N, T] (or [N, 1, T]) reference and reconstruction.
+
+    Returns:
+        [N] float64.
+    """
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float64).reshape(len(x), -1)
+    y = torch.as_tensor(np.asarray(y), dtype=torch.float64).reshape(len(y), -1)
+    total = torch.zeros(x.shape[0], dtype=torch.float64)
+    for n_fft in scales:
+        sx, sy = _magnitudes(x, n_fft), _magnitudes(y, n_fft)
+        lin = (sx - sy).abs().mean(dim=(1, 2))
+        log = (torch.log(sx + eps) - torch.log(sy + eps)).abs().mean(dim=(1, 2))
+        total += lin + log
+    return (total / len(scales)).numpy()
+
+
+def log_spectral_distance(
+    x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, n_fft: int = 512, floor_db: float = -80.0
+) -> np.ndarray:
+    """Per-sound log-spectral distance in dB: RMS over frequency of the power difference in
+    dB, averaged over frames. Powers are floored ``floor_db`` below each reference's peak
+    so silent bins do not dominate.
+
+    Args:
+        x, y: [N, T] reference and estimate.
+
+    Returns:
+        [N] float64 (dB).
+    """
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float64).reshape(len(x), -1)
+    y = torch.as_tensor(np.asarray(y), dtype=torch.float64).reshape(len(y), -1)
+    px, py = _magnitudes(x, n_fft) ** 2, _magnitudes(y, n_fft) ** 2
+    floor = px.amax(dim=(1, 2), keepdim=True).clamp_min(1e-20) * 10 ** (floor_db / 10)
+    dx = 10 * torch.log10(torch.maximum(px, floor))
+    dy = 10 * torch.log10(torch.maximum(py, floor))
+    return ((dx - dy) ** 2).mean(dim=1).sqrt().mean(dim=1).numpy()
+
+
+# --------------------------------------------------------------------------- latents
+
+
+def active_units(means: np.ndarray, threshold: float = 0.01) -> int:
+    """Dimensions whose posterior mean varies across sounds (Burda et al. 2016): Var_x E[z_d] > threshold.
+
+    Args:
+        means: [N, D] posterior means.
+    """
+    return int((np.asarray(means, np.float64).var(axis=0) > threshold).sum())
+
+
+def base_radius(u: np.ndarray) -> float:
+    """Mean ``|u| / sqrt(D)`` of base-space points [N, D]; about 1 for prior samples N(0, I)."""
+    u = np.asarray(u, np.float64)
+    return float((np.linalg.norm(u, axis=1) / np.sqrt(u.shape[1])).mean())

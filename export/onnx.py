@@ -1,0 +1,173 @@
+"""ONNX graphs of the trained model (encoder, decoder, prior flow) plus a JSON description.
+
+Uses torch's TorchScript-based ONNX exporter (``dynamo=False``): the torch.export-based
+default of torch >= 2.9 needs the ``onnxscript`` package, which flowshot does not require.
+The graphs are traced from a weight-norm-folded copy with a dynamic batch axis, then
+checked against PyTorch with onnxruntime before they are moved into place.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from flowshot.errors import FlowshotError
+from flowshot.model.checkpoint import LoadedModel
+
+OPSET = 17
+# onnxruntime vs PyTorch, max |difference| relative to the output's peak.
+TOLERANCE = 1e-4
+
+
+class EncoderGraph(nn.Module):
+    """audio ``[B, 1, L]`` -> (z ``[B, D]`` posterior mode, mean ``[B, D]``, logvar ``[B, D]``)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, audio: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        post = self.model.encode(audio)
+        return self.model.posterior_mode(post), post.mean, post.logvar
+
+
+class DecoderGraph(nn.Module):
+    """latent ``z [B, D]`` -> audio ``[B, 1, L]``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.model.decode(z)
+
+
+class PriorGraph(nn.Module):
+    """prior base point ``u [B, D]`` -> latent ``z [B, D]``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, u: Tensor) -> Tensor:
+        return self.model.base_to_latent(u)
+
+
+def make_session(path: str | Path, threads: int = 1) -> Any:
+    """An onnxruntime session on CUDA when onnxruntime-gpu sees a GPU, else on the CPU.
+
+    Args:
+        path: an ``.onnx`` file.
+        threads: intra-op threads (1 = the real-time friendly default).
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    providers = ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as err:  # onnxruntime raises its own exception types
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise FlowshotError(f"{path} is not a loadable ONNX graph ({first}); re-export it with `flowshot export onnx`") from None
+
+
+def _graphs(model: nn.Module, length: int, dim: int) -> dict[str, tuple[nn.Module, Tensor, list[str], list[str]]]:
+    return {
+        "encoder": (EncoderGraph(model), torch.randn(2, 1, length) * 0.3, ["audio"], ["z", "mean", "logvar"]),
+        "decoder": (DecoderGraph(model), torch.randn(2, dim), ["z"], ["audio"]),
+        "prior": (PriorGraph(model), torch.randn(2, dim), ["u"], ["z"]),
+    }
+
+
+def _to_list(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value.detach().cpu().tolist()
+    if isinstance(value, (list, tuple)):
+        return [_to_list(v) for v in value]
+    return value
+
+
+def export_onnx(loaded: LoadedModel, out_dir: str | Path, stats: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write encoder.onnx, decoder.onnx, prior.onnx and flowshot.json into ``out_dir``.
+
+    Args:
+        loaded: checkpoint contents (``load_model``).
+        out_dir: target directory (created; existing files of the same names are replaced).
+        stats: latent statistics for flowshot.json (default: ``latent_stats_for(loaded)``).
+    Returns:
+        {"encoder": path, "decoder": path, "prior": path, "json": path}.
+    """
+    from flowshot.export.stats import latent_stats_for
+    from flowshot.export.ts import inference_model
+
+    if stats is None:
+        stats = latent_stats_for(loaded, None, progress=False)
+    cfg = loaded.config
+    length, dim = cfg.audio.length, cfg.model.latent_dim
+    model = inference_model(loaded)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".onnx-") as tmp:
+        for name, (graph, example, inputs, outputs) in _graphs(model, length, dim).items():
+            target = Path(tmp) / f"{name}.onnx"
+            axes = {n: {0: "batch"} for n in inputs + outputs}
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
+                torch.onnx.export(graph.eval(), (example,), str(target), input_names=inputs, output_names=outputs,
+                                  dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+            _verify(graph, target, example)
+            paths[name] = target
+        meta = {
+            "format": 1,
+            "sample_rate": cfg.audio.sample_rate,
+            "length": length,
+            "latent_dim": dim,
+            "n_macros": int(torch.as_tensor(stats["macro_directions"]).shape[0]),
+            "n_pads": int(torch.as_tensor(stats["pad_latents"]).reshape(-1, dim).shape[0]),
+            "files": {"encoder": "encoder.onnx", "decoder": "decoder.onnx", "prior": "prior.onnx"},
+            "graphs": {"encoder": {"inputs": ["audio [B,1,L]"], "outputs": ["z [B,D]", "mean [B,D]", "logvar [B,D]"]},
+                       "decoder": {"inputs": ["z [B,D]"], "outputs": ["audio [B,1,L]"]},
+                       "prior": {"inputs": ["u [B,D]"], "outputs": ["z [B,D]"]}},
+            "config": cfg.to_dict(),
+        }
+        for key in ("macro_directions", "macro_std", "base_mean", "macro_labels", "pad_latents", "pad_classes", "pad_base"):
+            meta[key] = _to_list(stats[key])
+        (Path(tmp) / "flowshot.json").write_text(json.dumps(meta, indent=1))
+        final: dict[str, Path] = {}
+        for name in ("encoder", "decoder", "prior"):
+            final[name] = out_dir / f"{name}.onnx"
+            shutil.move(str(paths[name]), final[name])
+        final["json"] = out_dir / "flowshot.json"
+        shutil.move(str(Path(tmp) / "flowshot.json"), final["json"])
+    return final
+
+
+def _verify(graph: nn.Module, path: Path, example: Tensor) -> None:
+    """onnxruntime must agree with PyTorch at batch 1 and 3 (the batch axis is dynamic)."""
+    session = make_session(path)
+    for batch in (1, 3):
+        x = torch.cat([example, example], dim=0)[:1].repeat(batch, *[1] * (example.dim() - 1))
+        x = x + 0.1 * torch.randn_like(x)
+        with torch.no_grad():
+            ref = graph(x)
+        refs = ref if isinstance(ref, tuple) else (ref,)
+        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+        for r, g in zip(refs, got):
+            err = float(np.max(np.abs(r.numpy() - g)))
+            peak = float(np.max(np.abs(r.numpy()))) + 1e-12
+            if err > TOLERANCE * peak:
+                raise FlowshotError(f"{path.name}: onnxruntime differs from PyTorch by {err:.2e} (peak {peak:.2e}); "
+                                    "report this model's config as an export bug")

@@ -1,0 +1,61 @@
+"""Write the nn~ instrument: script, save to a temporary file, self-test, then rename."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from flowshot.export.nn_tilde import FlowshotInstrument
+from flowshot.export.selftest import check_ts
+from flowshot.model.checkpoint import LoadedModel
+from flowshot.model.layers import remove_weight_norm
+
+
+def inference_model(loaded: LoadedModel) -> torch.nn.Module:
+    """A frozen copy of the checkpoint's FlowVAE with weight norm folded in (scriptable, exportable)."""
+    model = remove_weight_norm(copy.deepcopy(loaded.model)).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def build_instrument(loaded: LoadedModel, stats: dict[str, Any], polyphony: int = 8) -> FlowshotInstrument:
+    """The eager instrument (what gets scripted); also what tests compare the .ts against."""
+    cfg = loaded.config
+    with torch.no_grad():
+        return FlowshotInstrument(inference_model(loaded), stats, cfg.audio.sample_rate, cfg.audio.length, polyphony).eval()
+
+
+def export_ts(loaded: LoadedModel, out_path: str | Path, stats: dict[str, Any], polyphony: int = 8) -> dict[str, Any]:
+    """Script the instrument into ``out_path`` atomically; the file only appears once it passed.
+
+    Args:
+        loaded: checkpoint contents (``load_model``).
+        out_path: target ``.ts``.
+        stats: latent statistics (``latent_stats_for``).
+        polyphony: initial voice count (1..32; the ``polyphony`` attribute changes it live).
+    Returns:
+        the self-test report of the written file (see ``check_ts``).
+    """
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    instrument = build_instrument(loaded, stats, polyphony)
+    with torch.no_grad():
+        scripted = torch.jit.script(instrument)
+    # The archive's root folder is named after the file, so the temporary file gets the final
+    # name inside a private temporary folder on the same file system (atomic rename).
+    tmp_dir = tempfile.mkdtemp(prefix=f".{out_path.stem}.", dir=out_path.parent)
+    tmp = os.path.join(tmp_dir, out_path.name)
+    try:
+        scripted.save(tmp)
+        report = check_ts(tmp)
+        os.replace(tmp, out_path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return report

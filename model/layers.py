@@ -1,0 +1,185 @@
+"""The few building blocks of encoder and decoder: snake, weight-normed convs, residual unit."""
+
+import copy
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import weight_norm
+
+
+class Snake(nn.Module):
+    """Snake activation ``x + sin(alpha x)^2 / alpha`` with a learnable alpha per channel.
+
+    alpha is stored as its logarithm, so it stays positive whatever the optimiser does
+    and ``1/alpha`` can never divide by zero or flip sign.
+
+    Args:
+        channels: C of the [B, C, T] input.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.log_alpha = nn.Parameter(torch.zeros(1, channels, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[B,C,T] -> [B,C,T]."""
+        s = torch.sin(x * self.log_alpha.exp())
+        # Four passes over x; at the sub-band rate these elementwise passes cost as
+        # much as a small convolution, so no more than needed.
+        return torch.addcmul(x, s * s, torch.exp(-self.log_alpha))
+
+
+def wn_conv1d(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+              dilation: int = 1, padding: int = 0, bias: bool = True) -> nn.Module:
+    """A weight-normed ``nn.Conv1d``."""
+    return weight_norm(nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride,
+                                 dilation=dilation, padding=padding, bias=bias))
+
+
+def wn_conv_transpose1d(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                        padding: int = 0, output_padding: int = 0) -> nn.Module:
+    """A weight-normed ``nn.ConvTranspose1d``."""
+    return weight_norm(nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride=stride,
+                                          padding=padding, output_padding=output_padding))
+
+
+class DilatedConv1d(nn.Module):
+    """'Same'-padded dilated conv, computed as one 1x1 conv over the K shifted copies.
+
+    CPU PyTorch sends dilated 1-D convs with few channels to a slow reference kernel
+    (several times slower than the same FLOPs in a plain conv); stacking the K taps
+    as channels turns the dilated conv into a single matrix product. The parameters
+    are those of an ordinary weight-normed ``Conv1d`` [C_out, C_in, K].
+
+    Args:
+        in_channels, out_channels: C_in, C_out.
+        kernel_size: K (odd).
+        dilation: spacing of the taps.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd for 'same' padding, got {kernel_size}")
+        self.kernel_size = int(kernel_size)
+        self.dilation = int(dilation)
+        self.pad = self.dilation * (self.kernel_size - 1) // 2
+        self.conv = wn_conv1d(in_channels, out_channels, kernel_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[B,C_in,T] -> [B,C_out,T]."""
+        w = self.conv.weight
+        if self.dilation == 1:
+            return F.conv1d(x, w, self.conv.bias, padding=self.pad)
+        t = x.shape[-1]
+        xp = F.pad(x, (self.pad, self.pad))
+        taps = [xp[:, :, k * self.dilation: k * self.dilation + t] for k in range(self.kernel_size)]
+        stacked = torch.cat(taps, dim=1)  # [B, K*C_in, T], tap-major
+        w2 = w.permute(0, 2, 1).reshape(w.shape[0], -1, 1)  # [C_out, K*C_in, 1], tap-major
+        return F.conv1d(stacked, w2, self.conv.bias)
+
+
+class ResidualUnit(nn.Module):
+    """snake -> dilated conv -> snake -> 1x1 conv, added to the input.
+
+    Args:
+        channels: C of the [B, C, T] input (kept).
+        dilation: dilation of the first conv.
+        kernel_size: kernel of the first conv (odd; 'same' padding keeps T).
+    """
+
+    def __init__(self, channels: int, dilation: int = 1, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            Snake(channels),
+            DilatedConv1d(channels, channels, kernel_size, dilation),
+            Snake(channels),
+            wn_conv1d(channels, channels, 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[B,C,T] -> [B,C,T]."""
+        return x + self.block(x)
+
+
+class Upsample(nn.Module):
+    """Learned up-sampling by an integer ratio: a transposed convolution in polyphase form.
+
+    A conv with kernel 3 makes ``ratio`` output phases per input frame, which are then
+    interleaved; this spans the same maps as a transposed conv of kernel 3*ratio but
+    runs on CPU PyTorch's fast convolution path (transposed 1-D convs do not).
+
+    Args:
+        in_channels, out_channels: C_in, C_out.
+        ratio: r; [B,C_in,T] -> [B,C_out,T*r].
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, ratio: int) -> None:
+        super().__init__()
+        self.ratio = int(ratio)
+        self.out_channels = int(out_channels)
+        self.conv = wn_conv1d(in_channels, out_channels * ratio, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[B,C_in,T] -> [B,C_out,T*ratio]."""
+        b = x.shape[0]
+        t = x.shape[-1]
+        y = self.conv(x).reshape(b, self.out_channels, self.ratio, t)
+        return y.transpose(2, 3).reshape(b, self.out_channels, t * self.ratio)
+
+
+def has_weight_norm(module: nn.Module) -> bool:
+    """True when any sub-module still carries a parametrisation."""
+    return any(parametrize.is_parametrized(m) for m in module.modules())
+
+
+def _plain_conv(m: nn.Module) -> nn.Module:
+    """A plain Conv1d / ConvTranspose1d holding the current (normed) weight of ``m``."""
+    w = m.weight.detach()
+    common = dict(stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups,
+                  bias=m.bias is not None, padding_mode=m.padding_mode, device=w.device, dtype=w.dtype)
+    if isinstance(m, nn.ConvTranspose1d):
+        plain = nn.ConvTranspose1d(m.in_channels, m.out_channels, m.kernel_size,
+                                   output_padding=m.output_padding, **common)
+    elif isinstance(m, nn.Conv1d):
+        plain = nn.Conv1d(m.in_channels, m.out_channels, m.kernel_size, **common)
+    else:
+        raise TypeError(f"cannot fold the parametrisation of {type(m).__name__}")
+    with torch.no_grad():
+        plain.weight.copy_(w)
+        if m.bias is not None:
+            plain.bias.copy_(m.bias.detach())
+    return plain
+
+
+def remove_weight_norm(module: nn.Module) -> nn.Module:
+    """Replace every weight-normed conv below ``module`` by a plain conv (same function).
+
+    The result runs faster (no norm per call) and can be scripted or exported; it is
+    for inference, not for further training. Returns ``module`` (changed in place), or
+    a new conv when ``module`` itself is a weight-normed conv.
+
+    The convs are replaced rather than un-parametrised because torch's
+    ``remove_parametrizations`` edits the parametrised *class*, which a deep copy
+    shares with its original: un-parametrising a copy would break the original.
+    """
+    if parametrize.is_parametrized(module):
+        return _plain_conv(module)
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if parametrize.is_parametrized(child):
+                setattr(parent, name, _plain_conv(child))
+    return module
+
+
+def scriptable_copy(module: nn.Module) -> nn.Module:
+    """``module`` itself when it has no weight norm, else a deep copy without it.
+
+    Used as ``__prepare_scriptable__`` (``torch.jit.script`` calls it first): scripting
+    a model then works and leaves the eager, trainable model untouched.
+    """
+    if not has_weight_norm(module):
+        return module
+    return remove_weight_norm(copy.deepcopy(module))

@@ -1,0 +1,181 @@
+"""Reconstruction and adversarial losses.
+
+* ``MultiScaleSTFTLoss``: spectral distance at several FFT sizes, on linear magnitudes
+  (spectral convergence) and on log magnitudes. No mel: one-shots (hats, cymbals) keep
+  much of their character above the range a mel scale resolves well.
+* ``discriminator_loss`` / ``generator_adv_loss``: least-squares GAN objectives.
+* ``feature_matching_loss``: relative L1 between discriminator feature maps.
+
+Discriminator outputs follow ``flowshot.model.discriminators.DiscOutput``:
+``(logits, [feature maps])``, one tuple per sub-discriminator.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+DiscOutputs = Sequence[tuple[Tensor, Sequence[Tensor]]]
+
+
+def _as_batch(x: Tensor) -> Tensor:
+    """[B,1,T] or [B,T] -> [B,T]."""
+    if x.dim() == 3:
+        if x.shape[1] != 1:
+            raise ValueError(f"expected mono audio [B,1,T], got shape {tuple(x.shape)}")
+        return x[:, 0]
+    if x.dim() == 2:
+        return x
+    raise ValueError(f"expected audio [B,1,T] or [B,T], got shape {tuple(x.shape)}")
+
+
+class MultiScaleSTFTLoss(nn.Module):
+    """Multi-resolution STFT distance on linear and log magnitudes.
+
+    For every FFT size ``n`` (hop ``n // 4``, Hann window, zero padding at the edges so
+    any length works) the magnitudes are divided by the window sum, so a full-scale sine
+    has a peak of 0.5 at every size and ``log_eps`` means the same level (-100 dB) at every
+    scale. Per scale and per example:
+
+    * linear term: spectral convergence ``||Y - X||_F / sqrt(||Y||_F^2 + N * floor^2)``,
+      scale free by construction; the small ``floor`` (-60 dB per bin) keeps it finite
+      for a silent target.
+    * log term: ``mean |log(X + eps) - log(Y + eps)|``; it sees quiet partials and decay
+      tails that barely move the linear term.
+
+    The result is averaged over examples and scales.
+
+    Args:
+        scales: FFT sizes, e.g. ``[2048, 1024, 512, 256, 128, 64]``.
+        linear_weight: weight of the spectral-convergence term.
+        log_weight: weight of the log-magnitude term.
+        log_eps: added to magnitudes before the log (amplitude units, 1e-5 = -100 dB).
+        floor: per-bin magnitude floor of the spectral-convergence denominator.
+    """
+
+    def __init__(
+        self,
+        scales: Sequence[int],
+        linear_weight: float = 1.0,
+        log_weight: float = 1.0,
+        log_eps: float = 1e-5,
+        floor: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        if not scales:
+            raise ValueError("MultiScaleSTFTLoss needs at least one FFT size")
+        self.scales = [int(n) for n in scales]
+        self.linear_weight = float(linear_weight)
+        self.log_weight = float(log_weight)
+        self.log_eps = float(log_eps)
+        self.floor = float(floor)
+        for n in self.scales:
+            # Buffers follow the module to the loss's device / dtype; not saved in checkpoints.
+            self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
+
+    def _magnitude(self, x: Tensor, n: int) -> Tensor:
+        """x [B,T] -> magnitudes [B, n//2+1, frames], in amplitude units."""
+        window: Tensor = getattr(self, f"window_{n}").to(dtype=x.dtype)
+        spec = torch.stft(
+            x, n_fft=n, hop_length=n // 4, window=window, center=True, pad_mode="constant", return_complex=True
+        )
+        power = spec.real.square() + spec.imag.square()
+        # sqrt(p + tiny): |.| has an infinite slope at 0, which turns silence into NaN grads.
+        return torch.sqrt(power + 1e-14) / window.sum()
+
+    def components(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Unweighted (linear, log) terms, each averaged over scales and examples.
+
+        Args:
+            x: prediction [B,1,T] or [B,T].
+            y: target, same shape.
+        Returns:
+            two scalars.
+        """
+        x, y = _as_batch(x), _as_batch(y)
+        if x.shape != y.shape:
+            raise ValueError(f"prediction {tuple(x.shape)} and target {tuple(y.shape)} differ in shape")
+        lin_total = x.new_zeros(())
+        log_total = x.new_zeros(())
+        for n in self.scales:
+            mx, my = self._magnitude(x, n), self._magnitude(y, n)
+            bins = my.shape[1] * my.shape[2]
+            num = (mx - my).square().sum(dim=(1, 2))
+            den = my.square().sum(dim=(1, 2)) + bins * self.floor**2
+            lin_total = lin_total + torch.sqrt(num + 1e-20).div(torch.sqrt(den)).mean()
+            log_total = log_total + (torch.log(mx + self.log_eps) - torch.log(my + self.log_eps)).abs().mean()
+        return lin_total / len(self.scales), log_total / len(self.scales)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """Weighted loss between prediction ``x`` and target ``y`` ([B,1,T] or [B,T]) -> scalar."""
+        lin, log = self.components(x, y)
+        return self.linear_weight * lin + self.log_weight * log
+
+
+# --- adversarial objectives ---------------------------------------------------------------
+# Least squares (HiFi-GAN / DAC style) rather than hinge: the generator's gradient stays
+# proportional to how far D(fake) is from the "real" target even once the discriminator is
+# confident, and the discriminator's loss is bounded below by 0, which makes "D loss drops
+# by a factor" a meaningful health check. Every helper averages over sub-discriminators,
+# so the loss weights in the config do not depend on how many discriminators are enabled.
+
+
+def _check_outs(outs: DiscOutputs, what: str) -> None:
+    if len(outs) == 0:
+        raise ValueError(f"{what}: no discriminator outputs (enable use_mpd / use_mrd / use_msd in cfg.loss)")
+
+
+def discriminator_loss(real_outs: DiscOutputs, fake_outs: DiscOutputs) -> Tensor:
+    """LSGAN discriminator loss: mean over discriminators of E[(1 - D(real))^2] + E[D(fake)^2].
+
+    ``fake_outs`` must come from detached generator output (the caller's job).
+
+    Args:
+        real_outs, fake_outs: lists of ``(logits, features)``, same order and length.
+    Returns:
+        scalar.
+    """
+    _check_outs(real_outs, "discriminator_loss")
+    if len(real_outs) != len(fake_outs):
+        raise ValueError(f"discriminator_loss: {len(real_outs)} real vs {len(fake_outs)} fake outputs")
+    total = real_outs[0][0].new_zeros(())
+    for (real, _), (fake, _) in zip(real_outs, fake_outs):
+        total = total + (1.0 - real).square().mean() + fake.square().mean()
+    return total / len(real_outs)
+
+
+def generator_adv_loss(fake_outs: DiscOutputs) -> Tensor:
+    """LSGAN generator loss: mean over discriminators of E[(1 - D(fake))^2] -> scalar."""
+    _check_outs(fake_outs, "generator_adv_loss")
+    total = fake_outs[0][0].new_zeros(())
+    for fake, _ in fake_outs:
+        total = total + (1.0 - fake).square().mean()
+    return total / len(fake_outs)
+
+
+def feature_matching_loss(real_outs: DiscOutputs, fake_outs: DiscOutputs, eps: float = 1e-8) -> Tensor:
+    """Relative L1 between discriminator features of real and generated audio.
+
+    Per layer: ``mean|f_real - f_fake| / (mean|f_real| + eps)`` with ``f_real`` detached
+    (the generator must not move the real features), averaged over all layers of all
+    discriminators. The per-layer normalisation keeps deep, large-valued layers from
+    drowning the early ones.
+
+    Returns:
+        scalar.
+    """
+    _check_outs(real_outs, "feature_matching_loss")
+    if len(real_outs) != len(fake_outs):
+        raise ValueError(f"feature_matching_loss: {len(real_outs)} real vs {len(fake_outs)} fake outputs")
+    terms: list[Tensor] = []
+    for (_, real_feats), (_, fake_feats) in zip(real_outs, fake_outs):
+        if len(real_feats) != len(fake_feats):
+            raise ValueError("feature_matching_loss: real and fake outputs have different numbers of feature maps")
+        for fr, ff in zip(real_feats, fake_feats):
+            fr = fr.detach()
+            terms.append((fr - ff).abs().mean() / (fr.abs().mean() + eps))
+    if not terms:
+        raise ValueError("feature_matching_loss: the discriminators returned no feature maps")
+    return torch.stack(terms).mean()

@@ -1,0 +1,297 @@
+"""One interface over the three model files the host can play: .ckpt, .ts, ONNX directory.
+
+The engine never touches torch or onnxruntime itself: it asks a ``Backend`` to map base
+points to latents and latents to audio, always for a whole batch of pads at once
+(one model call per re-render, never one per note).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flowshot.errors import FlowshotError
+
+_STAT_KEYS = ("macro_directions", "macro_std", "base_mean", "pad_latents", "pad_base")
+
+
+@dataclass
+class LatentStats:
+    """Latent statistics as numpy arrays (see ``flowshot.model.latents``).
+
+    Args:
+        macro_directions: [K, D] unit directions in the prior's base space.
+        macro_std: [K] spread of the training points along each direction.
+        base_mean: [D] mean of the training points in base space.
+        macro_labels: K labels for the knobs.
+        pad_latents: [P, D] cluster centres (latent space), or an empty [0, D].
+        pad_base: [P, D] the same centres in base space.
+        pad_classes: P class names.
+    """
+
+    macro_directions: np.ndarray
+    macro_std: np.ndarray
+    base_mean: np.ndarray
+    macro_labels: list[str] = field(default_factory=list)
+    pad_latents: np.ndarray | None = None
+    pad_base: np.ndarray | None = None
+    pad_classes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_mapping(cls, stats: dict[str, Any] | None, latent_dim: int) -> "LatentStats | None":
+        """Plain dict (tensors, lists or arrays) -> ``LatentStats``; None/empty -> None."""
+        if not stats:
+            return None
+
+        def arr(key: str, ndim: int) -> np.ndarray | None:
+            value = stats.get(key)
+            if value is None:
+                return None
+            if hasattr(value, "detach"):
+                value = value.detach().cpu().numpy()
+            a = np.asarray(value, dtype=np.float64)
+            if a.size == 0:
+                return None
+            return a.reshape(-1, latent_dim) if ndim == 2 else a.reshape(-1)
+
+        directions = arr("macro_directions", 2)
+        if directions is None:
+            directions = np.zeros((0, latent_dim))
+        std = arr("macro_std", 1)
+        if std is None:
+            std = np.ones(len(directions))
+        mean = arr("base_mean", 1)
+        if mean is None:
+            mean = np.zeros(latent_dim)
+        return cls(
+            macro_directions=directions,
+            macro_std=std,
+            base_mean=mean,
+            macro_labels=[str(s) for s in stats.get("macro_labels") or []],
+            pad_latents=arr("pad_latents", 2),
+            pad_base=arr("pad_base", 2),
+            pad_classes=[str(s) for s in stats.get("pad_classes") or []],
+        )
+
+
+class Backend:
+    """What the engine needs from a model, whatever file it came from.
+
+    Attributes:
+        name: ``torch`` or ``onnx``.
+        path: the model file or folder.
+        sample_rate, length, latent_dim: the model's rate, one-shot length and latent size.
+        stats: latent statistics, or None when the file carries none.
+        has_inverse: False when ``latent_to_base`` is unavailable (ONNX has only the
+            prior's forward direction).
+    """
+
+    name = "?"
+    has_inverse = True
+
+    def __init__(self, path: Path, sample_rate: int, length: int, latent_dim: int, stats: LatentStats | None):
+        self.path = path
+        self.sample_rate = int(sample_rate)
+        self.length = int(length)
+        self.latent_dim = int(latent_dim)
+        self.stats = stats
+        self.render_rate = self.sample_rate  # rate of what ``render`` returns
+
+    def render(self, z: np.ndarray) -> np.ndarray:
+        """Decode latents z [P, D] -> audio [P, L] float32 at ``render_rate``."""
+        raise NotImplementedError
+
+    def base_to_latent(self, u: np.ndarray) -> np.ndarray:
+        """Prior flow forward: base points u [P, D] -> latents z [P, D]."""
+        raise NotImplementedError
+
+    def latent_to_base(self, z: np.ndarray) -> np.ndarray:
+        """Prior flow inverse: latents z [P, D] -> base points u [P, D]."""
+        raise NotImplementedError
+
+    def encode(self, audio: np.ndarray) -> np.ndarray:
+        """One-shot audio [L] at ``sample_rate`` -> its latent z [D] (posterior mode)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{self.name} {self.path.name} ({self.sample_rate} Hz, {self.length} samples, D={self.latent_dim})"
+
+    def close(self) -> None:
+        """Release what the backend holds (a worker process); in-process backends hold nothing."""
+
+
+class TorchBackend(Backend):
+    """A flowshot checkpoint (.ckpt) or an exported TorchScript file (.ts)."""
+
+    name = "torch"
+
+    def __init__(self, path: Path, module: Any, sample_rate: int, length: int, latent_dim: int,
+                 stats: LatentStats | None, scripted: bool):
+        super().__init__(path, sample_rate, length, latent_dim, stats)
+        import torch
+
+        self._torch = torch
+        self._m = module
+        self._scripted = scripted
+
+    def _run(self, fn: Any, x: np.ndarray) -> np.ndarray:
+        t = self._torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
+        with self._torch.inference_mode():
+            return fn(t).detach().cpu().numpy()
+
+    def render(self, z: np.ndarray) -> np.ndarray:
+        fn = self._m.decode_latent if self._scripted else self._m.decode
+        return self._run(fn, z).reshape(len(z), -1)[:, : self.length].astype(np.float32)
+
+    def base_to_latent(self, u: np.ndarray) -> np.ndarray:
+        return self._run(self._m.base_to_latent, u).astype(np.float64)
+
+    def latent_to_base(self, z: np.ndarray) -> np.ndarray:
+        return self._run(self._m.latent_to_base, z).astype(np.float64)
+
+    def encode(self, audio: np.ndarray) -> np.ndarray:
+        x = _fit_length(audio, self.length)[None, None, :]
+        return self._run(self._m.embed, x)[0].astype(np.float64)
+
+
+class OnnxBackend(Backend):
+    """An ONNX export directory: encoder.onnx, decoder.onnx, prior.onnx, flowshot.json."""
+
+    name = "onnx"
+    has_inverse = False
+
+    def __init__(self, path: Path, sessions: dict[str, Any], info: dict[str, Any], stats: LatentStats | None):
+        super().__init__(path, info["sample_rate"], info["length"], info["latent_dim"], stats)
+        self._s = sessions
+
+    def _run(self, key: str, x: np.ndarray, prefer: str | None = None) -> np.ndarray:
+        sess = self._s[key]
+        feed = {sess.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)}
+        names = [o.name for o in sess.get_outputs()]
+        want = prefer if prefer in names else names[0]
+        return sess.run([want], feed)[0]
+
+    def render(self, z: np.ndarray) -> np.ndarray:
+        return self._run("decoder", z).reshape(len(z), -1)[:, : self.length].astype(np.float32)
+
+    def base_to_latent(self, u: np.ndarray) -> np.ndarray:
+        return self._run("prior", u).astype(np.float64)
+
+    def latent_to_base(self, z: np.ndarray) -> np.ndarray:
+        raise FlowshotError(
+            f"{self.path}: the ONNX export has no inverse prior flow; use --backend torch with the .ts or .ckpt"
+        )
+
+    def encode(self, audio: np.ndarray) -> np.ndarray:
+        x = _fit_length(audio, self.length)[None, None, :]
+        return self._run("encoder", x, prefer="z")[0].astype(np.float64)
+
+
+def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:
+    a = np.asarray(audio, dtype=np.float32).reshape(-1)[:length]
+    return np.pad(a, (0, length - len(a))) if len(a) < length else a
+
+
+def load_backend(path: str | Path, backend: str = "auto") -> Backend:
+    """Open a model for the host, refusing broken files with a one-line ``FlowshotError``.
+
+    Args:
+        path: a flowshot checkpoint (.ckpt), an exported TorchScript file (.ts), or an
+            ONNX export directory.
+        backend: ``torch``, ``onnx`` or ``auto`` (ONNX for a directory, torch otherwise).
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FlowshotError(f"model {p} does not exist; pass --model with a .ckpt, a .ts or an ONNX export folder")
+    if backend not in ("auto", "torch", "onnx"):
+        raise FlowshotError(f"--backend {backend!r} is unknown; choose torch or onnx")
+    if p.is_dir():
+        if backend == "torch":
+            raise FlowshotError(f"{p} is a folder (ONNX export); use --backend onnx, or pass a .ts/.ckpt for torch")
+        return _load_onnx(p)
+    if backend == "onnx":
+        raise FlowshotError(f"{p} is a file; --backend onnx needs the ONNX export folder (flowshot export onnx)")
+    if p.suffix == ".ts":
+        return _load_ts(p)
+    return _load_ckpt(p)
+
+
+def _load_ckpt(p: Path) -> Backend:
+    try:
+        from flowshot.model.checkpoint import load_model
+    except ImportError as err:  # pragma: no cover - only while the model package is incomplete
+        raise FlowshotError(f"cannot load {p}: flowshot.model.checkpoint is unavailable ({err})") from None
+    loaded = load_model(p)  # raises FlowshotError for foreign/corrupt files
+    cfg = loaded.config
+    meta = loaded.meta or {}
+    raw_stats = meta.get("latent_stats")
+    if raw_stats is None and isinstance(meta.get("flowshot"), dict):
+        raw_stats = meta["flowshot"].get("latent_stats")
+    d = cfg.model.latent_dim
+    return TorchBackend(p, loaded.model.eval(), cfg.audio.sample_rate, cfg.audio.length, d,
+                        LatentStats.from_mapping(raw_stats, d), scripted=False)
+
+
+_TS_METHODS = ("decode_latent", "base_to_latent", "latent_to_base", "embed", "get_info")
+
+
+def _load_ts(p: Path) -> Backend:
+    import torch
+
+    try:
+        m = torch.jit.load(str(p), map_location="cpu")
+    except Exception as err:  # torch raises many types for a bad archive
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise FlowshotError(f"{p} is not a loadable TorchScript file ({first}); re-export it with `flowshot export ts`") from None
+    missing = [name for name in _TS_METHODS if not hasattr(m, name)]
+    if missing:
+        raise FlowshotError(f"{p} lacks the host methods {', '.join(missing)}; export it with `flowshot export ts`")
+    try:
+        info = [int(v) for v in m.get_info()]
+        sr, length, d = info[0], info[1], info[2]
+        buffers = dict(m.named_buffers())
+        raw = {k: buffers[k] for k in _STAT_KEYS if k in buffers}
+        raw["macro_labels"] = list(m.get_macro_labels()) if hasattr(m, "get_macro_labels") else []
+        raw["pad_classes"] = list(m.get_pad_classes()) if hasattr(m, "get_pad_classes") else []
+    except Exception as err:
+        raise FlowshotError(f"{p}: get_info/buffers failed ({type(err).__name__}); re-export it with `flowshot export ts`") from None
+    m.eval()
+    return TorchBackend(p, m, sr, length, d, LatentStats.from_mapping(raw, d), scripted=True)
+
+
+def _load_onnx(p: Path) -> Backend:
+    files = {k: p / f"{k}.onnx" for k in ("encoder", "decoder", "prior")}
+    meta_path = p / "flowshot.json"
+    missing = [f.name for f in [*files.values(), meta_path] if not f.is_file()]
+    if missing:
+        raise FlowshotError(f"ONNX folder {p} lacks {', '.join(missing)}; export it with `flowshot export onnx`")
+    try:
+        info = json.loads(meta_path.read_text())
+        int(info["sample_rate"]), int(info["length"]), int(info["latent_dim"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise FlowshotError(f"{meta_path} is not a flowshot ONNX description ({err}); re-export the folder") from None
+    try:
+        from flowshot.export.onnx import make_session
+    except ImportError:
+        make_session = None
+    sessions = {}
+    for key, f in files.items():
+        try:
+            if make_session is not None:
+                sessions[key] = make_session(f, threads=1)
+            else:
+                import onnxruntime as ort
+
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = 1
+                sessions[key] = ort.InferenceSession(str(f), opts, providers=["CPUExecutionProvider"])
+        except FlowshotError:
+            raise
+        except Exception as err:
+            raise FlowshotError(f"{f} is not a loadable ONNX graph ({type(err).__name__}); re-export the folder") from None
+    raw = info.get("latent_stats", info)
+    return OnnxBackend(p, sessions, info, LatentStats.from_mapping(raw, int(info["latent_dim"])))

@@ -1,0 +1,240 @@
+"""``flowshot realtime play`` / ``render-midi`` (also the stand-alone ``realtime`` command)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from flowshot.errors import FlowshotError
+
+
+def _engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="PATH",
+                   help="flowshot checkpoint (.ckpt), exported TorchScript (.ts) or ONNX export folder")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                   help="inference runtime (auto: onnx for a folder, torch otherwise)")
+    p.add_argument("--kit", metavar="FILE", help="kit preset JSON to start from (saved by /flowshot/kit/save)")
+    p.add_argument("--map", metavar="FILE", help="MIDI map (JSON or TOML): notes -> pads, CC -> knobs")
+    p.add_argument("--first-note", type=int, default=36, help="MIDI note of pad 0 (default 36 = C1)")
+    p.add_argument("--pads", type=int, default=16, help="number of pads (default 16)")
+    p.add_argument("--polyphony", type=int, default=16, help="voices at once; the oldest is stolen (default 16)")
+    p.add_argument("--velocity-curve", type=float, default=1.0, metavar="EXP",
+                   help="gain = (velocity/127)^EXP (default 1.0, linear)")
+    p.add_argument("--choke", action="append", default=None, metavar="PADS",
+                   help="choke group as comma-separated pads, e.g. --choke 6,10 (repeatable; "
+                        "default: closed/open hat pads from the model's stats)")
+    p.add_argument("--seed", type=int, default=0, help="seed of prior draws for pads without stats")
+    p.add_argument("--samplerate", type=int, default=None,
+                   help="output rate (default: the device's rate for play, the model's for render-midi)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    rt = subparsers.add_parser("realtime", help="play the model live (MIDI/OSC) or render a MIDI file",
+                               description="Play a flowshot model as a 16-pad instrument.")
+    sub = rt.add_subparsers(dest="realtime_command", metavar="SUBCOMMAND", required=True)
+    _add_subcommands(sub)
+
+
+def _add_subcommands(sub: argparse._SubParsersAction) -> None:
+    play = sub.add_parser("play", help="run the live instrument",
+                          description="Live instrument: MIDI notes hit pads, CCs and OSC move the latent knobs.")
+    _engine_args(play)
+    play.add_argument("--midi", nargs="?", const="", default=None, metavar="NAME",
+                      help="listen to MIDI: alone opens a virtual port 'flowshot'; NAME connects to that port")
+    play.add_argument("--osc", nargs="?", const=9000, default=None, type=int, metavar="PORT",
+                      help="listen to OSC on UDP PORT (default 9000)")
+    play.add_argument("--osc-host", default="127.0.0.1", help="address OSC binds to (default 127.0.0.1)")
+    play.add_argument("--allow-remote-writes", action="store_true",
+                      help="allow /flowshot/kit/save when --osc-host is not loopback")
+    play.add_argument("--files-dir", default=".", help="files named over OSC must lie in this folder (default: cwd)")
+    play.add_argument("--device", default=None, help="output device index or name (default: the system default)")
+    play.add_argument("--blocksize", type=int, default=0, help="frames per audio callback (0 = the driver's)")
+    play.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
+    play.add_argument("--no-ui", action="store_true", help="no live panel (print one stats line at exit)")
+    play.add_argument("--no-rt", action="store_true",
+                      help="keep normal scheduling for the host's Python threads (default: low real-time priority when permitted)")
+    play.set_defaults(func=cmd_play)
+
+    rm = sub.add_parser("render-midi", help="render a MIDI file through the instrument to a WAV",
+                        description="Offline, deterministic: the same pads, knobs and voices as `play`.")
+    rm.add_argument("midi_file", metavar="SONG.mid")
+    rm.add_argument("-o", "--out", required=True, metavar="OUT.wav")
+    _engine_args(rm)
+    rm.add_argument("--block", type=int, default=256, help="frames per engine block (default 256)")
+    rm.set_defaults(func=cmd_render_midi)
+
+
+def _build_engine(args: argparse.Namespace, output_rate: int | None, backend=None):
+    from flowshot.realtime.backends import load_backend
+    from flowshot.realtime.engine import Engine, EngineSettings
+    from flowshot.realtime.kit import load_kit
+
+    if backend is None:
+        backend = load_backend(args.model, args.backend)
+    chokes = None
+    if args.choke:
+        try:
+            chokes = [[int(x) for x in c.split(",") if x.strip()] for c in args.choke]
+        except ValueError:
+            raise FlowshotError(f"--choke {args.choke} must be comma-separated pad numbers, e.g. 6,10") from None
+    if args.pads < 1 or args.polyphony < 1:
+        raise FlowshotError("--pads and --polyphony must be at least 1")
+    settings = EngineSettings(n_pads=args.pads, first_note=args.first_note, polyphony=args.polyphony,
+                              velocity_exponent=args.velocity_curve, choke_groups=chokes, seed=args.seed)
+    engine = Engine(backend, settings, output_rate=output_rate or backend.sample_rate)
+    if args.kit:
+        load_kit(engine, args.kit)
+    return engine
+
+
+def _handler(args: argparse.Namespace, engine):
+    from flowshot.realtime.midi import MidiHandler, load_map
+
+    return MidiHandler(engine, load_map(args.map) if args.map else None)
+
+
+def cmd_render_midi(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from flowshot.realtime.offline import midi_events, render_midi
+
+    engine = _build_engine(args, args.samplerate)
+    events = midi_events(args.midi_file, engine.output_rate)
+    if args.block < 1:
+        raise FlowshotError(f"--block {args.block} must be at least 1")
+    with Progress(transient=True) as progress:
+        task = progress.add_task("rendering", total=1)
+        audio = render_midi(engine, _handler(args, engine), events, block=args.block,
+                            progress=lambda done, total: progress.update(task, completed=done, total=total))
+    from flowshot.model.audio_io import write_wav
+
+    write_wav(args.out, audio, engine.output_rate, subtype="FLOAT")
+    notes = sum(1 for _, m in events if m.type == "note_on" and m.velocity > 0)
+    print(f"wrote {args.out}: {len(audio) / engine.output_rate:.2f} s at {engine.output_rate} Hz, "
+          f"{notes} notes, peak {float(abs(audio).max()) if len(audio) else 0.0:.3f}")
+    return 0
+
+
+def _realtime_priority(priority: int = 2) -> bool:
+    """Give this thread, and every thread it starts later, a low SCHED_FIFO priority.
+
+    JACK runs the audio and MIDI callbacks on real-time threads, but in Python they must take
+    the GIL. If a normal-priority thread holding the GIL (render bookkeeping, OSC, UI) is
+    preempted by another busy process, those callbacks wait and JACK reports xruns. With
+    every host thread real-time (below JACK's own priority) nothing outside can preempt a
+    GIL holder. Call it after starting the model worker process, which does the heavy work
+    and must keep normal scheduling. Does nothing where real-time scheduling is not permitted.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        return True
+    except (AttributeError, PermissionError, OSError):
+        return False
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from flowshot.realtime.audio import AudioOutput, resolve_output
+
+    logging.basicConfig(level=logging.WARNING, format="flowshot: %(message)s", stream=sys.stderr)
+    # The audio callback needs the GIL every period (5 ms at 256/48k); Python's default
+    # 5 ms switch interval would let a busy render thread make it miss deadlines.
+    sys.setswitchinterval(0.0005)
+    from flowshot.realtime.worker import ProcessBackend
+
+    device, rate, channels = resolve_output(args.device, args.samplerate)
+    # The model runs in a worker process: this process's GIL is for the real-time threads.
+    # It starts before the priority change below, so it keeps normal scheduling.
+    backend = ProcessBackend(args.model, args.backend, render_rate=rate)
+    if not args.no_rt:
+        _realtime_priority()
+    try:
+        engine = _build_engine(args, rate, backend)
+    except BaseException:
+        backend.close()
+        raise
+    engine.on_render_error = lambda msg: logging.getLogger("flowshot.realtime").warning(msg)
+    audio = AudioOutput(engine, device, channels=channels, blocksize=args.blocksize)
+
+    def stats() -> dict[str, float]:
+        # Order is the reply order of /flowshot/stats.
+        return {"xruns": audio.xruns, "callbacks": audio.callbacks, "hits": engine.hits,
+                "renders": engine.render_count, "active_voices": engine.active_voices,
+                "callback_max_ms": audio.callback_max_ms, "load_max": audio.load_max,
+                "render_ms": engine.render_ms, "frames": engine.frames_done}
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    midi = osc = None
+    engine.start()
+    try:
+        parts = [f"audio={device}@{rate}Hz"]
+        if args.midi is not None:
+            from flowshot.realtime.midi import MidiInput
+
+            midi = MidiInput(_handler(args, engine), args.midi or None)
+            parts.append(f"midi={midi.name}")
+        if args.osc is not None:
+            from flowshot.realtime.osc import OscControl, OscServer, is_loopback
+
+            files = Path(args.files_dir)
+            if not files.is_dir():
+                raise FlowshotError(f"--files-dir {files} is not a folder")
+            writes = is_loopback(args.osc_host) or args.allow_remote_writes
+            osc = OscServer(OscControl(engine, files, allow_writes=writes, stats=stats), args.osc_host, args.osc)
+            osc.start()
+            parts.append(f"osc={osc.host}:{osc.port}")
+        # Audio last: opening ports re-sorts the JACK graph, which must not cost our stream xruns.
+        audio.start()
+        print(f"flowshot realtime: ready {' '.join(parts)} model={engine.backend.describe()}", flush=True)
+        end = time.monotonic() + args.duration if args.duration > 0 else None
+        if args.no_ui:
+            while not stop.wait(0.1):
+                if end is not None and time.monotonic() >= end:
+                    break
+        else:
+            from flowshot.realtime.ui import LiveUI
+
+            with LiveUI(engine, stats, title=f"flowshot - {engine.backend.describe()}") as ui:
+                while not stop.wait(0.12):
+                    ui.refresh()
+                    if end is not None and time.monotonic() >= end:
+                        break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if osc is not None:
+            osc.stop()
+        if midi is not None:
+            midi.close()
+        audio.stop()
+        engine.stop()
+        backend.close()
+        end_ui = "" if args.no_ui else "\n"  # rich's live panel leaves the cursor on its last line
+        print(end_ui + "flowshot realtime: stats " + json.dumps({**stats(), "last_status": audio.last_status}), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The stand-alone ``realtime`` command: ``realtime play ...`` == ``flowshot realtime play ...``."""
+    parser = argparse.ArgumentParser(prog="realtime", description="Play a flowshot model as a 16-pad instrument.")
+    sub = parser.add_subparsers(dest="realtime_command", metavar="SUBCOMMAND", required=True)
+    _add_subcommands(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except FlowshotError as err:
+        print(f"realtime: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

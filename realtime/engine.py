@@ -1,0 +1,536 @@
+"""The instrument: 16 pads of pre-rendered one-shots, voices that mix them, and the latent controls.
+
+Threads and what they may do:
+- control threads (MIDI, OSC, UI, offline driver) call ``trigger``/``note_on`` (append to a
+  deque: atomic, never blocks) and the latent controls (``set_knob``, ``randomize_pad``,
+  ``morph``, ...), which change pad state under ``_lock`` and wake the render thread;
+- the render thread (``start``) waits ~``debounce_ms`` for a burst of changes to settle, runs
+  the model once for all changed pads, and swaps each new buffer in by plain reference
+  assignment (atomic in CPython);
+- the audio callback (``process``) only mixes: no model call, no lock, no array allocation.
+  A voice keeps the buffer it started with, so re-renders never click a sounding hit.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from flowshot.errors import FlowshotError
+from flowshot.realtime.backends import Backend
+
+
+@dataclass
+class EngineSettings:
+    """How pads, voices and controls behave.
+
+    Args:
+        n_pads: number of pads.
+        first_note: MIDI note of pad 0; pad i answers note ``first_note + i``.
+        polyphony: voices that may sound at once; a new hit beyond it steals the oldest.
+        velocity_exponent: gain = (velocity / 127) ** exponent (1 = linear, 2 = softer lows).
+        choke_groups: lists of pads; a hit on one pad fades out sounding voices of the
+            OTHER pads of its group (closed hat cuts open hat). None = group the pads whose
+            class is ``hat_closed``/``hat_open`` when the model's stats name them.
+        choke_fade_ms: length of the choke fade (long enough not to click).
+        knob_range: knob values are clamped to [-knob_range, knob_range] (in macro stds).
+        temperature: std of new prior draws (``randomize_pad``).
+        seed: seed of the prior draws that fill pads the stats do not cover.
+        debounce_ms: the render thread waits this long for more changes before rendering.
+        queue_size: pending triggers kept at most (a flood drops the oldest, never blocks).
+    """
+
+    n_pads: int = 16
+    first_note: int = 36
+    polyphony: int = 16
+    velocity_exponent: float = 1.0
+    choke_groups: list[list[int]] | None = None
+    choke_fade_ms: float = 5.0
+    knob_range: float = 3.0
+    temperature: float = 1.0
+    seed: int = 0
+    debounce_ms: float = 8.0
+    queue_size: int = 1024
+
+
+@dataclass
+class Pad:
+    """One pad's sound source.
+
+    ``base`` is its point in the prior's base space (knobs and morphs act there). A pad
+    loaded from a WAV on a backend without the inverse flow (ONNX) has only ``latent``,
+    which knobs and morphs leave alone.
+    """
+
+    base: np.ndarray | None
+    latent: np.ndarray | None = None
+    label: str = ""
+    source: str = ""
+    morph_target: int | None = None
+    morph_amount: float = 0.0
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation of vectors a, b [D] (norms interpolated linearly).
+
+    Base points are Gaussian, so the straight line between two of them passes through
+    atypically short vectors; slerp keeps the path on typical radii. t=0 -> a, t=1 -> b exactly.
+    """
+    if t <= 0.0:
+        return a.copy()
+    if t >= 1.0:
+        return b.copy()
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na < 1e-12 or nb < 1e-12:
+        return (1 - t) * a + t * b
+    ua, ub = a / na, b / nb
+    omega = math.acos(float(np.clip(ua @ ub, -1.0, 1.0)))
+    if omega < 1e-6:
+        return (1 - t) * a + t * b
+    direction = (math.sin((1 - t) * omega) * ua + math.sin(t * omega) * ub) / math.sin(omega)
+    return direction * ((1 - t) * na + t * nb)
+
+
+class Engine:
+    """Pads, voices and latent controls around one ``Backend``.
+
+    Args:
+        backend: the model (see ``flowshot.realtime.backends``).
+        settings: pad/voice/control settings.
+        output_rate: rate of the audio device; pads are resampled to it once per render
+            (None = the model's rate).
+    """
+
+    def __init__(self, backend: Backend, settings: EngineSettings | None = None, output_rate: int | None = None):
+        self.backend = backend
+        self.settings = s = settings or EngineSettings()
+        if s.n_pads < 1 or s.polyphony < 1:
+            raise FlowshotError(f"n_pads ({s.n_pads}) and polyphony ({s.polyphony}) must be at least 1")
+        self.output_rate = int(output_rate or backend.sample_rate)
+        self.temperature = float(s.temperature)
+        d = backend.latent_dim
+        stats = backend.stats
+        if stats is not None and len(stats.macro_directions):
+            self.directions = np.asarray(stats.macro_directions, dtype=np.float64)
+            self.macro_std = np.asarray(stats.macro_std, dtype=np.float64)
+            self.knob_labels = list(stats.macro_labels) or [f"macro {k + 1}" for k in range(len(self.directions))]
+        else:
+            # No statistics in the file: the prior's base space is N(0, I), so its first
+            # axes are valid (if arbitrary) directions with unit spread.
+            k = min(8, d)
+            self.directions = np.eye(d)[:k]
+            self.macro_std = np.ones(k)
+            self.knob_labels = [f"axis {i}" for i in range(k)]
+        if len(self.knob_labels) < len(self.directions):
+            self.knob_labels += [f"macro {i + 1}" for i in range(len(self.knob_labels), len(self.directions))]
+        self.knobs = [0.0] * len(self.directions)
+        self.pads: list[Pad] = self._initial_pads(s.n_pads)
+        if s.choke_groups is None:
+            self.choke_groups = self._default_chokes()
+        else:
+            self.choke_groups = [list(g) for g in s.choke_groups]
+        self._pad_group = self._group_index()
+
+        self._lock = threading.Lock()  # control threads vs render thread; never the audio thread
+        self._dirty: set[int] = set(range(s.n_pads))
+        self._generation = 1  # bumped by every change; ``_rendered`` = the generation on screen
+        self._rendered = 0
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self.pad_audio: list[np.ndarray] = [np.zeros(1, np.float32)] * s.n_pads
+        self.pad_latent = np.zeros((s.n_pads, d))
+        self.render_count = 0
+        self.render_ms = 0.0
+        self.render_errors = 0
+        self.on_render_error = None  # optional callable(str) set by the host for logging
+
+        # Voices: plain Python lists (faster than numpy scalars in a per-block loop).
+        n = s.polyphony
+        self._v_active = [False] * n
+        self._v_buf: list[np.ndarray] = [self.pad_audio[0]] * n
+        self._v_pad = [0] * n
+        self._v_pos = [0] * n
+        self._v_gain = [0.0] * n
+        self._v_age = [0] * n
+        self._v_fade = [-1] * n  # samples into the choke fade, -1 = not fading
+        self._age = 0
+        self._fade_len = max(1, int(round(s.choke_fade_ms * 1e-3 * self.output_rate)))
+        self._ramp = np.linspace(1.0, 0.0, self._fade_len, dtype=np.float32)
+        self._tmp = np.zeros(8192, np.float32)
+        self._queue: collections.deque = collections.deque(maxlen=s.queue_size)
+        self.frames_done = 0
+        self.last_hit = [-1] * s.n_pads  # frame of each pad's last hit (for the UI)
+        self.hits = 0
+        self.steals = 0
+
+    # ------------------------------------------------------------------ setup
+    @property
+    def n_pads(self) -> int:
+        return self.settings.n_pads
+
+    @property
+    def n_knobs(self) -> int:
+        return len(self.knobs)
+
+    def _prior_draw(self, seed: int, temperature: float) -> np.ndarray:
+        return np.random.default_rng(seed).standard_normal(self.backend.latent_dim) * temperature
+
+    def _initial_pads(self, n: int) -> list[Pad]:
+        stats = self.backend.stats
+        bases = None
+        labels: list[str] = []
+        if stats is not None:
+            labels = list(stats.pad_classes)
+            if stats.pad_base is not None and len(stats.pad_base):
+                bases = np.asarray(stats.pad_base, dtype=np.float64)
+            elif stats.pad_latents is not None and len(stats.pad_latents) and self.backend.has_inverse:
+                bases = self.backend.latent_to_base(stats.pad_latents)
+        pads = []
+        for i in range(n):
+            if bases is not None and i < len(bases):
+                label = labels[i] if i < len(labels) else f"cluster {i}"
+                pads.append(Pad(base=bases[i].copy(), label=label, source=f"stats:{i}"))
+            else:
+                seed = self.settings.seed * 1000 + i
+                pads.append(Pad(base=self._prior_draw(seed, self.temperature), label="random", source=f"random:{seed}"))
+        return pads
+
+    def _default_chokes(self) -> list[list[int]]:
+        closed = [i for i, p in enumerate(self.pads) if p.label == "hat_closed"]
+        opened = [i for i, p in enumerate(self.pads) if p.label == "hat_open"]
+        return [closed + opened] if closed and opened else []
+
+    def _group_index(self) -> list[int]:
+        index = [-1] * self.n_pads
+        for g, pads in enumerate(self.choke_groups):
+            for p in pads:
+                if not 0 <= p < self.n_pads:
+                    raise FlowshotError(f"choke group {pads} names pad {p}; pads are 0..{self.n_pads - 1}")
+                index[p] = g
+        return index
+
+    def set_choke_groups(self, groups: list[list[int]]) -> None:
+        """Replace the choke groups (lists of pad indices)."""
+        self.choke_groups = [list(map(int, g)) for g in groups]
+        self._pad_group = self._group_index()
+
+    # ------------------------------------------------------------------ triggers (any thread)
+    def pad_for_note(self, note: int) -> int | None:
+        """MIDI note -> pad index, or None when no pad answers it."""
+        pad = int(note) - self.settings.first_note
+        return pad if 0 <= pad < self.n_pads else None
+
+    def velocity_gain(self, velocity: float) -> float:
+        """MIDI velocity 0..127 -> linear gain through the velocity curve."""
+        v = min(max(float(velocity), 0.0), 127.0) / 127.0
+        return v ** self.settings.velocity_exponent
+
+    def note_on(self, note: int, velocity: float, offset: int = 0) -> bool:
+        """Queue a hit for a MIDI note (velocity 0..127); False when no pad answers."""
+        pad = self.pad_for_note(note)
+        if pad is None or velocity <= 0:
+            return False
+        self._queue.append((pad, self.velocity_gain(velocity), int(offset)))
+        return True
+
+    def trigger(self, pad: int, gain: float = 1.0, offset: int = 0) -> None:
+        """Queue a hit of ``pad`` with linear ``gain``, ``offset`` samples into the next block."""
+        if not 0 <= pad < self.n_pads:
+            raise FlowshotError(f"pad {pad} does not exist; pads are 0..{self.n_pads - 1}")
+        self._queue.append((int(pad), float(gain), int(offset)))
+
+    # ------------------------------------------------------------------ audio thread
+    def process(self, out: np.ndarray) -> None:
+        """Mix every sounding voice into ``out`` [frames] (float32, overwritten).
+
+        Queued hits start at their offset inside this block (0 for live input). Called by
+        the audio callback: no model call, no lock, no array allocation.
+        """
+        frames = len(out)
+        out.fill(0.0)
+        q = self._queue
+        start = 0
+        while q:
+            try:
+                pad, gain, offset = q.popleft()
+            except IndexError:
+                break
+            at = min(max(offset, start), frames)
+            if at > start:
+                self._mix(out, start, at)
+                start = at
+            self._start_voice(pad, gain)
+        if start < frames:
+            self._mix(out, start, frames)
+        self.frames_done += frames
+
+    def _start_voice(self, pad: int, gain: float) -> None:
+        group = self._pad_group[pad]
+        if group >= 0:
+            for v in range(len(self._v_active)):
+                if self._v_active[v] and self._v_fade[v] < 0 and self._v_pad[v] != pad and self._pad_group[self._v_pad[v]] == group:
+                    self._v_fade[v] = 0
+        slot = -1
+        oldest = -1
+        for v in range(len(self._v_active)):
+            if not self._v_active[v]:
+                slot = v
+                break
+            if oldest < 0 or self._v_age[v] < self._v_age[oldest]:
+                oldest = v
+        if slot < 0:
+            slot = oldest
+            self.steals += 1
+        self._age += 1
+        self._v_active[slot] = True
+        self._v_buf[slot] = self.pad_audio[pad]  # the voice keeps this buffer even if the pad re-renders
+        self._v_pad[slot] = pad
+        self._v_pos[slot] = 0
+        self._v_gain[slot] = gain
+        self._v_age[slot] = self._age
+        self._v_fade[slot] = -1
+        self.last_hit[pad] = self.frames_done
+        self.hits += 1
+
+    def _mix(self, out: np.ndarray, a: int, b: int) -> None:
+        """Add every active voice to out[a:b] and advance it."""
+        tmp = self._tmp
+        for v in range(len(self._v_active)):
+            if not self._v_active[v]:
+                continue
+            buf = self._v_buf[v]
+            pos = self._v_pos[v]
+            n = min(b - a, len(buf) - pos)
+            fade = self._v_fade[v]
+            if fade >= 0:
+                n = min(n, self._fade_len - fade)
+            if n > 0:
+                t = tmp[:n]
+                np.multiply(buf[pos : pos + n], self._v_gain[v], out=t)
+                if fade >= 0:
+                    np.multiply(t, self._ramp[fade : fade + n], out=t)
+                    self._v_fade[v] = fade + n
+                seg = out[a : a + n]
+                np.add(seg, t, out=seg)
+                self._v_pos[v] = pos + n
+            if self._v_pos[v] >= len(buf) or (fade >= 0 and self._v_fade[v] >= self._fade_len):
+                self._v_active[v] = False
+
+    @property
+    def active_voices(self) -> int:
+        return sum(self._v_active)
+
+    def voices(self) -> list[tuple[int, int, float, bool]]:
+        """Sounding voices as (pad, playhead, gain, fading), oldest first (for tests and the UI)."""
+        live = [v for v in range(len(self._v_active)) if self._v_active[v]]
+        live.sort(key=lambda v: self._v_age[v])
+        return [(self._v_pad[v], self._v_pos[v], self._v_gain[v], self._v_fade[v] >= 0) for v in live]
+
+    # ------------------------------------------------------------------ latent controls (control threads)
+    def _changed(self, pads: list[int] | range) -> None:
+        self._dirty.update(pads)
+        self._generation += 1
+        self._wake.set()
+
+    def _check_pad(self, pad: int) -> int:
+        if not 0 <= int(pad) < self.n_pads:
+            raise FlowshotError(f"pad {pad} does not exist; pads are 0..{self.n_pads - 1}")
+        return int(pad)
+
+    def set_knob(self, k: int, value: float) -> float:
+        """Set macro knob ``k`` (0-based) to ``value`` macro stds (clamped); returns the value used."""
+        if not 0 <= k < self.n_knobs:
+            raise FlowshotError(f"knob {k} does not exist; knobs are 0..{self.n_knobs - 1}")
+        r = self.settings.knob_range
+        value = min(max(float(value), -r), r)
+        if not math.isfinite(value):
+            raise FlowshotError(f"knob value {value} is not a finite number")
+        with self._lock:
+            if self.knobs[k] == value:
+                return value
+            self.knobs[k] = value
+            self._changed(range(self.n_pads))
+        return value
+
+    def set_temperature(self, t: float) -> float:
+        """Temperature of later ``randomize_pad`` draws (clamped to 0..3)."""
+        t = float(t)
+        if not math.isfinite(t):
+            raise FlowshotError(f"temperature {t} is not a finite number")
+        self.temperature = min(max(t, 0.0), 3.0)
+        return self.temperature
+
+    def randomize_pad(self, pad: int, seed: int | None = None) -> int:
+        """Give ``pad`` a new prior draw at the current temperature; returns the seed used."""
+        pad = self._check_pad(pad)
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+        base = self._prior_draw(int(seed), self.temperature)
+        with self._lock:
+            self.pads[pad] = Pad(base=base, label="random", source=f"random:{seed}@{self.temperature:g}")
+            self._changed(self._dependants(pad))
+        return int(seed)
+
+    def set_pad(self, pad: int, base: np.ndarray | None = None, latent: np.ndarray | None = None,
+                label: str = "", source: str = "") -> None:
+        """Give ``pad`` a base point [D] (preferred) or a fixed latent [D]."""
+        pad = self._check_pad(pad)
+        d = self.backend.latent_dim
+        vec = base if base is not None else latent
+        arr = np.asarray(vec, dtype=np.float64).reshape(-1)
+        if arr.shape != (d,) or not np.all(np.isfinite(arr)):
+            raise FlowshotError(f"pad {pad}: a latent must be {d} finite numbers, got shape {arr.shape}")
+        with self._lock:
+            self.pads[pad] = Pad(base=arr if base is not None else None, latent=arr if base is None else None,
+                                 label=label, source=source)
+            self._changed(self._dependants(pad))
+
+    def load_wav(self, pad: int, path: str | Path) -> None:
+        """Encode a sound file into ``pad`` (mono mix, resampled to the model rate)."""
+        pad = self._check_pad(pad)
+        audio = read_mono(Path(path), self.backend.sample_rate)
+        z = self.backend.encode(audio)
+        name = Path(path).name
+        if self.backend.has_inverse:
+            self.set_pad(pad, base=self.backend.latent_to_base(z[None])[0], label=name, source=f"wav:{name}")
+        else:
+            self.set_pad(pad, latent=z, label=name, source=f"wav:{name}")
+
+    def morph(self, pad: int, target: int, amount: float) -> None:
+        """Make ``pad`` sound ``amount`` (0..1) of the way from its own point to ``target``'s (slerp in base space)."""
+        pad, target = self._check_pad(pad), self._check_pad(target)
+        amount = float(amount)
+        if not math.isfinite(amount):
+            raise FlowshotError(f"morph amount {amount} is not a finite number")
+        if self.pads[pad].base is None or self.pads[target].base is None:
+            raise FlowshotError(f"pads {pad} and {target} need base points to morph (a WAV pad on ONNX has none)")
+        with self._lock:
+            p = self.pads[pad]
+            p.morph_target = None if target == pad else target
+            p.morph_amount = min(max(amount, 0.0), 1.0)
+            self._changed([pad])
+
+    def _dependants(self, pad: int) -> list[int]:
+        """``pad`` and every pad morphing towards it."""
+        return [pad] + [i for i, p in enumerate(self.pads) if p.morph_target == pad and i != pad]
+
+    def knob_offset(self) -> np.ndarray:
+        """Base-space offset [D] of the current knobs: sum_k knob_k * std_k * direction_k."""
+        w = np.asarray(self.knobs) * self.macro_std
+        return w @ self.directions if len(w) else np.zeros(self.backend.latent_dim)
+
+    def pad_base_point(self, pad: int) -> np.ndarray | None:
+        """Pad's base point after morphing, before knobs (None for a fixed-latent pad)."""
+        p = self.pads[pad]
+        if p.base is None:
+            return None
+        if p.morph_target is not None and self.pads[p.morph_target].base is not None:
+            return slerp(p.base, self.pads[p.morph_target].base, p.morph_amount)
+        return p.base
+
+    # ------------------------------------------------------------------ rendering
+    def render_pending(self) -> list[int]:
+        """Render every changed pad now (one batched model call); returns the pads rendered."""
+        with self._lock:
+            pads = sorted(self._dirty)
+            self._dirty.clear()
+            generation = self._generation
+            if not pads:
+                self._rendered = generation
+                return []
+            offset = self.knob_offset()
+            bases, fixed = [], []
+            for i in pads:
+                u = self.pad_base_point(i)
+                if u is None:
+                    fixed.append((i, self.pads[i].latent.copy()))
+                else:
+                    bases.append((i, u + offset))
+        t0 = time.perf_counter()
+        try:
+            z = np.zeros((len(pads), self.backend.latent_dim))
+            order = [i for i, _ in bases] + [i for i, _ in fixed]
+            if bases:
+                z[: len(bases)] = self.backend.base_to_latent(np.stack([u for _, u in bases]))
+            for j, (_, lat) in enumerate(fixed):
+                z[len(bases) + j] = lat
+            audio = self.backend.render(z)
+        except Exception:
+            with self._lock:
+                self._dirty.update(pads)  # try again at the next change
+            self.render_errors += 1
+            raise
+        for j, i in enumerate(order):
+            buf = np.ascontiguousarray(audio[j], dtype=np.float32)
+            if self.output_rate != self.backend.render_rate:
+                import soxr
+
+                buf = soxr.resample(buf, self.backend.render_rate, self.output_rate).astype(np.float32)
+            self.pad_latent[i] = z[j]
+            self.pad_audio[i] = buf  # atomic swap: voices already playing keep the old one
+        self.render_ms = (time.perf_counter() - t0) * 1e3
+        self.render_count += 1
+        self._rendered = generation
+        return order
+
+    def start(self) -> None:
+        """Render all pads now, then keep re-rendering changed pads in a background thread."""
+        self.render_pending()
+        self._stop = False
+        self._thread = threading.Thread(target=self._render_loop, name="flowshot-render", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _render_loop(self) -> None:
+        debounce = self.settings.debounce_ms * 1e-3
+        while not self._stop:
+            self._wake.wait()
+            if self._stop:
+                break
+            time.sleep(debounce)  # let a knob sweep settle into one render
+            self._wake.clear()
+            try:
+                self.render_pending()
+            except Exception as err:  # a failing model must not kill the instrument
+                if self.on_render_error is not None:
+                    self.on_render_error(f"render failed: {type(err).__name__}: {err}")
+
+    def wait_rendered(self, timeout: float = 5.0) -> bool:
+        """Block until no change is pending (tests and offline use)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self._rendered >= self._generation:
+                return True
+            time.sleep(0.002)
+        return False
+
+
+def read_mono(path: Path, sample_rate: int) -> np.ndarray:
+    """Read a sound file as mono float32 [T] at ``sample_rate`` (one-line error if unreadable)."""
+    import soundfile as sf
+
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as err:
+        raise FlowshotError(f"cannot read {path} as audio ({type(err).__name__}); give a WAV/FLAC/OGG file") from None
+    if data.shape[0] == 0:
+        raise FlowshotError(f"{path} holds no samples; give a non-empty sound file")
+    mono = data.mean(axis=1)
+    if sr != sample_rate:
+        import soxr
+
+        mono = soxr.resample(mono, sr, sample_rate).astype(np.float32)
+    return mono

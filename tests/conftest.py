@@ -1,0 +1,44 @@
+"""Shared fixtures: a real, briefly trained tiny checkpoint for export / real-time / evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+# Enough steps for a checkpoint whose sounds differ from random init, few enough for ~20 s.
+TINY_STEPS = 40
+TINY_BUILTIN_SIZE = 64
+
+
+def train_tiny(run_dir: Path, steps: int, *extra: str, cache_dir: Path | None = None) -> int:
+    """``flowshot train builtin:drums --preset tiny`` in-process, on one thread; returns the exit code."""
+    from flowshot.cli import main
+
+    argv = [
+        "train", "builtin:drums", "--preset", "tiny", "--max-steps", str(steps), "--out", str(run_dir),
+        "--accelerator", "cpu", "--set", f"train.builtin_size={TINY_BUILTIN_SIZE}",
+    ]
+    if cache_dir is not None:
+        argv += ["--cache-dir", str(cache_dir)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the test machines share two cores between many jobs
+    try:
+        return main(argv + list(extra))
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of ``last.ckpt`` of the tiny preset trained for 40 steps on 64 builtin drums."""
+    root = tmp_path_factory.mktemp("tiny_run")
+    run_dir = root / "run"
+    rc = train_tiny(
+        run_dir, TINY_STEPS, "--set", f"train.val_every={TINY_STEPS}", "--set", f"train.ckpt_every={TINY_STEPS}",
+        cache_dir=root / "cache",
+    )
+    ckpt = run_dir / "last.ckpt"
+    assert rc == 0 and ckpt.is_file(), f"tiny training failed (exit code {rc})"
+    return ckpt

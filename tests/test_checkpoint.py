@@ -1,0 +1,214 @@
+"""Checkpoints: atomic writes survive crashes and kills, bad files give one-line errors,
+and a checkpoint rebuilds the same model in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from flowshot.errors import FlowshotError
+from flowshot.model import checkpoint as ckpt_mod
+from flowshot.model.checkpoint import AtomicCheckpointIO, flowshot_meta, load_model, read_checkpoint
+from flowshot.model.config import preset
+
+
+def _one_line(err: pytest.ExceptionInfo, path: Path) -> str:
+    msg = str(err.value)
+    assert "\n" not in msg and str(path) in msg, msg
+    return msg
+
+
+def _manual_checkpoint(path: Path, seed: int = 0) -> torch.nn.Module:
+    """A checkpoint laid out like Lightning's (state_dict under "model.") plus the flowshot block."""
+    from flowshot.model.vae import FlowVAE
+
+    torch.manual_seed(seed)
+    cfg = preset("tiny")
+    model = FlowVAE(cfg)
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    AtomicCheckpointIO().save_checkpoint(
+        {"state_dict": state, "flowshot": flowshot_meta(cfg, ["builtin:drums"], ["kick", "snare"], 7)}, path
+    )
+    return model.eval()
+
+
+def test_crash_during_save_keeps_the_old_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "last.ckpt"
+    _manual_checkpoint(path)
+    before = path.read_bytes()
+    real_save = torch.save
+
+    def half_then_crash(obj, fh, *a, **k):  # writes real bytes, then dies like a kill would
+        fh.write(b"PK\x03\x04 partial checkpoint bytes")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", half_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        AtomicCheckpointIO().save_checkpoint({"state_dict": {}}, path)
+    monkeypatch.setattr(ckpt_mod.torch, "save", real_save)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"], "temp file left behind"
+    assert load_model(path).meta["step"] == 7
+
+
+def test_sigkill_mid_write_never_truncates(tmp_path: Path) -> None:
+    """A real writer process is SIGKILLed while half of a new checkpoint is on disk.
+
+    (The child uses atomic_torch_save, which AtomicCheckpointIO.save_checkpoint is, so it
+    does not pay Lightning's import time.)
+    """
+    path = tmp_path / "last.ckpt"
+    script = (
+        "import io, sys, time, torch\n"
+        "from flowshot.model import checkpoint as c\n"
+        "c.atomic_torch_save({'i': 1, 'w': torch.ones(500_000)}, sys.argv[1])\n"
+        "real_save = torch.save\n"
+        "def slow_save(obj, fh):\n"
+        "    buf = io.BytesIO(); real_save(obj, buf); data = buf.getvalue()\n"
+        "    fh.write(data[: len(data) // 2]); fh.flush()\n"
+        "    print('MID', flush=True); time.sleep(600)\n"
+        "c.torch.save = slow_save\n"
+        "c.atomic_torch_save({'i': 2, 'w': torch.full((500_000,), 2.0)}, sys.argv[1])\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "MID"
+        temps = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+        assert len(temps) == 1 and temps[0].stat().st_size > 1_000_000  # half a 2 MB file is there
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    data = torch.load(path, weights_only=True)
+    assert data["i"] == 1 and float(data["w"].sum()) == 500_000.0
+
+
+def test_random_bytes_refused(tmp_path: Path) -> None:
+    path = tmp_path / "noise.ckpt"
+    path.write_bytes(os.urandom(4096))
+    with pytest.raises(FlowshotError) as err:
+        load_model(path)
+    assert "not a PyTorch checkpoint" in _one_line(err, path)
+
+
+def test_missing_file_refused(tmp_path: Path) -> None:
+    path = tmp_path / "nope.ckpt"
+    with pytest.raises(FlowshotError) as err:
+        load_model(path)
+    assert "does not exist" in _one_line(err, path)
+
+
+def test_plain_torch_file_refused(tmp_path: Path) -> None:
+    path = tmp_path / "plain.pt"
+    torch.save({"state_dict": {"w": torch.zeros(3)}}, path)
+    with pytest.raises(FlowshotError) as err:
+        load_model(path)
+    assert "not a flowshot checkpoint" in _one_line(err, path)
+
+
+class Payload:
+    """A custom class: unpickling it means importing and running this module's code."""
+
+    def __init__(self) -> None:
+        self.value = 1
+
+
+def test_pickled_code_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.ckpt"
+    _manual_checkpoint(path)
+    data = torch.load(path, weights_only=True)
+    data["extra"] = Payload()
+    torch.save(data, path)
+    with pytest.raises(FlowshotError) as err:
+        load_model(path)
+    assert "pickled code" in _one_line(err, path)
+
+
+def test_incompatible_config_and_format_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.ckpt"
+    _manual_checkpoint(path)
+    data = torch.load(path, weights_only=True)
+    data["flowshot"]["config"]["model"]["warp_drive"] = True
+    torch.save(data, path)
+    with pytest.raises(FlowshotError) as err:
+        load_model(path)
+    assert "incompatible" in _one_line(err, path)
+    data["flowshot"]["format"] = 99
+    torch.save(data, path)
+    with pytest.raises(FlowshotError) as err:
+        load_model(path)
+    assert "format 99" in _one_line(err, path)
+
+
+def test_cli_prints_one_line_for_bad_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "noise.ckpt"
+    path.write_bytes(b"not a checkpoint at all")
+    proc = subprocess.run(
+        [sys.executable, "-m", "flowshot", "generate", str(path), "-n", "2", "-o", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_rebuilds_same_model_in_fresh_process(tmp_path: Path) -> None:
+    path = tmp_path / "model.ckpt"
+    model = _manual_checkpoint(path, seed=3)
+    torch.manual_seed(0)
+    x = 0.1 * torch.randn(2, 1, preset("tiny").audio.length)
+    with torch.no_grad():
+        z = model.embed(x)
+        y = model.decode(z)
+    torch.save({"x": x}, tmp_path / "x.pt")
+    script = (
+        "import sys, json, torch\n"
+        "from flowshot.model.checkpoint import load_model\n"
+        "m = load_model(sys.argv[1])\n"
+        "x = torch.load(sys.argv[2], weights_only=True)['x']\n"
+        "with torch.no_grad():\n"
+        "    z = m.model.embed(x); y = m.model.decode(z)\n"
+        "torch.save({'z': z, 'y': y}, sys.argv[3])\n"
+        "print(json.dumps({'step': m.meta['step'], 'preset': m.config.preset, 'training': m.model.training}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(path), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert info == {"step": 7, "preset": "tiny", "training": False}
+    got = torch.load(tmp_path / "y.pt", weights_only=True)
+    assert torch.allclose(got["z"], z, atol=1e-6)
+    assert torch.allclose(got["y"], y, atol=1e-5)
+    assert float(y.abs().max()) > 1e-4  # the comparison is of real signals, not zeros
+
+
+def test_lightning_checkpoint_loads_weights_only(tiny_checkpoint: Path) -> None:
+    """The real trained checkpoint is plain data and rebuilds with its step and data sources."""
+    raw = read_checkpoint(tiny_checkpoint)
+    assert raw["flowshot"]["format"] == 1 and raw["flowshot"]["step"] == 40
+    assert raw["flowshot"]["data"]["sources"] == ["builtin:drums"]
+    loaded = load_model(tiny_checkpoint)
+    assert not loaded.model.training and loaded.config.preset == "tiny"
+    assert "kick" in loaded.meta["data"]["classes"]
+    assert tuple(loaded.meta["latent_stats"]["pad_latents"].shape)[1] == loaded.config.model.latent_dim
+
+
+def test_lightning_resume_path_reads_weights_only(tmp_path: Path) -> None:
+    """What Trainer.fit(ckpt_path=...) calls is our IO, which refuses pickled objects."""
+    import lightning as L
+
+    trainer = L.Trainer(accelerator="cpu", plugins=[AtomicCheckpointIO()], logger=False, enable_progress_bar=False)
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    path = tmp_path / "evil.ckpt"
+    torch.save({"flowshot": {}, "extra": Payload()}, path)
+    with pytest.raises(FlowshotError) as err:
+        trainer.strategy.load_checkpoint(path, weights_only=False)  # even when asked to unpickle
+    assert "pickled code" in _one_line(err, path)

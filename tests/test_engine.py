@@ -1,0 +1,370 @@
+"""Engine: voices, stealing, chokes, velocity, knobs, debounced re-render, morph, kits.
+
+Most tests use ``ToyBackend``, an exactly known numpy "model" (decaying sines whose pitch
+and decay follow the latent), so the expected output can be written down sample by sample.
+One test runs the same checks on a real flowshot checkpoint.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from flowshot.errors import FlowshotError
+from flowshot.realtime.backends import Backend, LatentStats, load_backend
+from flowshot.realtime.engine import Engine, EngineSettings, slerp
+from flowshot.realtime.kit import load_kit, save_kit
+
+SR, L, D = 8000, 400, 4
+
+
+class ToyBackend(Backend):
+    """A known, invertible stand-in for the model that counts every call."""
+
+    name = "toy"
+
+    def __init__(self, stats: LatentStats | None = None, has_inverse: bool = True):
+        super().__init__(Path("toy"), SR, L, D, stats)
+        self.has_inverse = has_inverse
+        self.calls = {"render": 0, "base_to_latent": 0, "latent_to_base": 0, "encode": 0}
+        self.rendered_rows = 0
+
+    def render(self, z: np.ndarray) -> np.ndarray:
+        self.calls["render"] += 1
+        self.rendered_rows += len(z)
+        return toy_audio(z)
+
+    def base_to_latent(self, u: np.ndarray) -> np.ndarray:
+        self.calls["base_to_latent"] += 1
+        return 1.5 * np.asarray(u) + 0.25
+
+    def latent_to_base(self, z: np.ndarray) -> np.ndarray:
+        self.calls["latent_to_base"] += 1
+        return (np.asarray(z) - 0.25) / 1.5
+
+    def encode(self, audio: np.ndarray) -> np.ndarray:
+        self.calls["encode"] += 1
+        a = np.asarray(audio, dtype=np.float64)
+        return np.array([a.mean() * 10, a.std(), np.abs(a).max(), np.argmax(np.abs(a)) / len(a)])
+
+
+def toy_audio(z: np.ndarray) -> np.ndarray:
+    t = np.arange(L)[None, :]
+    z = np.asarray(z, dtype=np.float64)
+    f = 200 + 50 * z[:, :1]
+    tau = 40 + 10 * np.abs(z[:, 1:2])
+    amp = 0.5 + 0.1 * np.tanh(z[:, 2:3])
+    return (amp * np.exp(-t / tau) * np.sin(2 * np.pi * f * t / SR)).astype(np.float32)
+
+
+def toy_stats(k: int = 3, pads: int = 16, classes: list[str] | None = None) -> LatentStats:
+    rng = np.random.default_rng(7)
+    q, _ = np.linalg.qr(rng.standard_normal((D, D)))
+    return LatentStats(macro_directions=q[:k], macro_std=np.array([0.5, 1.0, 2.0][:k]), base_mean=np.zeros(D),
+                       macro_labels=[f"m{i}" for i in range(k)], pad_base=rng.standard_normal((pads, D)),
+                       pad_classes=classes or [f"c{i}" for i in range(pads)])
+
+
+def play(engine: Engine, hits: list[tuple[int, int, float]], total: int, blocks: list[int]) -> np.ndarray:
+    """Drive the engine like an audio callback: hits are (sample, pad, gain)."""
+    out = np.zeros(total, np.float32)
+    pos, b, i = 0, 0, 0
+    hits = sorted(hits)
+    while pos < total:
+        n = min(blocks[b % len(blocks)], total - pos)
+        while i < len(hits) and hits[i][0] < pos + n:
+            engine.trigger(hits[i][1], hits[i][2], hits[i][0] - pos)
+            i += 1
+        engine.process(out[pos : pos + n])
+        pos += n
+        b += 1
+    return out
+
+
+def test_voices_match_shared_voicebank_reference() -> None:
+    """Same hits -> the same mix as flowshot.export.voices.VoiceBank (the shared spec), incl. stealing."""
+    from flowshot.export.voices import VoiceBank
+
+    engine = Engine(ToyBackend(toy_stats()), EngineSettings(polyphony=3, choke_groups=[]))
+    engine.render_pending()
+    rng = np.random.default_rng(1)
+    total = 4000
+    samples = np.sort(rng.choice(np.arange(0, total - 10, 2), size=30, replace=False))  # >= 2 apart: distinct edges
+    hits = [(int(s), int(rng.integers(16)), float(rng.uniform(0.1, 1.0))) for s in samples]
+    ours = play(engine, hits, total, blocks=[64, 100, 37, 256])
+    assert engine.steals > 0  # 30 hits of 400 samples over 4000 with 3 voices must steal
+
+    bank = VoiceBank(L, polyphony=3)
+    trig = torch.zeros(1, total)
+    for s, _, g in hits:
+        trig[0, s] = g
+    rows, where, gains = bank.find_hits(trig)
+    pad_of = {s: p for s, p, _ in hits}
+    audio = torch.stack([torch.from_numpy(engine.pad_audio[pad_of[int(s)]]) for s in where])
+    ref = bank.play(rows, where, gains, audio, total)[0].numpy()
+    # float32 sums of the same terms in possibly different order: a few ulps of the peak.
+    assert np.max(np.abs(ours - ref)) < 1e-6 * max(1.0, np.abs(ref).max())
+    assert np.abs(ref).max() > 0.3
+
+
+def test_trigger_path_never_calls_the_model() -> None:
+    backend = ToyBackend(toy_stats())
+    engine = Engine(backend, EngineSettings(choke_groups=[]))
+    engine.render_pending()
+    before = dict(backend.calls)
+    out = np.zeros(128, np.float32)
+    for i in range(500):
+        engine.note_on(36 + i % 16, 100)
+        if i % 50 == 49:
+            engine.process(out)
+    assert backend.calls == before
+    # 50 hits per block, 16 voices: the oldest are stolen, 16 keep sounding.
+    assert engine.hits == 500 and engine.active_voices == 16 and engine.steals == 500 - 16
+    assert engine.note_on(35, 100) is False and engine.note_on(52, 100) is False
+    assert engine.note_on(40, 0) is False  # velocity 0 = note off
+
+
+def test_velocity_curve_sets_gain() -> None:
+    engine = Engine(ToyBackend(toy_stats()), EngineSettings(velocity_exponent=2.0, choke_groups=[]))
+    engine.render_pending()
+    out = np.zeros(L, np.float32)
+    engine.note_on(38, 64)
+    engine.process(out)
+    gain = (64 / 127) ** 2
+    np.testing.assert_allclose(out, gain * engine.pad_audio[2], rtol=1e-6, atol=1e-7)
+
+
+def test_choke_group_fades_the_other_pad_without_click() -> None:
+    s = EngineSettings(choke_groups=[[0, 1]], choke_fade_ms=5.0)
+    engine = Engine(ToyBackend(toy_stats()), s)
+    engine.render_pending()
+    fade = int(round(5e-3 * SR))  # 40 samples
+    out = play(engine, [(0, 1, 1.0), (100, 0, 1.0), (150, 2, 1.0)], 600, blocks=[32])
+    open_hat, closed_hat, other = engine.pad_audio[1], engine.pad_audio[0], engine.pad_audio[2]
+    expected = np.zeros(600, np.float32)
+    expected[:100] += open_hat[:100]
+    expected[100 : 100 + fade] += open_hat[100 : 100 + fade] * np.linspace(1, 0, fade, dtype=np.float32)
+    expected[100 : 100 + L] += closed_hat
+    expected[150 : 150 + L] += other[: 450]  # pad 2 is in no group: nothing cut
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    # No click: the largest step of the faded open hat stays below its own largest step.
+    faded = open_hat[99 : 100 + fade] * np.concatenate([[1.0], np.linspace(1, 0, fade)])
+    assert np.max(np.abs(np.diff(faded))) <= np.max(np.abs(np.diff(open_hat))) + 1e-6
+
+
+def test_default_choke_groups_closed_cuts_open_hat() -> None:
+    classes = ["kick", "snare", "hat_closed", "hat_open"] + [f"x{i}" for i in range(12)]
+    engine = Engine(ToyBackend(toy_stats(classes=classes)))
+    assert engine.choke_groups == [[2, 3]]
+
+
+def test_knobs_move_base_points_along_macro_directions() -> None:
+    stats = toy_stats()
+    backend = ToyBackend(stats)
+    engine = Engine(backend, EngineSettings(choke_groups=[]))
+    engine.render_pending()
+    engine.set_knob(1, 1.5)
+    engine.set_knob(2, -0.5)
+    assert engine.set_knob(0, 99.0) == 3.0  # clamped to the knob range
+    engine.render_pending()
+    offset = 3.0 * 0.5 * stats.macro_directions[0] + 1.5 * 1.0 * stats.macro_directions[1] - 0.5 * 2.0 * stats.macro_directions[2]
+    z = 1.5 * (stats.pad_base + offset) + 0.25
+    np.testing.assert_allclose(engine.pad_latent, z, atol=1e-12)
+    np.testing.assert_allclose(np.stack(engine.pad_audio), toy_audio(z), atol=1e-6)
+    with pytest.raises(FlowshotError):
+        engine.set_knob(3, 0.0)
+
+
+def test_render_thread_debounces_and_sounding_voice_keeps_its_buffer() -> None:
+    backend = ToyBackend(toy_stats())
+    engine = Engine(backend, EngineSettings(choke_groups=[], debounce_ms=8.0))
+    engine.start()
+    try:
+        assert backend.calls["render"] == 1 and backend.rendered_rows == 16  # all pads, one batched call
+        old = engine.pad_audio[0]
+        out = np.zeros(100, np.float32)
+        engine.trigger(0, 1.0)
+        engine.process(out)
+        for i in range(50):  # a fast knob sweep: 50 moves within a few ms
+            engine.set_knob(0, i / 25.0)
+        assert engine.wait_rendered(2.0)
+        renders = backend.calls["render"] - 1
+        assert 1 <= renders <= 3, renders  # debounced, not 50 renders
+        new = engine.pad_audio[0]
+        assert not np.allclose(new[:L], old[:L])
+        rest = np.zeros(L - 100, np.float32)
+        engine.process(rest)  # the sounding voice continues the buffer it started with
+        np.testing.assert_allclose(np.concatenate([out, rest]), old, atol=1e-7)
+        engine.trigger(0, 1.0)  # the next hit plays the new render
+        nxt = np.zeros(L, np.float32)
+        engine.process(nxt)
+        np.testing.assert_allclose(nxt, new, atol=1e-7)
+    finally:
+        engine.stop()
+
+
+def test_morph_endpoints_equal_the_pads_and_slerp_is_between() -> None:
+    engine = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[]))
+    engine.render_pending()
+    a, b = engine.pad_audio[0].copy(), engine.pad_audio[3].copy()
+    engine.morph(0, 3, 1.0)
+    engine.render_pending()
+    np.testing.assert_array_equal(engine.pad_audio[0], b)
+    engine.morph(0, 3, 0.0)
+    engine.render_pending()
+    np.testing.assert_array_equal(engine.pad_audio[0], a)
+    engine.morph(0, 3, 0.5)
+    engine.render_pending()
+    mid = engine.pad_audio[0]
+    assert np.abs(mid - a).max() > 1e-3 and np.abs(mid - b).max() > 1e-3
+    u, v = engine.pads[0].base, engine.pads[3].base
+    w = slerp(u, v, 0.5)
+    np.testing.assert_allclose(np.linalg.norm(w), (np.linalg.norm(u) + np.linalg.norm(v)) / 2, rtol=1e-12)
+    cos = lambda x, y: x @ y / np.linalg.norm(x) / np.linalg.norm(y)  # noqa: E731
+    np.testing.assert_allclose(cos(w, u), cos(w, v), rtol=1e-9)  # halfway on the arc
+
+
+def test_randomize_is_seeded_and_uses_temperature() -> None:
+    engine = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[]))
+    engine.set_temperature(0.5)
+    engine.randomize_pad(4, seed=123)
+    np.testing.assert_allclose(engine.pads[4].base, 0.5 * np.random.default_rng(123).standard_normal(D))
+    assert engine.set_temperature(10) == 3.0
+
+
+def test_no_stats_falls_back_to_seeded_prior_and_axis_knobs() -> None:
+    e1 = Engine(ToyBackend(None), EngineSettings(seed=5))
+    e2 = Engine(ToyBackend(None), EngineSettings(seed=5))
+    np.testing.assert_array_equal(np.stack([p.base for p in e1.pads]), np.stack([p.base for p in e2.pads]))
+    assert e1.n_knobs == D and e1.knob_labels[0] == "axis 0"
+
+
+def test_load_wav_encodes_into_pad(tmp_path: Path) -> None:
+    backend = ToyBackend(toy_stats())
+    engine = Engine(backend, EngineSettings(choke_groups=[]))
+    wav = tmp_path / "hit.wav"
+    audio = toy_audio(np.array([[1.0, 2.0, 0.5, 0.0]]))[0]
+    sf.write(wav, np.stack([audio, audio], 1), SR, subtype="FLOAT")  # stereo: mixed to mono
+    engine.load_wav(5, wav)
+    z = backend.encode(audio)
+    np.testing.assert_allclose(engine.pads[5].base, (z - 0.25) / 1.5, atol=1e-6)
+    onnx_like = Engine(ToyBackend(toy_stats(), has_inverse=False), EngineSettings(choke_groups=[]))
+    onnx_like.load_wav(5, wav)  # no inverse flow: a fixed latent that knobs leave alone
+    assert onnx_like.pads[5].base is None
+    onnx_like.set_knob(0, 2.0)
+    onnx_like.render_pending()
+    np.testing.assert_allclose(onnx_like.pad_latent[5], z, atol=1e-6)
+    with pytest.raises(FlowshotError, match="cannot read"):
+        engine.load_wav(1, tmp_path / "missing.wav")
+
+
+def test_kit_save_load_round_trip(tmp_path: Path) -> None:
+    e1 = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[[1, 2]], velocity_exponent=1.7))
+    e1.randomize_pad(3, seed=9)
+    e1.morph(0, 3, 0.3)
+    e1.set_knob(1, -1.25)
+    e1.set_temperature(0.8)
+    e1.render_pending()
+    path = save_kit(e1, tmp_path / "kits" / "mine.json")
+    e2 = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[]))
+    load_kit(e2, path)
+    e2.render_pending()
+    np.testing.assert_array_equal(np.stack(e2.pad_audio), np.stack(e1.pad_audio))
+    assert e2.knobs == e1.knobs and e2.choke_groups == [[1, 2]] and e2.temperature == 0.8
+    assert e2.settings.velocity_exponent == 1.7 and e2.pads[0].morph_target == 3
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"flowshot_kit": 1, "model": {"latent_dim": 99}, "pads": []}')
+    with pytest.raises(FlowshotError, match="latent_dim 99"):
+        load_kit(e2, bad)
+    with pytest.raises(FlowshotError, match="does not exist"):
+        load_kit(e2, tmp_path / "nope.json")
+
+
+def test_real_checkpoint_pads_equal_model_decode(rt_checkpoint: Path) -> None:
+    """The engine's pad buffers are exactly what the model decodes for the pad latents + knob offset."""
+    from flowshot.model.checkpoint import load_model
+
+    backend = load_backend(rt_checkpoint)
+    engine = Engine(backend, EngineSettings(choke_groups=[]))
+    engine.render_pending()
+    engine.set_knob(0, 1.0)
+    engine.render_pending()
+    model = load_model(rt_checkpoint).model
+    u = np.stack([engine.pad_base_point(i) for i in range(16)]) + engine.knob_offset()
+    with torch.no_grad():
+        ref = model.decode(model.base_to_latent(torch.tensor(u, dtype=torch.float32)))[:, 0].numpy()
+    got = np.stack(engine.pad_audio)
+    assert got.shape == (16, backend.length)
+    assert np.max(np.abs(got - ref)) <= 1e-5 * max(1.0, np.abs(ref).max())
+    # knob 0 at +1 std moves the base points by exactly macro_std[0] * direction[0]
+    np.testing.assert_allclose(engine.knob_offset(), engine.macro_std[0] * engine.directions[0])
+
+
+def test_broken_model_files_are_refused_in_one_line(tmp_path: Path) -> None:
+    bad_ts = tmp_path / "broken.ts"
+    bad_ts.write_bytes(b"not a zip at all")
+    with pytest.raises(FlowshotError, match="not a loadable TorchScript") as err:
+        load_backend(bad_ts)
+    assert "\n" not in str(err.value)
+    (tmp_path / "onnxdir").mkdir()
+    with pytest.raises(FlowshotError, match="lacks decoder.onnx|lacks encoder.onnx"):
+        load_backend(tmp_path / "onnxdir")
+    with pytest.raises(FlowshotError, match="does not exist"):
+        load_backend(tmp_path / "nothing.ckpt")
+
+
+@pytest.fixture(scope="module")
+def rt_checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return checkpoint_for_tests(request, tmp_path_factory)
+
+
+def checkpoint_for_tests(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared ``tiny_checkpoint`` (trained), or while it does not exist, a random-init tiny one."""
+    try:
+        return Path(request.getfixturevalue("tiny_checkpoint"))
+    except pytest.FixtureLookupError:
+        from flowshot.model.checkpoint import flowshot_meta
+        from flowshot.model.config import tiny
+        from flowshot.model.vae import FlowVAE
+
+        torch.manual_seed(0)
+        cfg = tiny()
+        model = FlowVAE(cfg).eval()
+        path = tmp_path_factory.mktemp("ckpt") / "random.ckpt"
+        state = {"model." + k: v for k, v in model.state_dict().items()}
+        torch.save({"state_dict": state, "flowshot": flowshot_meta(cfg, ["builtin:drums"], ["kick"], 0, None)}, path)
+        return path
+
+
+def test_ckpt_ts_and_onnx_backends_agree(rt_checkpoint: Path, tmp_path: Path) -> None:
+    """One interface, three files: the same base points give the same pads on every backend."""
+    from flowshot.cli import main
+
+    ts, onnx_dir = tmp_path / "kit_model.ts", tmp_path / "onnx"
+    assert main(["export", "ts", str(rt_checkpoint), "-o", str(ts)]) == 0
+    assert main(["export", "onnx", str(rt_checkpoint), "-o", str(onnx_dir)]) == 0
+    b_ckpt, b_ts, b_onnx = load_backend(rt_checkpoint), load_backend(ts), load_backend(onnx_dir, "onnx")
+    assert b_ts.stats is not None and b_onnx.stats is not None  # exports carry the latent statistics
+    np.testing.assert_allclose(b_ts.stats.pad_base, b_onnx.stats.pad_base, atol=1e-6)
+    assert b_ts.stats.macro_labels == b_onnx.stats.macro_labels and len(b_ts.stats.macro_labels) == 8
+    assert not b_onnx.has_inverse and b_ts.has_inverse
+    e_ts = Engine(b_ts, EngineSettings(choke_groups=[]))
+    e_onnx = Engine(b_onnx, EngineSettings(choke_groups=[]))
+    for e in (e_ts, e_onnx):
+        e.set_knob(0, 1.5)
+        e.render_pending()
+    a_ts, a_onnx = np.stack(e_ts.pad_audio), np.stack(e_onnx.pad_audio)
+    peak = np.abs(a_ts).max()
+    assert np.max(np.abs(a_ts - a_onnx)) <= 1e-4 * max(1.0, peak)  # onnxruntime vs TorchScript kernels
+    z = b_ts.base_to_latent(b_ts.stats.pad_base)
+    np.testing.assert_allclose(b_ckpt.render(z), b_ts.render(z), atol=1e-5 * max(1.0, peak))
+    np.testing.assert_allclose(b_ts.latent_to_base(z), b_ts.stats.pad_base, atol=1e-4)  # inverse flow
+    x = a_ts[3]
+    e1, e2, e3 = b_ckpt.encode(x), b_ts.encode(x), b_onnx.encode(x)
+    assert np.max(np.abs(e1 - e2)) < 1e-4 and np.max(np.abs(e2 - e3)) < 1e-4

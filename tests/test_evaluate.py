@@ -1,0 +1,129 @@
+"""``flowshot evaluate`` end to end on the tiny checkpoint, with the real aisfx embedding (~30 s)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flowshot.evaluation import commands
+from flowshot.evaluation.baselines import decay_time, fit_profiles, noise_bursts
+from flowshot.evaluation.evaluate import (
+    CEILING,
+    FLOOR,
+    LATENT_KEYS,
+    PNG_FILES,
+    RECON_KEYS,
+    ROW_KEYS,
+)
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    commands.register(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("eval")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        # The checkpoint compared with itself: the copy must score exactly the same.
+        rc = run_cli([
+            "evaluate", str(tiny_checkpoint), "--data", "builtin:drums", "-n", "12", "--max-train", "24",
+            "-o", str(out), "--compare", str(tiny_checkpoint), "--seed", "0",
+        ])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+def test_metrics_json_has_every_row_and_key(evaluated: tuple[Path, dict]) -> None:
+    _, m = evaluated
+    label = "run/last.ckpt"
+    assert list(m["rows"]) == [FLOOR, label, f"{label} (2)", CEILING]
+    assert m["embedding"] == "aisfx" and m["embedding_dim"] == 512
+    assert m["n_samples"] == 12 and m["n_test"] >= 2 and m["n_train_reference"] == 24
+    assert "held-out" in m["notes"][0]
+    for name, row in m["rows"].items():
+        assert set(ROW_KEYS) <= set(row), name
+        assert all(math.isfinite(row[k]) for k in ROW_KEYS), (name, row)
+        assert row["fad"] >= 0 and row["diversity"] > 0 and 0 <= row["ndb_ratio"] <= 1
+    for name in (label, f"{label} (2)"):
+        block = m["models"][name]
+        assert set(RECON_KEYS) == set(block["reconstruction"]) and set(LATENT_KEYS) <= set(block["latent"])
+        assert block["flows"] is True and block["preset"] == "tiny"
+        assert all(v > 0 for v in block["reconstruction"].values())
+        lat = block["latent"]
+        assert lat["latent_dim"] == 16 and len(lat["kl_per_dim"]) == 16
+        assert 0 <= lat["active_units_variance"] <= 16 and 0 <= lat["active_units_kl"] <= 16
+        # prior base samples are N(0, I): |u| / sqrt(D) is about 1 (12 draws in 16-d)
+        assert abs(lat["base_radius_samples"] - 1.0) < 0.25
+        assert block["per_class"] and all(set(v) == set(RECON_KEYS) for v in block["per_class"].values())
+
+
+def test_compared_copy_scores_identically_and_references_are_ordered(evaluated: tuple[Path, dict]) -> None:
+    _, m = evaluated
+    a, b = m["rows"]["run/last.ckpt"], m["rows"]["run/last.ckpt (2)"]
+    for k in ROW_KEYS:
+        assert a[k] == pytest.approx(b[k], rel=1e-9, abs=1e-12), k
+    assert m["models"]["run/last.ckpt"]["reconstruction"] == pytest.approx(
+        m["models"]["run/last.ckpt (2)"]["reconstruction"], rel=1e-9
+    )
+    # Real training sounds are closer to the real test sounds than coloured noise is.
+    assert m["rows"][FLOOR]["kid"] < m["rows"][CEILING]["kid"]
+    assert m["rows"][FLOOR]["fad"] < m["rows"][CEILING]["fad"]
+
+
+def test_markdown_and_pngs_are_written(evaluated: tuple[Path, dict]) -> None:
+    out, m = evaluated
+    md = (out / "metrics.md").read_text()
+    assert "| system | n | FAD" in md and all(f"| {name} |" in md for name in m["rows"])
+    import matplotlib.image
+
+    for name in PNG_FILES:
+        image = matplotlib.image.imread(out / name)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100, name
+        assert image[..., :3].std() > 0.01, f"{name} is blank"
+
+
+def test_noise_baseline_follows_class_decay_and_spectrum() -> None:
+    sr, n = 8000, 4096
+    t = np.arange(n) / sr
+    rng = np.random.default_rng(0)
+    lows = [np.sin(2 * np.pi * 100 * t + rng.uniform(0, 6)) * np.exp(-t / 0.05) for _ in range(6)]
+    highs = [np.diff(rng.standard_normal(n + 1)) * np.exp(-t / 0.2) * 0.5 for _ in range(6)]
+    audio = np.stack(lows + highs)
+    classes = ["kick"] * 6 + ["hat"] * 6
+    assert decay_time(lows[0], sr) == pytest.approx(0.05, rel=0.1)
+    profiles = fit_profiles(audio, classes, sr)
+    bursts, names = noise_bursts(profiles, 200, n, sr, seed=1)
+    assert bursts.shape == (200, n) and set(names) == {"kick", "hat"}
+    for cls, tau, peak in (("kick", 0.05, 1.0), ("hat", 0.2, None)):
+        sel = bursts[np.array(names) == cls]
+        assert np.median([decay_time(x, sr) for x in sel]) == pytest.approx(tau, rel=0.25)
+        spec = np.abs(np.fft.rfft(sel, axis=1)).mean(0)
+        centroid = (spec * np.fft.rfftfreq(n, 1 / sr)).sum() / spec.sum()
+        assert (centroid < 600) if cls == "kick" else (centroid > 2000), (cls, centroid)
+        if peak is not None:
+            assert np.abs(sel).max(1) == pytest.approx(np.abs(np.stack(lows)).max(1).mean(), rel=0.05)
+
+
+def test_bad_checkpoint_is_a_one_line_cli_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flowshot.cli import main
+
+    assert main(["evaluate", str(tmp_path / "missing.ckpt"), "--data", "builtin:drums"]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("flowshot: error:")]
+    assert len(errors) == 1 and "missing.ckpt" in errors[0] and "Traceback" not in err
+    assert main(["evaluate", str(tmp_path / "missing.ckpt"), "--data", "builtin:drums", "-n", "1"]) == 2
+    assert "-n 1" in capsys.readouterr().err

@@ -1,0 +1,79 @@
+"""ONNX export: onnxruntime reproduces PyTorch for the encoder, decoder and prior graphs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flowshot.cli import main as cli_main
+from flowshot.export.onnx import make_session
+from flowshot.model.checkpoint import load_model
+from test_export_ts import checkpoint_for_tests
+
+# max |onnxruntime - PyTorch| relative to the PyTorch output's peak.
+REL_TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    torch.set_num_threads(1)
+    ckpt = checkpoint_for_tests(request, tmp_path_factory)
+    out = tmp_path_factory.mktemp("onnx")
+    assert cli_main(["export", "onnx", str(ckpt), "-o", str(out)]) == 0
+    return load_model(ckpt), out
+
+
+def rel_err(got: np.ndarray, ref: torch.Tensor) -> float:
+    ref = ref.numpy()
+    return float(np.max(np.abs(got - ref)) / max(np.max(np.abs(ref)), 1e-9))
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_onnxruntime_matches_pytorch(onnx_dir, batch: int) -> None:
+    loaded, out = onnx_dir
+    model, cfg = loaded.model, loaded.config
+    d, length = cfg.model.latent_dim, cfg.audio.length
+    g = torch.Generator().manual_seed(batch)
+    z = torch.randn(batch, d, generator=g)
+    x = 0.5 * torch.randn(batch, 1, length, generator=g) * torch.exp(-torch.arange(length) / 300.0)
+    with torch.no_grad():
+        dec = model.decode(z)
+        prior = model.base_to_latent(z)
+        post = model.encode(x)
+        emb = model.posterior_mode(post)
+    got = make_session(out / "decoder.onnx").run(None, {"z": z.numpy()})[0]
+    assert got.shape == (batch, 1, length) and rel_err(got, dec) < REL_TOL
+    got = make_session(out / "prior.onnx").run(None, {"u": z.numpy()})[0]
+    assert rel_err(got, prior) < REL_TOL
+    # The prior flow is not the identity (else the check above would prove nothing).
+    assert float((prior - z).abs().max()) > 1e-3
+    zz, mean, logvar = make_session(out / "encoder.onnx").run(None, {"audio": x.numpy()})
+    assert rel_err(zz, emb) < REL_TOL and rel_err(mean, post.mean) < REL_TOL and rel_err(logvar, post.logvar) < REL_TOL
+
+
+def test_json_describes_the_model(onnx_dir) -> None:
+    loaded, out = onnx_dir
+    meta = json.loads((out / "flowshot.json").read_text())
+    cfg = loaded.config
+    assert (meta["sample_rate"], meta["length"], meta["latent_dim"]) == (cfg.audio.sample_rate, cfg.audio.length, cfg.model.latent_dim)
+    k, d = meta["n_macros"], meta["latent_dim"]
+    assert np.array(meta["macro_directions"]).shape == (k, d) and len(meta["macro_std"]) == k == len(meta["macro_labels"])
+    assert np.array(meta["pad_latents"]).shape == (meta["n_pads"], d) == np.array(meta["pad_base"]).shape
+    assert len(meta["base_mean"]) == d and len(meta["pad_classes"]) == meta["n_pads"]
+    assert sorted(p.name for p in out.iterdir()) == ["decoder.onnx", "encoder.onnx", "flowshot.json", "prior.onnx"]
+
+
+def test_session_threads_and_bad_file(onnx_dir, tmp_path: Path) -> None:
+    from flowshot.errors import FlowshotError
+
+    _, out = onnx_dir
+    sess = make_session(out / "decoder.onnx", threads=1)
+    assert sess.get_providers()[-1] == "CPUExecutionProvider"
+    bad = tmp_path / "decoder.onnx"
+    bad.write_bytes(b"not an onnx graph")
+    with pytest.raises(FlowshotError, match="decoder.onnx"):
+        make_session(bad)

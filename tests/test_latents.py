@@ -1,0 +1,266 @@
+"""Latent statistics: PCA in base space, k-means pads, descriptor labels, knob offsets.
+
+Most tests use ``StubModel`` instead of a trained FlowVAE. That is deliberate and fine
+HERE: what is under test is the maths of ``compute_latent_stats`` (PCA, k-means,
+descriptors, labelling), which needs data whose principal axes, clusters and sound
+parameters are known exactly; a trained network would only blur the reference. The last
+test runs a real tiny FlowVAE end to end.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Iterator
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from flowshot.errors import FlowshotError
+from flowshot.model.latents import compute_latent_stats, describe, kmeans, knob_offset
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """One thread: the machine's two cores are shared; restored for other test modules."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+SR, L, D = 8000, 2048, 6
+TRUE_STD = [3.0, 1.5, 1.0, 0.5, 0.3, 0.2]
+
+
+def _orthogonal(d: int, seed: int) -> torch.Tensor:
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+    return q
+
+
+class StubModel:
+    """Affine latent <-> base map; the 'audio' of an example carries its latent in its
+    first D samples; ``decode`` synthesises a sound whose one parameter follows the base
+    point's coordinate along ``axis`` (in units of the data's std along it)."""
+
+    def __init__(self, axis: torch.Tensor, axis_std: float, mode: str) -> None:
+        self.sample_rate = SR
+        self.axis = axis.to(torch.float32)
+        self.axis_std = axis_std
+        self.mode = mode
+        self.mix = (_orthogonal(D, 7) * torch.tensor([2.0, 1.0, 0.5, 1.5, 1.0, 0.8], dtype=torch.float64)).float()
+        self.shift = torch.linspace(-1.0, 1.0, D)
+        self.noise = torch.randn(L, generator=torch.Generator().manual_seed(11))
+        self.training = False
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 0, :D]
+
+    def base_to_latent(self, u: torch.Tensor) -> torch.Tensor:
+        return u @ self.mix + self.shift
+
+    def latent_to_base(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.solve(self.mix.T, (z - self.shift).T).T
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        a = (self.latent_to_base(z) @ self.axis) / self.axis_std  # [B], about N(0, 1)
+        t = torch.arange(L) / SR
+        out = []
+        for ai in a.tolist():
+            if self.mode == "brightness":
+                y = _lowpass(self.noise, 800.0 * 2.0 ** (ai / 2)) * torch.exp(-t / 0.1)
+            elif self.mode == "decay":
+                y = _lowpass(self.noise, 1000.0) * torch.exp(-t / (0.04 * 2.0 ** (ai / 2)))
+            elif self.mode == "pitch":
+                y = _harmonic(200.0 * 2.0 ** (ai / 2), t) * torch.exp(-t / 0.1)
+            elif self.mode == "noisiness":
+                w = 1.0 / (1.0 + math.exp(-2.0 * ai))
+                y = ((1 - w) * _harmonic(300.0, t) + w * _lowpass(self.noise, 700.0)) * torch.exp(-t / 0.1)
+            else:  # "none": the decoder ignores the latent
+                y = _lowpass(self.noise, 1000.0) * torch.exp(-t / 0.1)
+            out.append(y)
+        return torch.stack(out)[:, None]
+
+
+def _lowpass(x: torch.Tensor, cutoff: float) -> torch.Tensor:
+    spec = torch.fft.rfft(x)
+    f = torch.fft.rfftfreq(x.shape[-1], 1 / SR)
+    return torch.fft.irfft(spec / torch.sqrt(1 + (f / cutoff) ** 8), n=x.shape[-1])
+
+
+def _harmonic(f0: float, t: torch.Tensor) -> torch.Tensor:
+    return sum(torch.sin(2 * math.pi * f0 * h * t) / h for h in range(1, 5)) * 0.5
+
+
+def _examples(z: torch.Tensor, classes: list[str]) -> SimpleNamespace:
+    """Latents [N,D] -> an ExampleSet look-alike whose audio carries them."""
+    audio = torch.zeros(z.shape[0], L)
+    audio[:, :D] = z
+    return SimpleNamespace(audio=audio, classes=classes)
+
+
+def _gaussian_data(n: int = 300) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Base points with principal axes R[:, k] and std TRUE_STD[k] -> (u [N,D], R, mean)."""
+    r = _orthogonal(D, 3)
+    g = torch.randn(n, D, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    mean = torch.linspace(0.5, -0.5, D, dtype=torch.float64)
+    u = mean + (g * torch.tensor(TRUE_STD, dtype=torch.float64)) @ r.T
+    return u.float(), r, mean
+
+
+def _stats_for(mode: str, n_macros: int = 4) -> tuple[dict, StubModel, torch.Tensor, torch.Tensor]:
+    u, r, _ = _gaussian_data()
+    model = StubModel(r[:, 0], TRUE_STD[0], mode)
+    z = model.base_to_latent(u)
+    stats = compute_latent_stats(model, _examples(z, ["x"] * len(z)), list(range(len(z))), n_macros=n_macros,
+                                 n_pads=4, progress=False)
+    return stats, model, u, r
+
+
+def test_pca_matches_numpy_and_the_true_axes() -> None:
+    stats, model, u, r = _stats_for("none", n_macros=4)
+    # Reference: numpy eigen-decomposition of the covariance of the same base points.
+    un = u.double().numpy()
+    evals, evecs = np.linalg.eigh(np.cov(un.T))
+    order = np.argsort(evals)[::-1][:4]
+    dirs = stats["macro_directions"].double().numpy()
+    assert dirs.shape == (4, D)
+    np.testing.assert_allclose(np.abs(np.sum(dirs * evecs[:, order].T, axis=1)), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(dirs, axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(stats["macro_std"].numpy(), np.sqrt(evals[order]), rtol=1e-5)
+    np.testing.assert_allclose(stats["base_mean"].numpy(), un.mean(0), atol=1e-5)
+    # And the sampled axes are near the generating ones (300 draws: within ~15%).
+    for k in range(3):
+        assert abs(float(stats["macro_directions"][k].double() @ r[:, k])) > 0.97
+        assert float(stats["macro_std"][k]) == pytest.approx(TRUE_STD[k], rel=0.15)
+    assert stats["macro_labels"] == ["macro 1", "macro 2", "macro 3", "macro 4"]
+    assert sum(stats["macro_explained"]) < 1.0 and stats["macro_explained"][0] > 0.6
+
+
+@pytest.mark.parametrize("mode", ["brightness", "decay", "pitch", "noisiness"])
+def test_labels_name_the_descriptor_that_the_first_direction_moves(mode: str) -> None:
+    stats, model, _, _ = _stats_for(mode, n_macros=3)
+    # Only the first principal direction changes the sound: it gets the name, the rest
+    # stay anonymous (the labelling must be able to say "no clear meaning").
+    assert stats["macro_labels"] == [mode, "macro 2", "macro 3"], stats["macro_changes"]
+    # The sign is flipped so that turning the knob UP increases the named descriptor.
+    assert stats["macro_changes"][0][mode] > 0.25
+    ends = torch.stack([stats["base_mean"] - 2 * stats["macro_std"][0] * stats["macro_directions"][0],
+                        stats["base_mean"] + 2 * stats["macro_std"][0] * stats["macro_directions"][0]])
+    desc = describe(model.decode(model.base_to_latent(ends)), SR)
+    assert float(desc[mode][1]) > float(desc[mode][0])
+
+
+def test_descriptors_against_known_signals() -> None:
+    t = torch.arange(L) / SR
+    noise = torch.randn(L, generator=torch.Generator().manual_seed(0))
+    sine = torch.sin(2 * math.pi * 250.0 * t) * torch.exp(-t / 0.05)
+    d = describe(torch.stack([sine, noise * torch.exp(-t / 0.05)]), SR)
+    assert float(d["pitch"][0]) == pytest.approx(250.0, rel=0.01)
+    assert float(d["pitch_confidence"][0]) > 0.95 and float(d["pitch_confidence"][1]) < 0.3
+    # -30 dB of an exp(-t/tau) envelope is reached after tau * ln(10^1.5) = 0.173 s.
+    assert float(d["decay"][0]) == pytest.approx(0.05 * math.log(10**1.5), abs=0.01)
+    assert float(d["noisiness"][0]) < 0.3 and float(d["noisiness"][1]) > 0.9
+    # White noise: the centroid sits near half of Nyquist.
+    assert float(d["brightness"][1]) == pytest.approx(SR / 4, rel=0.1)
+
+
+def test_kmeans_finds_three_separated_clusters_deterministically() -> None:
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[5.0, 0.0, 0.0], [-5.0, 0.0, 0.0], [0.0, 6.0, 2.0]])
+    sizes = [40, 25, 15]
+    x = torch.cat([c + 0.3 * torch.randn(n, 3, generator=gen) for c, n in zip(centres, sizes)])
+    truth = torch.cat([torch.full((n,), i) for i, n in enumerate(sizes)])
+    found, labels = kmeans(x, 3, seed=0)
+    again, labels2 = kmeans(x, 3, seed=0)
+    assert torch.equal(found, again) and torch.equal(labels, labels2)
+    # Each true cluster maps to exactly one found cluster, whose centre is its mean.
+    for i in range(3):
+        assigned = labels[truth == i].unique()
+        assert len(assigned) == 1
+        assert torch.allclose(found[assigned[0]].float(), x[truth == i].mean(0), atol=1e-5)
+    assert len(labels.unique()) == 3
+    # Duplicate points cannot fill more clusters than there are distinct points.
+    dup, _ = kmeans(torch.ones(10, 2), 4)
+    assert dup.shape == (1, 2)
+
+
+def test_pads_carry_the_dominant_class_and_their_base_points() -> None:
+    gen = torch.Generator().manual_seed(1)
+    means = torch.tensor([[4.0] * D, [-4.0] * D, [4.0, -4.0] * (D // 2)])
+    names = ["kick", "snare", "hat"]
+    z, classes = [], []
+    for m, name in zip(means, names):
+        z.append(m + 0.2 * torch.randn(30, D, generator=gen))
+        classes += [name] * 30
+    classes[0] = "snare"  # one mislabelled kick must not change the vote
+    z = torch.cat(z)
+    u, r, _ = _gaussian_data()
+    model = StubModel(r[:, 0], 1.0, "none")
+    stats = compute_latent_stats(model, _examples(z, classes), range(len(z)), n_macros=2, n_pads=3, progress=False)
+    assert stats["pad_classes"] == ["hat", "kick", "snare"]  # ordered by class name
+    assert stats["pad_counts"] == [30, 30, 30]
+    groups = {"kick": slice(0, 30), "snare": slice(30, 60), "hat": slice(60, 90)}
+    for k, name in enumerate(stats["pad_classes"]):
+        assert torch.allclose(stats["pad_latents"][k], z[groups[name]].mean(0), atol=1e-5)
+    assert torch.allclose(stats["pad_base"], model.latent_to_base(stats["pad_latents"]), atol=1e-5)
+    # A subset of indices uses only those examples.
+    sub = compute_latent_stats(model, _examples(z, classes), list(range(30, 90)), n_macros=2, n_pads=2, progress=False)
+    assert sorted(sub["pad_classes"]) == ["hat", "snare"] and sub["n_examples"] == 60
+
+
+def test_knob_offset_and_weights_only_round_trip() -> None:
+    stats, _, _, _ = _stats_for("none", n_macros=3)
+    dirs, std = stats["macro_directions"], stats["macro_std"]
+    assert torch.allclose(knob_offset(stats, [1.0, 0.0, 0.0]), std[0] * dirs[0])
+    assert torch.allclose(knob_offset(stats, [0.0, -2.0]), -2 * std[1] * dirs[1])
+    batch = knob_offset(stats, torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]))
+    assert batch.shape == (2, D) and torch.allclose(batch[0], (std[:, None] * dirs).sum(0)) and not batch[1].any()
+    with pytest.raises(FlowshotError, match="3 macro knobs"):
+        knob_offset(stats, [0.0] * 4)
+    buf = io.BytesIO()
+    torch.save(stats, buf)
+    buf.seek(0)
+    back = torch.load(buf, weights_only=True)
+    assert back.keys() == stats.keys() and back["macro_labels"] == stats["macro_labels"]
+    assert torch.equal(back["macro_directions"], dirs)
+    with pytest.raises(FlowshotError, match="at least 2"):
+        compute_latent_stats(StubModel(torch.ones(D), 1.0, "none"), _examples(torch.zeros(1, D), ["a"]), [0],
+                             progress=False)
+
+
+def test_real_tiny_flowvae_stats_are_consistent_and_load_with_weights_only() -> None:
+    from flowshot.model.config import preset
+    from flowshot.model.drums import generate_drums
+    from flowshot.model.vae import FlowVAE
+
+    cfg = preset("tiny")
+    torch.manual_seed(0)
+    model = FlowVAE(cfg)
+    model.train()
+    audio, classes = generate_drums(48, cfg.audio.sample_rate, cfg.audio.length, seed=0)
+    examples = SimpleNamespace(audio=torch.from_numpy(audio), classes=classes)
+    stats = compute_latent_stats(model, examples, list(range(40)), n_macros=8, n_pads=16, progress=False)
+    assert model.training  # mode restored
+    d = cfg.model.latent_dim
+    assert stats["macro_directions"].shape == (8, d) and stats["macro_std"].shape == (8,)
+    assert stats["pad_latents"].shape[1] == d and stats["pad_base"].shape == stats["pad_latents"].shape
+    assert len(stats["pad_classes"]) == stats["pad_latents"].shape[0] <= 16 and len(stats["macro_labels"]) == 8
+    assert set(stats["pad_classes"]) <= set(classes)
+    with torch.no_grad():
+        # pad_base really is the prior flow's inverse of the pad latents (and maps back).
+        assert torch.allclose(model.base_to_latent(stats["pad_base"]), stats["pad_latents"], atol=1e-4)
+        # The directions are orthonormal and std is sorted, as a PCA must give.
+    gram = stats["macro_directions"] @ stats["macro_directions"].T
+    assert torch.allclose(gram, torch.eye(8), atol=1e-5)
+    assert bool((stats["macro_std"][:-1] >= stats["macro_std"][1:]).all())
+    buf = io.BytesIO()
+    torch.save({"latent_stats": stats}, buf)
+    buf.seek(0)
+    back = torch.load(buf, weights_only=True)["latent_stats"]
+    for key, value in stats.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(back[key], value), key
+        else:
+            assert back[key] == value, key

@@ -1,0 +1,99 @@
+"""Distribution and reconstruction metrics against known answers (runs in about a second)."""
+
+import numpy as np
+import pytest
+
+from flowshot.evaluation.metrics import (
+    active_units,
+    base_radius,
+    frechet_distance,
+    kernel_distance,
+    log_spectral_distance,
+    mean_pairwise_distance,
+    mmd2_unbiased,
+    multiscale_stft_distance,
+    ndb,
+)
+
+
+def test_frechet_distance_zero_on_itself_and_grows_with_noise() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((300, 32)) @ rng.standard_normal((32, 32))
+    assert frechet_distance(a, a) < 1e-6 * np.trace(np.cov(a, rowvar=False))
+    noise = rng.standard_normal(a.shape)
+    values = [frechet_distance(a, a + s * noise) for s in (0.1, 0.3, 1.0, 3.0)]
+    assert all(b > a_ for a_, b in zip(values, values[1:])), values
+    # Closed form for two isotropic Gaussians: |mu|^2 + d (s1 - s2)^2.
+    x = rng.standard_normal((20000, 4))
+    y = 2.0 * rng.standard_normal((20000, 4)) + 1.0
+    assert frechet_distance(x, y) == pytest.approx(4 * 1.0 + 4 * (1.0 - 2.0) ** 2, rel=0.05)
+
+
+def test_frechet_distance_is_stable_with_fewer_points_than_dimensions() -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((10, 64)), rng.standard_normal((12, 64))
+    value = frechet_distance(a, b)
+    assert np.isfinite(value) and value > 0
+
+
+def test_kid_estimator_is_unbiased_for_equal_distributions() -> None:
+    rng = np.random.default_rng(2)
+    same = np.array([mmd2_unbiased(rng.standard_normal((40, 8)), rng.standard_normal((40, 8))) for _ in range(400)])
+    se = same.std(ddof=1) / np.sqrt(len(same))
+    assert abs(same.mean()) < 3 * se, (same.mean(), se)
+    assert (same < 0).any()  # unbiased, so single estimates straddle zero
+    shifted = np.array(
+        [mmd2_unbiased(rng.standard_normal((40, 8)), rng.standard_normal((40, 8)) + 0.5) for _ in range(100)]
+    )
+    assert shifted.mean() > 10 * shifted.std(ddof=1) / np.sqrt(len(shifted))
+
+
+def test_kernel_distance_subsets() -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((200, 16)), rng.standard_normal((150, 16))
+    kid = kernel_distance(a, b, subsets=50, subset_size=100, seed=0)
+    assert kid.subset_size == 100 and kid.stderr == pytest.approx(kid.std / np.sqrt(50))
+    assert abs(kid.mean) < 4 * kid.std  # same distribution
+    far = kernel_distance(a, b + 1.0, subsets=50, subset_size=100, seed=0)
+    assert far.mean > 20 * far.stderr and far.mean > 10 * abs(kid.mean)
+
+
+def _clusters(rng: np.random.Generator, counts: list[int]) -> np.ndarray:
+    centres = np.eye(5, 8) * 10.0
+    return np.concatenate([centres[i] + rng.standard_normal((n, 8)) for i, n in enumerate(counts)])
+
+
+def test_ndb_flags_a_dropped_cluster_and_not_a_fair_sample() -> None:
+    rng = np.random.default_rng(4)
+    real = _clusters(rng, [200] * 5)
+    dropped = _clusters(rng, [250, 250, 250, 250, 0])
+    result = ndb(real, dropped, bins=5, seed=0)
+    assert result.different >= 1 and result.bins == 5
+    assert min(result.fake_proportions) == 0.0
+    ratios = [ndb(real, _clusters(rng, [200] * 5), bins=5, seed=s).ratio for s in range(10)]
+    assert np.mean(ratios) <= 0.15, ratios  # alpha = 0.05 false-positive rate, with slack
+
+
+def test_diversity_and_latent_helpers() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2000, 16))
+    # E|x - y| for x, y ~ N(0, I_16): sqrt(2) * E|chi_16| ~ sqrt(2) * 3.9
+    assert mean_pairwise_distance(x) == pytest.approx(np.sqrt(2) * 3.9, rel=0.03)
+    assert mean_pairwise_distance(0.1 * x) == pytest.approx(0.1 * mean_pairwise_distance(x))
+    assert base_radius(x) == pytest.approx(1.0, abs=0.03)
+    means = np.concatenate([rng.standard_normal((500, 3)), 1e-3 * rng.standard_normal((500, 5))], axis=1)
+    assert active_units(means) == 3
+
+
+def test_reconstruction_distances() -> None:
+    rng = np.random.default_rng(6)
+    t = np.arange(4096) / 8000
+    x = (np.sin(2 * np.pi * 220 * t) * np.exp(-t * 8))[None].repeat(3, 0)
+    y = x + np.array([0.0, 0.01, 0.1])[:, None] * rng.standard_normal(x.shape)
+    d = multiscale_stft_distance(x, y, [512, 128])
+    lsd = log_spectral_distance(x, y)
+    assert d[0] == pytest.approx(0.0, abs=1e-9) and lsd[0] == pytest.approx(0.0, abs=1e-9)
+    assert d[0] < d[1] < d[2] and lsd[0] < lsd[1] < lsd[2]
+    # a 6.02 dB gain change of broadband noise (no bin under the floor) is a 6.02 dB distance
+    noise = rng.standard_normal((1, 4096))
+    assert log_spectral_distance(noise, 2 * noise)[0] == pytest.approx(20 * np.log10(2), rel=1e-6)

@@ -1,0 +1,199 @@
+"""FlowVAE: KL bookkeeping against closed forms, a normalised prior, sampling, shapes, scripting."""
+
+import math
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+from flowshot.errors import FlowshotError
+from flowshot.model.config import preset
+from flowshot.model.layers import has_weight_norm
+from flowshot.model.vae import FlowVAE, standard_normal_log_prob
+
+
+def perturb_flows(model: FlowVAE, seed: int, scale: float = 0.3) -> FlowVAE:
+    """Give the zero-initialised flows non-zero last layers, so they are not the identity."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for flow in (model.posterior_flow, model.prior_flow):
+            for p in (flow.w3, flow.b3):
+                p.copy_(scale * torch.randn(p.shape, generator=g))
+    return model
+
+
+def spread_posterior(model: FlowVAE, seed: int) -> FlowVAE:
+    """Random encoder head bias: means around +-1 and log-variances around -1, a KL well above 0."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        last = model.encoder.head[-1]
+        last.bias.copy_(torch.randn(last.bias.shape, generator=g))
+        last.bias[model.latent_dim: 2 * model.latent_dim] -= 1.0
+    return model
+
+
+def test_flows_off_monte_carlo_kl_matches_closed_form() -> None:
+    torch.manual_seed(0)
+    cfg = preset("tiny").replace(**{"model.flows": False})
+    model = spread_posterior(FlowVAE(cfg).double().eval(), seed=1)
+    x = 0.3 * torch.randn(3, 1, cfg.audio.length, dtype=torch.float64)
+    with torch.no_grad():
+        out = model(x)
+        post = model.encode(x)
+        closed = 0.5 * (post.mean.pow(2) + post.logvar.exp() - 1.0 - post.logvar)  # [B, D]
+        # forward's kl_per_dim is exactly this, averaged over the batch
+        torch.testing.assert_close(out["kl_per_dim"], closed.mean(0), atol=1e-12, rtol=0)
+        torch.testing.assert_close(out["kl"], out["log_q"] - out["log_p"], atol=1e-12, rtol=0)
+        n = 20000
+        rep = type(post)(*(t.repeat_interleave(n, 0) for t in post))
+        z, log_q = model.posterior_sample(rep)
+        mc = (log_q - model.prior_log_prob(z)).reshape(3, n)
+    est, stderr = mc.mean(1), mc.std(1) / math.sqrt(n)
+    ref = closed.sum(1)
+    assert ref.min() > 2.0  # a KL large enough for the comparison to mean something
+    # 5 standard errors: fails by chance with probability < 1e-6 per example.
+    assert ((est - ref).abs() < 5 * stderr).all(), (est, ref, stderr)
+
+
+def test_flows_on_log_q_and_log_p_follow_the_change_of_variables() -> None:
+    torch.manual_seed(1)
+    cfg = preset("tiny")
+    model = perturb_flows(spread_posterior(FlowVAE(cfg).double().eval(), seed=2), seed=3)
+    x = 0.3 * torch.randn(4, 1, cfg.audio.length, dtype=torch.float64)
+    with torch.no_grad():
+        post = model.encode(x)
+        eps = torch.randn_like(post.mean)
+        z, log_q = model.posterior_sample(post, eps)
+        z0 = post.mean + (0.5 * post.logvar).exp() * eps
+        z_ref, logdet = model.posterior_flow(z0, post.context)
+        base = torch.distributions.Normal(post.mean, (0.5 * post.logvar).exp()).log_prob(z0).sum(1)
+        torch.testing.assert_close(z, z_ref, atol=1e-12, rtol=0)
+        torch.testing.assert_close(log_q, base - logdet, atol=1e-10, rtol=0)
+        assert logdet.abs().min() > 1e-3  # the posterior flow is not the identity
+
+        u = torch.randn(16, cfg.model.latent_dim, dtype=torch.float64)
+        zp, logdet_p = model.prior_flow(u)
+        torch.testing.assert_close(model.base_to_latent(u), zp, atol=0, rtol=0)
+        torch.testing.assert_close(model.prior_log_prob(zp), standard_normal_log_prob(u) - logdet_p,
+                                   atol=1e-10, rtol=0)
+        torch.testing.assert_close(model.latent_to_base(zp), u, atol=1e-10, rtol=0)
+        assert logdet_p.abs().min() > 1e-3
+        # embed is the posterior mode: the mean through the posterior flow
+        torch.testing.assert_close(model.embed(x), model.posterior_flow(post.mean, post.context)[0])
+
+
+def test_prior_density_integrates_to_one() -> None:
+    """A 2-D latent: the warped flow prior's density, summed on a grid, is the mass inside it (+-0.2 %)."""
+    cfg = preset("tiny").replace(**{"model.latent_dim": 2, "model.prior_flow_depth": 4})
+    model = perturb_flows(FlowVAE(cfg).double(), seed=4, scale=0.5)
+    step = 0.04
+    axis = torch.arange(-8.0, 8.0, step, dtype=torch.float64) + step / 2  # cell centres
+    grid = torch.cartesian_prod(axis, axis)
+    with torch.no_grad():
+        log_p = model.prior_log_prob(grid)
+        u = model.latent_to_base(grid)
+        samples = model.sample(20000, 1.0, torch.Generator().manual_seed(0))
+    assert (u - grid).abs().max() > 1.0  # a warped density, not N(0, I)
+    # The grid's integral must equal the share of prior draws that land inside it
+    # (nearly all of them; a heavy-tailed warp may leave a little outside).
+    inside = (samples.abs() < 8.0).all(dim=1).double().mean().item()
+    assert inside > 0.99
+    total = log_p.exp().sum().item() * step * step
+    assert abs(total - inside) < 2e-3 + 3 * (inside * (1 - inside) / len(samples)) ** 0.5, (total, inside)
+
+
+def test_sample_is_reproducible_and_temperature_zero_is_the_prior_centre() -> None:
+    model = perturb_flows(FlowVAE(preset("tiny")), seed=5)
+    with torch.no_grad():
+        a = model.sample(6, 1.0, torch.Generator().manual_seed(42))
+        b = model.sample(6, 1.0, torch.Generator().manual_seed(42))
+        c = model.sample(6, 1.0, torch.Generator().manual_seed(43))
+        cold = model.sample(5, 0.0)
+        hot = model.sample(4000, 2.0, torch.Generator().manual_seed(0))
+    assert a.shape == (6, 16) and torch.equal(a, b) and not torch.allclose(a, c)
+    torch.testing.assert_close(cold, cold[:1].expand(5, -1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(cold[:1], model.base_to_latent(torch.zeros(1, 16)))
+    # temperature scales the base noise: std of the base points ~ 2 (4000 draws: +-5 %)
+    u = model.latent_to_base(hot)
+    assert abs(u.std().item() - 2.0) < 0.1
+
+
+@pytest.mark.parametrize("name", ["tiny", "small", "base"])
+def test_decode_and_forward_shapes(name: str) -> None:
+    cfg = preset(name)
+    model = FlowVAE(cfg).eval()
+    with torch.no_grad():
+        audio = model.decode(torch.randn(2, cfg.model.latent_dim))
+        assert audio.shape == (2, 1, cfg.audio.length) and torch.isfinite(audio).all()
+        if name == "tiny":
+            out = model(0.1 * torch.randn(3, 1, cfg.audio.length))
+            shapes = {k: tuple(v.shape) for k, v in out.items()}
+            d = cfg.model.latent_dim
+            assert shapes == {"recon": (3, 1, cfg.audio.length), "z": (3, d), "log_q": (3,), "log_p": (3,),
+                              "kl": (3,), "kl_per_dim": (d,)}
+
+
+def test_decoder_output_is_not_squashed() -> None:
+    """The output stage is linear: a one-shot can reach any level (no tanh ceiling at 1)."""
+    model = FlowVAE(preset("tiny")).eval()
+    z = torch.randn(1, 16)
+    with torch.no_grad():
+        ref = model.decode(z)
+        final = model.decoder.net[-1]
+        final.parametrizations.weight.original0.mul_(20.0)  # weight-norm magnitude g
+        final.bias.mul_(20.0)
+        loud = model.decode(z)
+    torch.testing.assert_close(loud, 20.0 * ref, rtol=1e-4, atol=1e-5)
+
+
+def test_wrong_input_length_is_a_one_line_flowshot_error() -> None:
+    model = FlowVAE(preset("tiny"))
+    with pytest.raises(FlowshotError, match=r"takes audio \[batch, 1, 2048\]") as err:
+        model.embed(torch.randn(1, 1, 1000))
+    assert "\n" not in str(err.value)
+
+
+def test_torchscript_matches_eager_and_leaves_the_model_trainable(tmp_path) -> None:
+    torch.manual_seed(2)
+    cfg = preset("tiny")
+    model = perturb_flows(FlowVAE(cfg), seed=6).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.script(model)
+    x = 0.3 * torch.randn(2, 1, cfg.audio.length)
+    z = torch.randn(2, cfg.model.latent_dim)
+    with torch.no_grad():
+        for name, arg in (("decode", z), ("embed", x), ("base_to_latent", z), ("latent_to_base", z),
+                          ("prior_log_prob", z)):
+            torch.testing.assert_close(getattr(scripted, name)(arg), getattr(model, name)(arg), atol=1e-5, rtol=1e-5)
+        for a, b in zip(scripted.encode(x), model.encode(x)):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        assert scripted(x)["recon"].shape == (2, 1, cfg.audio.length)
+
+    # Scripting folded weight norm into a copy; the eager model still trains.
+    assert has_weight_norm(model)
+    model.train()
+    out = model(x)
+    loss = (out["recon"] - x).pow(2).mean() + out["kl"].mean()
+    loss.backward()
+    grads = [p.grad for p in model.decoder.parameters()]
+    assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0
+
+    # A fresh process that never imports flowshot reproduces decode.
+    path = tmp_path / "model.ts"
+    scripted.save(str(path))
+    torch.save({"z": z, "audio": model.eval().decode(z).detach()}, tmp_path / "ref.pt")
+    code = (
+        "import sys, torch\n"
+        "m = torch.jit.load(sys.argv[1]); ref = torch.load(sys.argv[2])\n"
+        "assert 'flowshot' not in sys.modules\n"
+        "err = (m.decode(ref['z']) - ref['audio']).abs().max().item()\n"
+        "print(err); sys.exit(0 if err < 1e-5 else 1)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-I", "-c", code, str(path), str(tmp_path / "ref.pt")],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout
