@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_train(subparsers)
     _register_generate(subparsers)
     _register_vary(subparsers)
+    _register_report(subparsers)
 
 
 # ---------------------------------------------------------------------- parsers
@@ -64,9 +65,7 @@ def _register_generate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-n", type=int, default=16, help="how many sounds (default 16)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="spread of the prior samples: 0 = the centre, 1 = as trained, lower = safer (default 1.0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampling noise: the same seed gives the same sounds")
-    p.add_argument("-o", "--out", default="generated", metavar="DIR", help="output folder (default ./generated)")
-    p.add_argument("--float", dest="float_wav", action="store_true", help="write 32-bit float WAVs (default 16-bit PCM)")
+    _add_output_args(p, "seed of the sampling noise: the same seed gives the same sounds", "generated")
     p.set_defaults(func=run_generate)
 
 
@@ -79,10 +78,41 @@ def _register_vary(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-n", type=int, default=8, help="how many variations (default 8)")
     p.add_argument("--spread", type=float, default=0.5,
                    help="size of the random offsets in prior standard deviations: 0 = the reconstruction (default 0.5)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the offsets")
-    p.add_argument("-o", "--out", default="variations", metavar="DIR", help="output folder (default ./variations)")
-    p.add_argument("--float", dest="float_wav", action="store_true", help="write 32-bit float WAVs (default 16-bit PCM)")
+    _add_output_args(p, "seed of the offsets", "variations")
     p.set_defaults(func=run_vary)
+
+
+def _add_output_args(p: argparse.ArgumentParser, seed_help: str, default_dir: str) -> None:
+    """--seed, -o/--out and --float, shared by generate and vary."""
+    p.add_argument("--seed", type=int, default=0, help=seed_help)
+    p.add_argument("-o", "--out", default=default_dir, metavar="DIR", help=f"output folder (default ./{default_dir})")
+    p.add_argument("--float", dest="float_wav", action="store_true", help="write 32-bit float WAVs (default 16-bit PCM)")
+
+
+def _register_report(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("report", help="pictures and numbers of a training run",
+                              description="Describe a run: RUN/report/curves.png (losses), grid.png (prior samples / "
+                              "held-out / reconstructions), kl_per_dim.png, report.md and report.json (KL, active units, "
+                              "output level against the data), and the grid's WAVs.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by flowshot train")
+    p.add_argument("--checkpoint", metavar="CKPT", help="checkpoint to describe (default RUN_DIR/last.ckpt)")
+    p.add_argument("--data", nargs="+", metavar="DATA", help="held-out sounds (default: the validation split of the run's data)")
+    p.add_argument("--temperature", type=float, default=1.0, help="temperature of the prior samples (default 1.0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the prior samples")
+    p.add_argument("-o", "--out", metavar="DIR", help="output folder (default RUN_DIR/report)")
+    p.set_defaults(func=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from flowshot.model.report import write_report
+
+    r = write_report(args.run_dir, args.out, checkpoint=args.checkpoint, data=args.data,
+                     temperature=args.temperature, seed=args.seed)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "report"
+    print(f"step {r['step']}: KL {r['kl_total_nats']:.1f} nats, {r['active_units']}/{r['latent_dim']} active units, "
+          f"level real/prior/recon {r['level_real']['rms_db']:.1f}/{r['level_prior_samples']['rms_db']:.1f}/"
+          f"{r['level_reconstructions']['rms_db']:.1f} dB RMS; wrote {out}/report.md and PNGs")
+    return 0
 
 
 # --------------------------------------------------------------------- generate

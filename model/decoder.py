@@ -1,9 +1,21 @@
 """Decoder: one latent vector -> PQMF sub-bands of the whole one-shot.
 
 A linear layer unfolds z into ``length / hop`` frames of ``C0`` channels; each stage
-up-samples by its ratio r (a transposed convolution in polyphase form, ``Upsample``) and refines with dilated
-residual units; a last convolution projects to the sub-bands. The output is linear (no
-tanh), so the level of a one-shot is learned, not squashed.
+up-samples by its ratio r (a transposed convolution in polyphase form, ``Upsample``),
+adds a projection of z (global conditioning) and refines with dilated residual units. A last convolution makes, per sub-band, three
+signals at the sub-band rate:
+
+* ``wave``: the deterministic part, linear (no tanh) so the level is learned;
+* ``amp``: its amplitude, through ``mod_sigmoid`` (RAVE): one-shots are mostly attack
+  and decay, and a multiplicative envelope reaches true silence in the tail, which an
+  additive conv stack only approximates (it leaves a static floor);
+* ``noise``: the gain of a fixed white-noise signal in that band. Hats, snares and
+  cymbals are mostly noise, which a deterministic conv stack trained on spectral
+  magnitudes renders as buzzy, tonal static. The noise is a stored buffer (seed 0),
+  not drawn per call, so decoding stays a pure function of z: a hit rendered by nn~,
+  by the real-time host and by ``flowshot generate`` is the same sound.
+
+    sub-band = wave * mod_sigmoid(amp) + noise_buffer * mod_sigmoid(noise)
 
 Cost: a stage costs about ``2 * C^2 * K * T`` FLOPs per conv; the stages near the
 output run at the sub-band rate, so the presets keep their channels small there.
@@ -18,13 +30,18 @@ from flowshot.model.config import FlowshotConfig
 from flowshot.model.layers import ResidualUnit, Snake, Upsample, scriptable_copy, wn_conv1d
 
 
+def mod_sigmoid(x: Tensor) -> Tensor:
+    """RAVE's amplitude non-linearity: 2 sigmoid(x)^2.3 + 1e-7, in (0, 2], steep toward 0."""
+    return 2.0 * torch.sigmoid(x).pow(2.3) + 1e-7
+
+
 class Decoder(nn.Module):
     """Latent -> sub-bands.
 
     Args:
         cfg: the model configuration (``cfg.model.dec_channels()``, ``ratios`` used in
             reverse, ``dilations``, ``kernel_size``, ``pqmf_bands``, ``latent_dim``,
-            ``cfg.audio.length``).
+            ``noise``, ``cfg.audio.length``).
 
     ``forward(z[B,D]) -> [B, bands, L // bands]``.
     """
@@ -36,22 +53,48 @@ class Decoder(nn.Module):
         if len(ch) != len(m.ratios) + 1:
             raise ValueError(f"model.decoder_channels needs {len(m.ratios) + 1} entries (bottleneck first), got {ch}")
         self.channels = int(ch[0])
+        self.bands = int(m.pqmf_bands)
         self.frames = cfg.audio.length // m.hop
+        self.use_noise = bool(m.noise)
         self.project = nn.Linear(m.latent_dim, ch[0] * self.frames)
-        layers: List[nn.Module] = []
+        ups: List[nn.Module] = []
+        conds: List[nn.Module] = []
+        stages: List[nn.Module] = []
         for i, r in enumerate(reversed(m.ratios)):
-            layers += [
-                Snake(ch[i]),
-                Upsample(ch[i], ch[i + 1], r),
-            ]
-            layers += [ResidualUnit(ch[i + 1], d, m.kernel_size) for d in m.dilations]
-        layers += [Snake(ch[-1]), wn_conv1d(ch[-1], m.pqmf_bands, 7, padding=3)]
-        self.net = nn.Sequential(*layers)
+            ups.append(nn.Sequential(Snake(ch[i]), Upsample(ch[i], ch[i + 1], r)))
+            # WaveNet-style global conditioning: z is added to every stage, not only
+            # unfolded at the input. With one latent per sound the deep, fast stages
+            # otherwise hear z only through the slow ones, the reconstruction barely
+            # depends on it, and the posterior drifts towards the prior (all hits alike).
+            conds.append(nn.Linear(m.latent_dim, ch[i + 1]))
+            stages.append(nn.Sequential(*[ResidualUnit(ch[i + 1], d, m.kernel_size) for d in m.dilations]))
+        self.ups = nn.ModuleList(ups)
+        self.conds = nn.ModuleList(conds)
+        self.stages = nn.ModuleList(stages)
+        self.final_act = Snake(ch[-1])
+        outputs = (3 if self.use_noise else 2) * self.bands
+        self.out = wn_conv1d(ch[-1], outputs, 7, padding=3)
+        with torch.no_grad():
+            # Noise starts ~55 dB down: the model turns it up where the data is noisy,
+            # rather than having to learn silence out of a hiss.
+            self.out.bias[2 * self.bands:] = -4.0
+        generator = torch.Generator().manual_seed(0)
+        noise = torch.randn(1, self.bands, cfg.audio.length // self.bands, generator=generator)
+        # Part of the state dict, so an exported file carries the very same noise.
+        self.register_buffer("noise_buffer", noise if self.use_noise else noise[:, :, :0])
 
     def forward(self, z: Tensor) -> Tensor:
         """[B,D] -> [B, bands, L//bands]."""
         h = self.project(z).reshape(z.shape[0], self.channels, self.frames)
-        return self.net(h)
+        for up, cond, stage in zip(self.ups, self.conds, self.stages):
+            h = stage(up(h) + cond(z).unsqueeze(-1))
+        h = self.out(self.final_act(h))
+        wave = h[:, : self.bands]
+        amp = h[:, self.bands: 2 * self.bands]
+        y = wave * mod_sigmoid(amp)
+        if self.use_noise:
+            y = y + self.noise_buffer * mod_sigmoid(h[:, 2 * self.bands:])
+        return y
 
     def __prepare_scriptable__(self) -> nn.Module:
         return scriptable_copy(self)

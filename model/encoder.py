@@ -20,6 +20,7 @@ from flowshot.model.layers import ResidualUnit, Snake, scriptable_copy, wn_conv1
 # posterior needs to be for audio, and std > exp(2) would only add noise.
 LOGVAR_MIN = -12.0
 LOGVAR_MAX = 4.0
+INITIAL_LOGVAR = -6.0
 
 
 def soft_clamp(x: Tensor, low: float, high: float) -> Tensor:
@@ -67,6 +68,11 @@ class Encoder(nn.Module):
             nn.SiLU(),
             nn.Linear(c, 2 * self.latent_dim + self.context_dim),
         )
+        with torch.no_grad():
+            # Start nearly deterministic (posterior std ~0.05): with unit noise on a
+            # near-zero mean the decoder first learns that z carries nothing and then
+            # ignores it for thousands of steps; the KL warm-up widens the posterior later.
+            self.head[-1].bias[self.latent_dim: 2 * self.latent_dim] = INITIAL_LOGVAR
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """[B, bands, L//bands] -> mean [B,D], logvar [B,D], context [B,context_dim]."""

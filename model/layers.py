@@ -120,14 +120,18 @@ class Upsample(nn.Module):
         super().__init__()
         self.ratio = int(ratio)
         self.out_channels = int(out_channels)
-        self.conv = wn_conv1d(in_channels, out_channels * ratio, 3, padding=1)
+        # One bias per output channel, added after interleaving: a bias per phase would
+        # write a constant period-``ratio`` pattern into every sound, heard as steady
+        # tones at multiples of the input frame rate even where the sound is silent.
+        self.conv = wn_conv1d(in_channels, out_channels * ratio, 3, padding=1, bias=False)
+        self.bias = nn.Parameter(torch.zeros(1, out_channels, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         """[B,C_in,T] -> [B,C_out,T*ratio]."""
         b = x.shape[0]
         t = x.shape[-1]
         y = self.conv(x).reshape(b, self.out_channels, self.ratio, t)
-        return y.transpose(2, 3).reshape(b, self.out_channels, t * self.ratio)
+        return y.transpose(2, 3).reshape(b, self.out_channels, t * self.ratio) + self.bias
 
 
 def has_weight_norm(module: nn.Module) -> bool:

@@ -116,17 +116,17 @@ class FlowshotModule(L.LightningModule):
 
     # ------------------------------------------------------------------ losses
     def kl_loss(self, kl: Tensor, kl_per_dim: Tensor) -> Tensor:
-        """Batch KL with free bits.
+        """Batch KL with free nats: ``max(mean KL, free_bits * D)``.
 
-        ``kl`` [B] is the Monte-Carlo KL (log q - log p, flows included); it does not
-        split into dimensions, but ``kl_per_dim`` [D] attributes it to them. Adding
-        ``relu(free_bits - kl_per_dim)`` cancels the KL's pull on every dimension that
-        is still below ``free_bits`` nats (the two gradients are equal and opposite there),
-        so such dimensions are free to carry information; above it they pay in full.
-        Up to a constant this is ``KL - sum_d min(kl_d, free_bits)``.
+        ``kl`` [B] is the Monte-Carlo KL (log q - log p, flows included). Below
+        ``free_bits * D`` nats in total it exerts no pull at all, so the posterior keeps
+        that much information whatever beta is. The budget is on the total, not per
+        dimension: with flows the KL does not split into dimensions, and a per-dimension
+        correction computed on the base posterior (``kl_per_dim``) cancels only the
+        Gaussian part of the gradient; the flows' part then drags the posterior to
+        collapse. ``kl_per_dim`` [D] stays a diagnostic (active units).
         """
-        free = torch.relu(self.cfg.loss.free_bits - kl_per_dim).sum()
-        return kl.mean() + free
+        return torch.clamp(kl.mean(), min=self.cfg.loss.free_bits * kl_per_dim.numel())
 
     def _finite_everywhere(self, value: Tensor) -> bool:
         """True when ``value`` is finite on every rank (all ranks then skip or step together)."""
@@ -150,6 +150,22 @@ class FlowshotModule(L.LightningModule):
             )
 
     # ---------------------------------------------------------------- training
+    def disc_window(self, x: Tensor, recon: Tensor) -> tuple[Tensor, Tensor]:
+        """The same window of real [B,1,L] and generated audio for the discriminators.
+
+        ``cfg.loss.disc_crop`` samples (0 = all): the discriminators cost most of a stage-2
+        step on a CPU, and half a one-shot is mostly tail. Half of the windows start at
+        the onset, because the attack is where a drum hit is made or lost.
+        """
+        crop = int(self.cfg.loss.disc_crop)
+        length = x.shape[-1]
+        if crop <= 0 or crop >= length:
+            return x, recon
+        start = 0
+        if float(torch.rand(())) >= 0.5:
+            start = int(torch.randint(0, length - crop + 1, ()))
+        return x[..., start: start + crop], recon[..., start: start + crop]
+
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
         """One generator step (and, in stage 2, one discriminator step before it).
 
@@ -164,15 +180,20 @@ class FlowshotModule(L.LightningModule):
         rec_loss = self.stft_loss(recon, x)
         kl_loss = self.kl_loss(out["kl"], out["kl_per_dim"])
         beta = self.beta()
-        g_loss = rec_loss + beta * kl_loss
-        logs: dict[str, float] = {}
+        # The prior flow fits the latents by maximum likelihood at every step, also while
+        # the KL sits below its free nats and passes no gradient: prior samples must land
+        # where the posteriors are. z is detached: this term moves the prior, not the encoder.
+        prior_nll = -self.model.prior_log_prob(out["z"].detach()).mean()
+        g_loss = rec_loss + beta * kl_loss + self.cfg.loss.beta * prior_nll
+        logs: dict[str, float] = {"train/prior_nll": float(prior_nll.detach())}
         adversarial = self.adversarial() and len(self.discriminators.families) > 0
 
         if adversarial:
             from flowshot.model.losses import discriminator_loss, feature_matching_loss, generator_adv_loss
 
+            real, fake = self.disc_window(x, recon)
             # Discriminator on a detached reconstruction: no gradient reaches the VAE here.
-            d_loss = discriminator_loss(self.discriminators(x), self.discriminators(recon.detach()))
+            d_loss = discriminator_loss(self.discriminators(real), self.discriminators(fake.detach()))
             if self._finite_everywhere(d_loss):
                 opt_d.zero_grad(set_to_none=True)
                 self.manual_backward(d_loss)
@@ -184,8 +205,8 @@ class FlowshotModule(L.LightningModule):
                 return
             # Real features are targets for feature matching, not something to train.
             with torch.no_grad():
-                real_outs = self.discriminators(x)
-            fake_outs = self.discriminators(recon)
+                real_outs = self.discriminators(real)
+            fake_outs = self.discriminators(fake)
             adv = generator_adv_loss(fake_outs)
             fm = feature_matching_loss(real_outs, fake_outs)
             g_loss = g_loss + self.cfg.loss.adv_weight * adv + self.cfg.loss.feature_matching_weight * fm

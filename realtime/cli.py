@@ -148,6 +148,9 @@ def cmd_play(args: argparse.Namespace) -> int:
     sys.setswitchinterval(0.0005)
     from flowshot.realtime.worker import ProcessBackend
 
+    if not Path(args.model).exists():
+        # Before the audio device: a typo in the path is the likelier mistake to report.
+        raise FlowshotError(f"--model {args.model} does not exist; pass a .ckpt, an exported .ts or an ONNX export folder")
     device, rate, channels = resolve_output(args.device, args.samplerate)
     # The model runs in a worker process: this process's GIL is for the real-time threads.
     # It starts before the priority change below, so it keeps normal scheduling.

@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 run="runs/quickstart-$(date +%Y%m%d-%H%M%S)"
-PRESET=${PRESET:-tiny}
-STEPS=${STEPS:-600}
-.venv/bin/flowshot train builtin:drums --preset "$PRESET" --max-steps "$STEPS" --out "$run"
+# small (22.05 kHz) for 10 minutes by default; PRESET=tiny MINUTES=1 for a smoke run.
+PRESET=${PRESET:-small}
+MINUTES=${MINUTES:-10}
+.venv/bin/flowshot train builtin:drums --preset "$PRESET" --max-minutes "$MINUTES" --max-steps 1000000 --out "$run"
 .venv/bin/flowshot generate "$run/last.ckpt" -n 16 --temperature 0.8 --seed 0 -o "$run/generated"
 echo "quickstart: one-shots in $run/generated/*.wav, picture in $run/generated/grid.png"

@@ -1,7 +1,6 @@
 """Discriminators: output structure and shapes, period folding, gradients, and a short fit."""
 
 import math
-from typing import Iterator
 
 import pytest
 import torch
@@ -17,13 +16,7 @@ from flowshot.model.discriminators import (
 from flowshot.model.losses import discriminator_loss
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One thread: the machine's two cores are shared; restored for other test modules."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _check_structure(outs, batch: int, expected: int) -> None:

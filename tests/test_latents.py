@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Iterator
 from types import SimpleNamespace
 
 import numpy as np
@@ -22,13 +21,7 @@ from flowshot.errors import FlowshotError
 from flowshot.model.latents import compute_latent_stats, describe, kmeans, knob_offset
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One thread: the machine's two cores are shared; restored for other test modules."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SR, L, D = 8000, 2048, 6
 TRUE_STD = [3.0, 1.5, 1.0, 0.5, 0.3, 0.2]

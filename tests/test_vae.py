@@ -137,16 +137,36 @@ def test_decode_and_forward_shapes(name: str) -> None:
 
 
 def test_decoder_output_is_not_squashed() -> None:
-    """The output stage is linear: a one-shot can reach any level (no tanh ceiling at 1)."""
-    model = FlowVAE(preset("tiny")).eval()
+    """The wave path is linear: a one-shot can reach any level (no tanh ceiling at 1)."""
+    torch.manual_seed(0)
+    model = FlowVAE(preset("tiny").replace(**{"model.noise": False})).eval()
+    bands = model.decoder.bands
     z = torch.randn(1, 16)
     with torch.no_grad():
         ref = model.decode(z)
-        final = model.decoder.net[-1]
-        final.parametrizations.weight.original0.mul_(20.0)  # weight-norm magnitude g
-        final.bias.mul_(20.0)
+        final = model.decoder.out
+        final.parametrizations.weight.original0[:bands].mul_(20.0)  # weight-norm magnitude g, wave rows
+        final.bias[:bands].mul_(20.0)
         loud = model.decode(z)
-    torch.testing.assert_close(loud, 20.0 * ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(loud, 20.0 * ref, rtol=1e-4, atol=1e-5 * float(20.0 * ref.abs().max()))
+
+
+def test_decoder_envelope_reaches_silence_and_noise_is_fixed() -> None:
+    """Closing both envelopes silences the output (no static floor from biases), and the
+    noise branch is a stored buffer: the same z decodes to the same sound in any copy."""
+    cfg = preset("tiny")
+    torch.manual_seed(3)
+    a, b = FlowVAE(cfg).eval(), FlowVAE(cfg).eval()
+    b.load_state_dict(a.state_dict())
+    z = torch.randn(2, 16)
+    with torch.no_grad():
+        assert torch.equal(a.decode(z), b.decode(z))
+        torch.testing.assert_close(a.decoder.noise_buffer, b.decoder.noise_buffer, rtol=0, atol=0)
+        final = a.decoder.out
+        final.parametrizations.weight.original0[a.decoder.bands:].zero_()
+        final.bias[a.decoder.bands:] = -30.0  # amp and noise gates shut everywhere
+        quiet = a.decode(z)
+    assert quiet.abs().max().item() < 1e-5
 
 
 def test_wrong_input_length_is_a_one_line_flowshot_error() -> None:
