@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"embedding for the distribution metrics: {', '.join(available_embeddings())} "
                    "(default: aisfx, the pretrained sound-effects CNN)")
     p.add_argument("--seed", type=int, default=0, help="seed of sampling, subsets, k-means and the baseline")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="scale of the prior's base noise for the samples (default 1.0: the prior itself)")
     p.add_argument("--max-train", type=int, default=1000, metavar="N",
                    help="at most this many training sounds as the reference (default: 1000)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -75,6 +77,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             compare=list(args.compare),
             embedding=args.embedding,
             seed=args.seed,
+            temperature=args.temperature,
             max_train=args.max_train,
         )
     )

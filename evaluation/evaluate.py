@@ -59,6 +59,7 @@ class EvalSettings:
         compare: more checkpoints scored in the same run (e.g. the no-flow ablation).
         embedding: registered embedding name.
         seed: seeds sampling, subsets, k-means and the baseline.
+        temperature: scale of the prior's base noise for the samples (1 = the prior itself).
         max_train: cap on real training sounds embedded as the floor/NDB reference.
         ndb_bins: K for NDB (capped so that a bin holds ~10 reference sounds on average).
     """
@@ -70,6 +71,7 @@ class EvalSettings:
     compare: list[str] = field(default_factory=list)
     embedding: str = "aisfx"
     seed: int = 0
+    temperature: float = 1.0
     max_train: int = 1000
     ndb_bins: int = 20
 
@@ -190,7 +192,7 @@ def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch:
 
 
 @torch.no_grad()
-def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int) -> dict[str, np.ndarray]:
+def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, temperature: float = 1.0) -> dict[str, np.ndarray]:
     """Prior samples, reconstructions and latent statistics of one model.
 
     Args:
@@ -204,7 +206,7 @@ def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int) -> di
     x = torch.from_numpy(test).float().unsqueeze(1)
     gen = torch.Generator().manual_seed(seed)
     d = model.latent_dim
-    u_samples = torch.randn(n_samples, d, generator=gen)
+    u_samples = torch.randn(n_samples, d, generator=gen) * temperature
     z_samples = _batched(model.base_to_latent, u_samples)
     samples = _batched(model.decode, z_samples)[:, 0]
     means, logvars, modes = [], [], []
@@ -310,7 +312,7 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
             test = load_real_sets(loaded, settings.data, settings.max_train, settings.seed).test
             notes.append(f"{label}: test sounds re-read at {cfg.audio.sample_rate} Hz / {cfg.audio.length} samples")
         say(f"{label}: {n_samples} prior samples and {len(test)} reconstructions")
-        out = model_outputs(loaded.model, test, n_samples, settings.seed)
+        out = model_outputs(loaded.model, test, n_samples, settings.seed, settings.temperature)
         e_samples = embed(out["samples"], cfg.audio.sample_rate, f"samples of {label}")
         e_recon = embed(out["recon"], cfg.audio.sample_rate, f"reconstructions of {label}")
         e_ref = e_test if test is real.test else embedding.embed_at(test, cfg.audio.sample_rate)
@@ -352,6 +354,7 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
         "embedding": embedding.name,
         "embedding_dim": int(e_test.shape[1]),
         "seed": settings.seed,
+        "temperature": settings.temperature,
         "sample_rate": sr,
         "length": length,
         "n_test": int(len(real.test)),
@@ -402,7 +405,8 @@ def markdown_report(result: dict[str, Any]) -> str:
         f"# flowshot evaluation: {result['checkpoint']}",
         "",
         f"Embedding `{result['embedding']}` ({result['embedding_dim']}-d); {result['n_test']} test sounds, "
-        f"{result['n_samples']} prior samples per model, {result['n_train_reference']} training sounds as reference, "
+        f"{result['n_samples']} prior samples per model (temperature {result.get('temperature', 1.0)}), "
+        f"{result['n_train_reference']} training sounds as reference, "
         f"seed {result['seed']}. Real test diversity: {_fmt(result['test_diversity'])}.",
         "",
         "| system | n | FAD ↓ | KID ↓ (± s.e.) | NDB/K ↓ | diversity |",

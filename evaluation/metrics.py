@@ -92,17 +92,19 @@ def kernel_distance(
 
     Args:
         a: [N, E]; b: [M, E].
-        subset_size: capped at min(N, M).
+        subset_size: capped at half the smaller set, so that subsets differ.
 
     Returns:
-        KID(mean, std over subsets, std / sqrt(subsets), ...). When a set is no larger
-        than the subset size every subset of it is the whole set, so ``stderr`` then
-        understates the sampling error of that set.
+        KID(mean, std over subsets, stderr, ...). Subsets of one finite set overlap, so
+        std / sqrt(subsets) would shrink towards 0 however noisy the sets are; instead
+        the spread of a subset-sized estimate is scaled to the whole set's size (the
+        unbiased MMD^2's variance falls like 1 / n): stderr = std * sqrt(size / min(N, M)).
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    size = int(min(subset_size, a.shape[0], b.shape[0]))
-    if size < 2:
+    n = min(a.shape[0], b.shape[0])
+    size = int(min(subset_size, max(n // 2, 2)))
+    if n < 2:
         raise ValueError("kernel_distance needs at least two embeddings per set")
     rng = np.random.default_rng(seed)
     values = np.array(
@@ -112,7 +114,7 @@ def kernel_distance(
         ]
     )
     std = float(values.std(ddof=1)) if subsets > 1 else 0.0
-    return KID(float(values.mean()), std, std / np.sqrt(subsets), subsets, size)
+    return KID(float(values.mean()), std, std * np.sqrt(size / n), subsets, size)
 
 
 # --------------------------------------------------------------------------- NDB

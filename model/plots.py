@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,8 @@ def spectrogram_grid(
                 extent=(0.0, n / sample_rate, 0.0, sample_rate / 2000.0),
             )
             if c == 0:
-                ax.set_ylabel(label, fontsize=9)
+                # Wrapped: long labels (checkpoint paths) would run into the next row's.
+                ax.set_ylabel(textwrap.fill(label.replace("/", "/ "), 18).replace("/ ", "/"), fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     if image is not None:

@@ -89,7 +89,12 @@ def _plot_curves(records: list[dict[str, float]], path: Path, title: str) -> Non
         (axes[1], [("train/kl", "KL (nats)")], "KL per sound"),
         (axes[2], [("train/active_units", "active units")], "active latent units"),
     ]
+    # The untrained step-0 loss is ~8x the rest: a log axis keeps the later progress visible.
+    axes[0].set_yscale("log")
+    adversarial = [r["step"] for r in records if r.get("train/stage") == 2.0]
     for ax, keys, label in panels:
+        if adversarial:
+            ax.axvline(min(adversarial), color="grey", linestyle="--", linewidth=1, label="adversarial stage")
         for key, name in keys:
             pts = [(r["step"], r[key]) for r in records if key in r]
             if pts:
@@ -97,7 +102,7 @@ def _plot_curves(records: list[dict[str, float]], path: Path, title: str) -> Non
         ax.set_xlabel("step")
         ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)
-        if len(keys) > 1:
+        if len(keys) > 1 or adversarial:
             ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -204,7 +209,7 @@ def _markdown(r: dict[str, Any]) -> str:
         "| quantity | value |",
         "| --- | --- |",
         f"| validation reconstruction loss (last) | {r['val_recon_last']} |",
-        f"| KL of the base posterior (held-out mean) | {r['kl_total_nats']:.1f} nats |",
+        f"| KL of the encoder Gaussian vs N(0, I), before the flows (held-out mean) | {r['kl_total_nats']:.1f} nats |",
         f"| active units (KL > {ACTIVE_NATS} nats) | {r['active_units']} / {r['latent_dim']} |",
         f"| level real (median RMS / peak) | {r['level_real']['rms_db']:.1f} / {r['level_real']['peak_db']:.1f} dBFS |",
         f"| level prior samples | {r['level_prior_samples']['rms_db']:.1f} / {r['level_prior_samples']['peak_db']:.1f} dBFS |",

@@ -52,10 +52,25 @@ def test_kernel_distance_subsets() -> None:
     rng = np.random.default_rng(3)
     a, b = rng.standard_normal((200, 16)), rng.standard_normal((150, 16))
     kid = kernel_distance(a, b, subsets=50, subset_size=100, seed=0)
-    assert kid.subset_size == 100 and kid.stderr == pytest.approx(kid.std / np.sqrt(50))
+    assert kid.subset_size == 75  # half the smaller set, so that subsets differ
+    assert kid.stderr == pytest.approx(kid.std * np.sqrt(75 / 150))
     assert abs(kid.mean) < 4 * kid.std  # same distribution
     far = kernel_distance(a, b + 1.0, subsets=50, subset_size=100, seed=0)
-    assert far.mean > 20 * far.stderr and far.mean > 10 * abs(kid.mean)
+    assert far.mean > 10 * far.stderr and far.mean > 10 * abs(kid.mean)
+
+
+def test_kernel_distance_stderr_matches_spread_over_independent_sets() -> None:
+    # The reported standard error must describe how much KID moves when the SETS are
+    # redrawn, not how much it moves between overlapping subsets of one set.
+    rng = np.random.default_rng(4)
+    means, stderrs = [], []
+    for i in range(40):
+        a, b = rng.standard_normal((120, 8)), rng.standard_normal((120, 8)) + 0.3
+        kid = kernel_distance(a, b, subsets=40, subset_size=1000, seed=i)
+        means.append(kid.mean)
+        stderrs.append(kid.stderr)
+    ratio = np.std(means, ddof=1) / np.median(stderrs)
+    assert 0.5 < ratio < 2.0, ratio
 
 
 def _clusters(rng: np.random.Generator, counts: list[int]) -> np.ndarray:
