@@ -70,15 +70,52 @@ def rerender_times(model: Path, repeats: int) -> list[float]:
     return times
 
 
+def _burn(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def machine_baseline(rate: int, period: int, seconds: float) -> list[tuple[str, int]]:
+    """JACK xruns with no flowshot at all: the probe client alone, idle and beside two busy
+    normal-priority processes. On a virtual machine these are the hypervisor's and the
+    kernel's, not the host's: read the host's xruns against them."""
+    import multiprocessing as mp
+
+    import test_realtime_jack as rig
+
+    rows = []
+    for label, burners in (("idle machine", 0), ("2 busy normal-priority processes", 2)):
+        server = f"flowshot-baseline-{os.getpid()}-{burners}"
+        jackd = rig.start_jackd(server, rate, period)
+        procs = [mp.get_context("spawn").Process(target=_burn, args=(seconds + 1,)) for _ in range(burners)]
+        try:
+            probe = rig.JackProbe(server, seconds=seconds + 5)
+            probe.client.activate()  # nothing to connect: it only has to be scheduled on time
+            for p in procs:
+                p.start()
+            time.sleep(seconds)
+            rows.append((label, probe.xruns))
+            probe.close()
+        finally:
+            for p in procs:
+                p.terminate()
+                p.join()
+            rig.stop_process(jackd)
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True, help=".ckpt, .ts or ONNX folder")
+    ap.add_argument("--model", default=None, help=".ckpt, .ts or ONNX folder (required unless --baseline)")
     ap.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"))
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--period", type=int, default=128)
     ap.add_argument("--rate", type=int, default=48000)
     ap.add_argument("--rerenders", type=int, default=20)
     ap.add_argument("--jack-log", type=Path, default=None, help="write jackd's output here (it names late clients)")
+    ap.add_argument("--baseline", action="store_true",
+                    help="only measure the machine's own JACK xruns (no flowshot), idle and under load")
     args = ap.parse_args()
     if shutil.which("jackd") is None:
         print("jackd is not installed (apt-get install jackd2)", file=sys.stderr)
@@ -87,6 +124,18 @@ def main() -> int:
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
+
+    if args.baseline:
+        t = Table(title=f"JACK xruns without flowshot: {args.rate} Hz, {args.period}-frame periods, {args.seconds:.0f} s each")
+        t.add_column("machine state")
+        t.add_column("xruns (JACK server)", justify="right")
+        for label, n in machine_baseline(args.rate, args.period, args.seconds):
+            t.add_row(label, str(n))
+        Console().print(t)
+        return 0
+    if args.model is None:
+        print("realtime_bench.py: --model is required (a .ckpt, .ts or ONNX folder)", file=sys.stderr)
+        return 2
 
     import test_realtime_jack as rig
 
