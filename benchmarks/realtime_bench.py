@@ -114,6 +114,7 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=48000)
     ap.add_argument("--rerenders", type=int, default=20)
     ap.add_argument("--jack-log", type=Path, default=None, help="write jackd's output here (it names late clients)")
+    ap.add_argument("--no-knobs", action="store_true", help="play the hits without sweeping the knobs")
     ap.add_argument("--baseline", action="store_true",
                     help="only measure the machine's own JACK xruns (no flowshot), idle and under load")
     args = ap.parse_args()
@@ -175,7 +176,7 @@ def main() -> int:
                         probe.send_midi([0x90, 36 + hits % 16, 60 + hits % 60])
                         hits += 1
                         next_hit += gap
-                    if now >= next_knob:
+                    if not args.no_knobs and now >= next_knob:
                         k = knob_moves % 8
                         probe.send_midi([0xB0, 21 + k, int(64 + 60 * np.sin(knob_moves / 7))])
                         knob_moves += 1

@@ -281,6 +281,9 @@ class FlowshotInstrument(nn_tilde.Module):
         self._ensure_batch(x.size(0))
         rows, samples, gains = self.voices.find_hits(x[:, 0])
         hits = rows.size(0)
+        if hits == 0:
+            # Most blocks start no voice: skip drawing latents, only mix what is sounding.
+            return self.voices.play(rows, samples, gains, x.new_zeros(0, 0), x.size(2)).unsqueeze(1)
         knobs = x.permute(0, 2, 1)[rows, samples][:, 1:]
         if self.seed_value >= 0:
             keys = torch.full((hits,), self.seed_value, dtype=torch.long)

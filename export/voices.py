@@ -105,6 +105,8 @@ class VoiceBank(nn.Module):
         idx = torch.nonzero(edges)
         rows = idx[:, 0]
         samples = idx[:, 1]
+        if idx.size(0) == 0:  # most blocks: nothing to sort or gather
+            return rows, samples, trigger.new_zeros(0)
         order = torch.argsort(samples * trigger.size(0) + rows)
         rows = rows[order]
         samples = samples[order]
