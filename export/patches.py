@@ -83,7 +83,7 @@ def pd_sample_patch(n_macros: int = 8, model: str = "flowshot", bufsize: int = B
     set_seed = p.add("msg", 560, 220, "set seed \\$1")
     load = p.add("obj", 560, 280, "loadbang")
     bufmsg = p.add("msg", 560, 310, f"bufsize {bufsize}")
-    dsp = p.add("msg", 560, 360, "\\; pd dsp 1")
+    p.add("msg", 560, 360, "\\; pd dsp 1")
     dac = p.add("obj", 20, 500, "dac~")
     p.add("text", 200, 500, _pd_comment(f"latency: about 2 x {bufsize} samples (nn~ threads). Smaller bufsize = less latency and more CPU."))
     for src, dst in ((temp, set_temp), (seed, set_seed), (load, bufmsg)):
@@ -92,7 +92,6 @@ def pd_sample_patch(n_macros: int = 8, model: str = "flowshot", bufsize: int = B
         p.connect(msg, 0, nn, 0)
     p.connect(nn, 0, dac, 0)
     p.connect(nn, 0, dac, 1)
-    assert dsp >= 0
     return p.text()
 
 

@@ -115,18 +115,18 @@ class FlowshotModule(L.LightningModule):
         return [opt_g, opt_d], [sch_g, sch_d]
 
     # ------------------------------------------------------------------ losses
-    def kl_loss(self, kl: Tensor, kl_per_dim: Tensor) -> Tensor:
+    def kl_loss(self, kl: Tensor) -> Tensor:
         """Batch KL with free nats: ``max(mean KL, free_bits * D)``.
 
         ``kl`` [B] is the Monte-Carlo KL (log q - log p, flows included). Below
         ``free_bits * D`` nats in total it exerts no pull at all, so the posterior keeps
         that much information whatever beta is. The budget is on the total, not per
         dimension: with flows the KL does not split into dimensions, and a per-dimension
-        correction computed on the base posterior (``kl_per_dim``) cancels only the
-        Gaussian part of the gradient; the flows' part then drags the posterior to
-        collapse. ``kl_per_dim`` [D] stays a diagnostic (active units).
+        correction computed on the base posterior cancels only the Gaussian part of the
+        gradient; the flows' part then drags the posterior to collapse. The per-dimension
+        KL stays a diagnostic (active units).
         """
-        return torch.clamp(kl.mean(), min=self.cfg.loss.free_bits * kl_per_dim.numel())
+        return torch.clamp(kl.mean(), min=self.cfg.loss.free_bits * self.model.latent_dim)
 
     def _finite_everywhere(self, value: Tensor) -> bool:
         """True when ``value`` is finite on every rank (all ranks then skip or step together)."""
@@ -178,7 +178,7 @@ class FlowshotModule(L.LightningModule):
         out = self.model(x)
         recon = out["recon"]
         rec_loss = self.stft_loss(recon, x)
-        kl_loss = self.kl_loss(out["kl"], out["kl_per_dim"])
+        kl_loss = self.kl_loss(out["kl"])
         beta = self.beta()
         # The prior flow fits the latents by maximum likelihood at every step, also while
         # the KL sits below its free nats and passes no gradient: prior samples must land
