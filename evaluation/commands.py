@@ -6,11 +6,14 @@ import argparse
 
 from flowshot.errors import FlowshotError
 
+# The registered embeddings, named here so that building the parser does not import torch:
+# every `flowshot` command builds it, and `flowshot realtime play` must stay a light process
+# (a test checks this list against the registry).
+EMBEDDINGS = ("aisfx", "logmel")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``evaluate`` and ``bench`` to the flowshot command."""
-    from flowshot.evaluation.embeddings import available_embeddings
-
     p = subparsers.add_parser(
         "evaluate",
         help="score a checkpoint (FAD, KID, NDB, reconstruction, latent health) against real sounds",
@@ -26,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", default="eval", metavar="DIR", help="output folder (default: eval)")
     p.add_argument("--compare", nargs="+", default=[], metavar="CKPT", help="more checkpoints to score in the same run")
     p.add_argument("--embedding", default="aisfx", metavar="NAME",
-                   help=f"embedding for the distribution metrics: {', '.join(available_embeddings())} "
+                   help=f"embedding for the distribution metrics: {', '.join(EMBEDDINGS)} "
                    "(default: aisfx, the pretrained sound-effects CNN)")
     p.add_argument("--seed", type=int, default=0, help="seed of sampling, subsets, k-means and the baseline")
     p.add_argument("--temperature", type=float, default=1.0,

@@ -55,6 +55,10 @@ class ModelConfig:
         dilations: dilations of the residual units inside each stage.
         kernel_size: kernel of the dilated residual convolutions.
         decoder_channels: decoder widths, bottleneck first (None = ``channels`` reversed).
+        decoder_dilations: dilations of the decoder's residual units (None = ``dilations``).
+            Each unit is a dozen tensor ops at every stage's rate; on one CPU thread the
+            render time follows their count more than the FLOPs.
+        out_kernel: kernel of the decoder's last convolution (to the sub-band outputs).
         latent_dim: size of the ONE latent vector per sound.
         flows: Real NVP flows on posterior and prior; False is the plain Gaussian VAE.
         posterior_flow_depth, prior_flow_depth: coupling layers in each flow.
@@ -71,6 +75,8 @@ class ModelConfig:
     dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
     kernel_size: int = 3
     decoder_channels: list[int] | None = None
+    decoder_dilations: list[int] | None = None
+    out_kernel: int = 7
     latent_dim: int = 128
     flows: bool = True
     posterior_flow_depth: int = 4
@@ -89,6 +95,9 @@ class ModelConfig:
 
     def dec_channels(self) -> list[int]:
         return list(self.decoder_channels) if self.decoder_channels else list(reversed(self.channels))
+
+    def dec_dilations(self) -> list[int]:
+        return list(self.decoder_dilations) if self.decoder_dilations else list(self.dilations)
 
 
 @dataclass
@@ -207,6 +216,8 @@ class FlowshotConfig:
             raise ValueError(f"model.pqmf_bands must be a power of two, got {m.pqmf_bands}")
         if a.length % m.hop:
             raise ValueError(f"audio.length {a.length} must be divisible by the model hop {m.hop} (bands x ratios)")
+        if m.out_kernel < 1 or m.out_kernel % 2 == 0:
+            raise ValueError(f"model.out_kernel must be odd (same padding), got {m.out_kernel}")
         if m.latent_dim < 2 or m.latent_dim % 2:
             raise ValueError(f"model.latent_dim must be even and >= 2, got {m.latent_dim}")
         return self
@@ -300,8 +311,10 @@ def base() -> FlowshotConfig:
         audio=AudioConfig(sample_rate=44100, length=45056),
         # Decoder ~140 MFLOPs per one-shot: channels halve as the rate quadruples, so each
         # stage costs the same and the sub-band-rate stage stays cheap.
+        # Kernel-3 output conv: the kernel-7 one at the 2,816-frame sub-band rate was the
+        # single most expensive op of a render (1.4 ms of ~8 on one thread).
         model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256, 512], ratios=[4, 4, 4, 4],
-                          decoder_channels=[256, 128, 64, 32, 16]),
+                          decoder_channels=[256, 128, 64, 32, 16], out_kernel=3),
         loss=LossConfig(stft_scales=[4096, 2048, 1024, 512, 256, 128, 64], mrd_fft_sizes=[4096, 2048, 1024]),
         train=TrainConfig(batch_size=16, max_steps=200000),
     ).validate()

@@ -1,6 +1,7 @@
 """The few building blocks of encoder and decoder: snake, weight-normed convs, residual unit."""
 
 import copy
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -104,12 +105,30 @@ class ResidualUnit(nn.Module):
         return x + self.block(x)
 
 
+def conv1d_time_major(x: Tensor, weight: Tensor, bias: Optional[Tensor], dilation: int = 1) -> Tensor:
+    """``F.conv1d(x, weight, bias, padding='same', dilation=dilation)`` as one matrix product
+    over time-major taps: [B, C_in, T] -> [B, T, C_out] (note: time-major result).
+
+    For few frames and many channels (a decoder's first stage: 11 frames, 256 -> 512
+    channels) CPU convolution kernels, and even ``W @ x``, run several times slower than
+    ``x^T @ W^T``, the layout BLAS handles best when the output has few rows.
+    """
+    t = x.shape[-1]
+    k = weight.shape[-1]
+    pad = dilation * (k - 1) // 2
+    xt = F.pad(x, (pad, pad)).transpose(1, 2)  # [B, T + 2 pad, C_in]
+    taps = torch.stack([xt[:, i * dilation: i * dilation + t] for i in range(k)], dim=-1)  # [B, T, C_in, K]
+    return F.linear(taps.reshape(x.shape[0], t, -1), weight.reshape(weight.shape[0], -1), bias)
+
+
 class Upsample(nn.Module):
     """Learned up-sampling by an integer ratio: a transposed convolution in polyphase form.
 
     A conv with kernel 3 makes ``ratio`` output phases per input frame, which are then
     interleaved; this spans the same maps as a transposed conv of kernel 3*ratio but
-    runs on CPU PyTorch's fast convolution path (transposed 1-D convs do not).
+    runs on CPU PyTorch's fast convolution path (transposed 1-D convs do not). Below
+    32 input frames it runs time-major instead (``conv1d_time_major``),
+    where interleaving the phases is a plain reshape.
 
     Args:
         in_channels, out_channels: C_in, C_out.
@@ -125,11 +144,18 @@ class Upsample(nn.Module):
         # tones at multiples of the input frame rate even where the sound is silent.
         self.conv = wn_conv1d(in_channels, out_channels * ratio, 3, padding=1, bias=False)
         self.bias = nn.Parameter(torch.zeros(1, out_channels, 1))
+        self.time_major_frames = 32  # the crossover measured on CPU (see conv1d_time_major)
 
     def forward(self, x: Tensor) -> Tensor:
         """[B,C_in,T] -> [B,C_out,T*ratio]."""
         b = x.shape[0]
         t = x.shape[-1]
+        if t < self.time_major_frames:
+            # Output channel o of phase p is row o * ratio + p of the weight, so the
+            # time-major result [B, T, C_out * ratio] reshapes to [B, C_out, T * ratio]
+            # after one small transpose.
+            y = conv1d_time_major(x, self.conv.weight, None).reshape(b, t, self.out_channels, self.ratio)
+            return y.permute(0, 2, 1, 3).reshape(b, self.out_channels, t * self.ratio) + self.bias
         y = self.conv(x).reshape(b, self.out_channels, self.ratio, t)
         return y.transpose(2, 3).reshape(b, self.out_channels, t * self.ratio) + self.bias
 

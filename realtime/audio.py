@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -63,6 +64,8 @@ class AudioOutput:
         device: device index from ``resolve_output``.
         channels: output channels (the mono mix is copied to each).
         blocksize: frames per callback (0 = the host's natural size, e.g. JACK's period).
+        inputs: callables run at the start of every callback, before mixing (a polled MIDI
+            port's ``pump``); they must not block, lock or log.
 
     Attributes:
         xruns: callbacks that reported an underflow/overflow in their status flags.
@@ -72,8 +75,11 @@ class AudioOutput:
             (1.0 = no headroom left).
     """
 
-    def __init__(self, engine: Engine, device: int, channels: int = 2, blocksize: int = 0):
+    def __init__(self, engine: Engine, device: int, channels: int = 2, blocksize: int = 0,
+                 inputs: list[Callable[[], None]] | None = None):
         self.engine = engine
+        self.inputs = list(inputs or [])
+        self.input_errors = 0
         self.device = device
         self.channels = channels
         self.blocksize = int(blocksize)
@@ -96,6 +102,11 @@ class AudioOutput:
         if frames > MAX_BLOCK:  # never happens with sane block sizes; stay correct anyway
             self._mono = np.zeros(frames, np.float32)
         mono = self._mono[:frames]
+        for pump in self.inputs:
+            try:
+                pump()
+            except Exception:  # an exception here would stop the stream: count it instead
+                self.input_errors += 1
         self.engine.process(mono)
         for c in range(outdata.shape[1]):
             outdata[:, c] = mono

@@ -105,6 +105,14 @@ class Backend:
         """Decode latents z [P, D] -> audio [P, L] float32 at ``render_rate``."""
         raise NotImplementedError
 
+    def render_pads(self, z: np.ndarray) -> list[np.ndarray]:
+        """Decode latents z [P, D] -> P separate float32 buffers [L] at ``render_rate``.
+
+        Separate arrays, not rows of one block: a pad's buffer may outlive its siblings
+        (a voice still playing it), and freeing one small array is cheap wherever it happens.
+        """
+        return [np.array(a, dtype=np.float32) for a in self.render(z)]
+
     def base_to_latent(self, u: np.ndarray) -> np.ndarray:
         """Prior flow forward: base points u [P, D] -> latents z [P, D]."""
         raise NotImplementedError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -170,7 +171,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         return {"xruns": audio.xruns, "callbacks": audio.callbacks, "hits": engine.hits,
                 "renders": engine.render_count, "active_voices": engine.active_voices,
                 "callback_max_ms": audio.callback_max_ms, "load_max": audio.load_max,
-                "render_ms": engine.render_ms, "frames": engine.frames_done}
+                "render_ms": engine.render_ms, "frames": engine.frames_done, "input_errors": audio.input_errors}
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -182,6 +183,7 @@ def cmd_play(args: argparse.Namespace) -> int:
             from flowshot.realtime.midi import MidiInput
 
             midi = MidiInput(_handler(args, engine), args.midi or None)
+            audio.inputs.append(midi.pump)
             parts.append(f"midi={midi.name}")
         if args.osc is not None:
             from flowshot.realtime.osc import OscControl, OscServer, is_loopback
@@ -193,6 +195,12 @@ def cmd_play(args: argparse.Namespace) -> int:
             osc = OscServer(OscControl(engine, files, allow_writes=writes, stats=stats), args.osc_host, args.osc)
             osc.start()
             parts.append(f"osc={osc.host}:{osc.port}")
+        # Everything built so far lives until exit. Freezing it keeps the cyclic garbage
+        # collector, which may run in any thread that allocates (the audio callback too)
+        # and holds the GIL throughout, from walking tens of thousands of objects again and
+        # again: a full collection here takes several milliseconds, more than a period.
+        gc.collect()
+        gc.freeze()
         # Audio last: opening ports re-sorts the JACK graph, which must not cost our stream xruns.
         audio.start()
         print(f"flowshot realtime: ready {' '.join(parts)} model={engine.backend.describe()}", flush=True)
@@ -214,9 +222,9 @@ def cmd_play(args: argparse.Namespace) -> int:
     finally:
         if osc is not None:
             osc.stop()
+        audio.stop()  # first: its callback polls the MIDI port
         if midi is not None:
             midi.close()
-        audio.stop()
         engine.stop()
         backend.close()
         end_ui = "" if args.no_ui else "\n"  # rich's live panel leaves the cursor on its last line

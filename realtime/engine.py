@@ -9,6 +9,8 @@ Threads and what they may do:
   assignment (atomic in CPython);
 - the audio callback (``process``) only mixes: no model call, no lock, no array allocation.
   A voice keeps the buffer it started with, so re-renders never click a sounding hit.
+  Nor does it free buffers: a replaced pad buffer is kept by the render thread until every
+  voice that could hold it has ended, so its memory is released there, not in the callback.
 """
 
 from __future__ import annotations
@@ -144,7 +146,9 @@ class Engine:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stop = False
-        self.pad_audio: list[np.ndarray] = [np.zeros(1, np.float32)] * s.n_pads
+        self._silence = np.zeros(1, np.float32)
+        self.pad_audio: list[np.ndarray] = [self._silence] * s.n_pads
+        self._retired: collections.deque = collections.deque()  # (frame replaced at, old pad buffer)
         self.pad_latent = np.zeros((s.n_pads, d))
         self.render_count = 0
         self.render_ms = 0.0
@@ -322,6 +326,7 @@ class Engine:
                 self._v_pos[v] = pos + n
             if self._v_pos[v] >= len(buf) or (fade >= 0 and self._v_fade[v] >= self._fade_len):
                 self._v_active[v] = False
+                self._v_buf[v] = self._silence  # drop the reference: see ``_retire``
 
     @property
     def active_voices(self) -> int:
@@ -461,24 +466,39 @@ class Engine:
                 z[: len(bases)] = self.backend.base_to_latent(np.stack([u for _, u in bases]))
             for j, (_, lat) in enumerate(fixed):
                 z[len(bases) + j] = lat
-            audio = self.backend.render(z)
+            audio = self.backend.render_pads(z)
         except Exception:
             with self._lock:
                 self._dirty.update(pads)  # try again at the next change
             self.render_errors += 1
             raise
         for j, i in enumerate(order):
-            buf = np.ascontiguousarray(audio[j], dtype=np.float32)
+            buf = audio[j]
             if self.output_rate != self.backend.render_rate:
                 import soxr
 
                 buf = soxr.resample(buf, self.backend.render_rate, self.output_rate).astype(np.float32)
             self.pad_latent[i] = z[j]
+            self._retire(self.pad_audio[i])
             self.pad_audio[i] = buf  # atomic swap: voices already playing keep the old one
         self.render_ms = (time.perf_counter() - t0) * 1e3
         self.render_count += 1
         self._rendered = generation
         return order
+
+    def _retire(self, buf: np.ndarray) -> None:
+        """Keep a replaced pad buffer until no voice can still hold it, then let it go here.
+
+        A voice that took ``buf`` started at most one block after the swap and ends (and
+        drops it) ``len(buf)`` frames later; four of the largest blocks cover the rest.
+        When the audio is not running the frame count stands still, so the list is capped.
+        """
+        now = self.frames_done
+        retired = self._retired
+        retired.append((now, buf))
+        while retired and (now - retired[0][0] > len(retired[0][1]) + 4 * 16384
+                           or len(retired) > 64 * self.n_pads):
+            retired.popleft()
 
     def start(self) -> None:
         """Render all pads now, then keep re-rendering changed pads in a background thread."""

@@ -1,8 +1,8 @@
 """MIDI input: notes hit pads, control changes turn knobs.
 
-Uses mido's rtmidi backend. There is no ALSA sequencer on many machines (containers, CI), so
-when a JACK server runs the JACK MIDI API is used (``mido.backends.rtmidi/UNIX_JACK``);
-otherwise the platform default.
+Uses python-rtmidi for the port (polled: see ``MidiInput``) and mido to parse messages.
+There is no ALSA sequencer on many machines (containers, CI), so when a JACK server runs
+the JACK MIDI API is used; otherwise the platform default.
 
 Default map (override with ``--map FILE``, JSON or TOML):
 - notes ``first_note`` .. ``first_note + 15`` (36..51, C1..D#2) -> pads 0..15;
@@ -12,7 +12,9 @@ Default map (override with ``--map FILE``, JSON or TOML):
 
 from __future__ import annotations
 
+import collections
 import json
+import threading
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +99,12 @@ class MidiHandler:
             return pad if pad is not None and 0 <= pad < self.engine.n_pads else None
         return self.engine.pad_for_note(note)
 
+    def note_pad(self, channel: int, note: int) -> int | None:
+        """The pad a note-on on ``channel`` (0-based) hits; None when the map ignores it."""
+        if self.map.channel is not None and channel != self.map.channel - 1:
+            return None
+        return self.pad_for_note(note)
+
     def handle(self, msg: Any, offset: int = 0) -> None:
         """Apply one mido message; ``offset`` = sample position inside the next block."""
         self.received += 1
@@ -136,41 +144,94 @@ def jack_server_running() -> bool:
         return False
 
 
-def midi_backend():
-    import mido
-
-    api = "/UNIX_JACK" if jack_server_running() else ""
-    return mido.Backend("mido.backends.rtmidi" + api, load=True)
-
-
 class MidiInput:
-    """An open MIDI input feeding a ``MidiHandler``.
+    """An open MIDI input, read by polling its queue rather than by callback.
+
+    With a callback, rtmidi calls into Python on its own MIDI thread; under JACK that is a
+    real-time thread of the audio graph, which would then wait for the GIL every time a
+    message arrives and make the whole cycle late whenever another thread holds it.
+    Without one, rtmidi only queues the bytes (no Python on that thread), and ``pump``,
+    called at the start of every audio callback (which holds the GIL anyway), drains the
+    queue: note-ons start in that same block, everything else (CCs, notes without a pad,
+    messages to log) goes to a control thread that may take locks and log.
 
     Args:
-        handler: what receives the messages.
+        handler: what applies the messages (the same one ``render-midi`` uses).
         name: None/"" opens a virtual input port named ``flowshot``; otherwise the name (or
             a unique part of it) of an existing output port to listen to.
+        queue_size: messages rtmidi and the control queue keep before dropping the oldest.
+        control_interval: seconds between the control thread's looks at its queue.
     """
 
-    def __init__(self, handler: MidiHandler, name: str | None = None):
+    def __init__(self, handler: MidiHandler, name: str | None = None, queue_size: int = 4096,
+                 control_interval: float = 0.003):
+        import rtmidi
+
         self.handler = handler
-        backend = midi_backend()
+        api = rtmidi.API_UNIX_JACK if jack_server_running() else rtmidi.API_UNSPECIFIED
         try:
+            self._in = rtmidi.MidiIn(api, PORT_NAME, queue_size_limit=queue_size)
+            self._in.ignore_types(sysex=True, timing=True, active_sense=True)
             if not name:
-                self.port = backend.open_input(PORT_NAME, virtual=True, client_name=PORT_NAME, callback=handler)
+                self._in.open_virtual_port(PORT_NAME)
+                self.name = PORT_NAME
             else:
-                names = backend.get_input_names()
-                match = [n for n in names if n == name] or [n for n in names if name.lower() in n.lower()]
+                names = self._in.get_ports()
+                match = [i for i, n in enumerate(names) if n == name] or \
+                        [i for i, n in enumerate(names) if name.lower() in n.lower()]
                 if len(match) != 1:
                     listing = ", ".join(repr(n) for n in names) or "none"
                     what = "matches several ports" if match else "is not a MIDI port"
                     raise FlowshotError(f"--midi {name!r} {what}; ports: {listing} (or give --midi alone for a virtual port)")
-                self.port = backend.open_input(match[0], callback=handler)
+                self._in.open_port(match[0], PORT_NAME)
+                self.name = names[match[0]]
         except FlowshotError:
+            self._in.delete()
             raise
         except Exception as err:
             raise FlowshotError(f"cannot open MIDI input ({err}); start a JACK server or check --midi") from None
-        self.name = self.port.name
+        self._control: collections.deque = collections.deque(maxlen=queue_size)
+        self._interval = control_interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._control_loop, name="flowshot-midi", daemon=True)
+        self._thread.start()
+
+    def pump(self) -> None:
+        """Drain the port's queue; call from the audio callback, before mixing the block.
+
+        No lock, no logging, no blocking: a note-on with a pad is queued as a hit of this
+        block; anything else is appended to the control thread's queue.
+        """
+        engine = self.handler.engine
+        while True:
+            item = self._in.get_message()
+            if item is None:
+                return
+            data = item[0]
+            if len(data) == 3 and data[0] & 0xF0 == 0x90 and data[2] > 0:
+                pad = self.handler.note_pad(data[0] & 0x0F, data[1])
+                if pad is not None:
+                    self.handler.received += 1
+                    engine.trigger(pad, engine.velocity_gain(data[2]))
+                    continue
+            self._control.append(data)
+
+    def _control_loop(self) -> None:
+        import mido
+
+        queue = self._control
+        while not self._stop.wait(self._interval):
+            while queue:
+                data = queue.popleft()
+                try:
+                    msg = mido.Message.from_bytes(data)
+                except (ValueError, TypeError):
+                    self.handler.log("bytes", f"MIDI bytes {list(data)} are not a valid message; ignored")
+                    continue
+                self.handler(msg)
 
     def close(self) -> None:
-        self.port.close()
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._in.close_port()
+        self._in.delete()

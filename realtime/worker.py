@@ -5,12 +5,17 @@ GIL; a render thread in the same process would hold it for long stretches and, p
 by the OS while holding it, make those threads miss their deadlines (xruns). A worker
 process has its own interpreter: the host only waits on a pipe (GIL released) and copies
 finished buffers, already resampled to the device rate.
+
+Rendered audio comes back through shared memory, not the pipe: unpickling megabytes of
+pads holds the host's GIL for milliseconds (buffer growth, copies, page faults), while a
+numpy copy out of shared memory releases it. The pipe carries only requests and shapes.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import threading
+from multiprocessing import shared_memory
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,31 +39,47 @@ def _serve(conn: Any, path: str, kind: str, render_rate: int, threads: int) -> N
         conn.send(("err", f"{path}: {type(err).__name__}: {err}"))
         return
     stats = None if b.stats is None else asdict(b.stats)
+    render_rate = render_rate or b.sample_rate
+
+    def render(z: np.ndarray) -> np.ndarray:
+        audio = b.render(z)
+        if render_rate != b.sample_rate:
+            import soxr
+
+            audio = np.stack([soxr.resample(a, b.sample_rate, render_rate) for a in audio])
+        return np.asarray(audio, dtype=np.float32)
+
+    render_length = render(np.zeros((1, b.latent_dim))).shape[1]
     conn.send(("ready", {"name": b.name, "sample_rate": b.sample_rate, "length": b.length,
                          "latent_dim": b.latent_dim, "has_inverse": b.has_inverse, "stats": stats,
-                         "describe": b.describe()}))
+                         "describe": b.describe(), "render_length": render_length}))
     ops = {"b2l": b.base_to_latent, "l2b": b.latent_to_base, "encode": b.encode}
+    segment: shared_memory.SharedMemory | None = None  # the host's current hand-off buffer
     while True:
         try:
             op, arg = conn.recv()
         except EOFError:
-            return
+            break
         if op == "close":
-            return
+            break
         try:
             if op == "render":
-                audio = b.render(arg)
-                if render_rate != b.sample_rate:
-                    import soxr
-
-                    audio = np.stack([soxr.resample(a, b.sample_rate, render_rate) for a in audio]).astype(np.float32)
-                conn.send(("ok", audio))
+                z, name = arg
+                audio = render(z)
+                if segment is None or segment.name != name:
+                    if segment is not None:
+                        segment.close()
+                    segment = shared_memory.SharedMemory(name=name)
+                np.ndarray(audio.shape, np.float32, buffer=segment.buf)[...] = audio
+                conn.send(("ok", audio.shape))
             else:
                 conn.send(("ok", ops[op](arg)))
         except FlowshotError as err:
             conn.send(("err", str(err)))
         except Exception as err:
             conn.send(("err", f"model call {op} failed: {type(err).__name__}: {err}"))
+    if segment is not None:
+        segment.close()
 
 
 class ProcessBackend(Backend):
@@ -92,22 +113,49 @@ class ProcessBackend(Backend):
         self.name = info["name"]
         self.has_inverse = info["has_inverse"]
         self.render_rate = int(render_rate or info["sample_rate"])
+        self.render_length = int(info["render_length"])
         self._describe = info["describe"]
+        self._segment: shared_memory.SharedMemory | None = None  # grown to the largest batch asked for
 
-    def _call(self, op: str, arg: Any) -> np.ndarray:
+    def _call(self, op: str, arg: Any) -> Any:
         with self._lock:
-            try:
-                self._conn.send((op, arg))
-                status, value = self._conn.recv()
-            except (EOFError, BrokenPipeError, OSError):
-                raise FlowshotError("the model worker process died; restart flowshot realtime") from None
+            return self._call_locked(op, arg)
+
+    def _call_locked(self, op: str, arg: Any) -> Any:
+        try:
+            self._conn.send((op, arg))
+            status, value = self._conn.recv()
+        except (EOFError, BrokenPipeError, OSError):
+            raise FlowshotError("the model worker process died; restart flowshot realtime") from None
         if status != "ok":
             raise FlowshotError(value)
         return value
 
     def render(self, z: np.ndarray) -> np.ndarray:
         """Latents z [P, D] -> audio [P, L'] float32 at ``render_rate``."""
-        return self._call("render", np.asarray(z, dtype=np.float64))
+        return np.stack(self.render_pads(z))
+
+    def render_pads(self, z: np.ndarray) -> list[np.ndarray]:
+        """Latents z [P, D] -> P float32 buffers [L'] at ``render_rate``, via shared memory."""
+        z = np.asarray(z, dtype=np.float64)
+        with self._lock:  # the segment is this call's until its pads are copied out
+            need = max(1, len(z)) * self.render_length * 4
+            if self._segment is None or self._segment.size < need:
+                self._release_segment()
+                self._segment = shared_memory.SharedMemory(create=True, size=need)
+            shape = self._call_locked("render", (z, self._segment.name))
+            block = np.ndarray(shape, np.float32, buffer=self._segment.buf)
+            pads = [np.empty(shape[1], np.float32) for _ in range(shape[0])]
+            for out, row in zip(pads, block):
+                np.copyto(out, row)  # a plain copy releases the GIL
+            del block  # no view may outlive the segment
+        return pads
+
+    def _release_segment(self) -> None:
+        if self._segment is not None:
+            self._segment.close()
+            self._segment.unlink()
+            self._segment = None
 
     def base_to_latent(self, u: np.ndarray) -> np.ndarray:
         return self._call("b2l", np.asarray(u, dtype=np.float64))
@@ -130,3 +178,5 @@ class ProcessBackend(Backend):
         self._proc.join(5)
         if self._proc.is_alive():
             self._proc.terminate()
+        with self._lock:
+            self._release_segment()

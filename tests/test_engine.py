@@ -368,3 +368,35 @@ def test_ckpt_ts_and_onnx_backends_agree(rt_checkpoint: Path, tmp_path: Path) ->
     x = a_ts[3]
     e1, e2, e3 = b_ckpt.encode(x), b_ts.encode(x), b_onnx.encode(x)
     assert np.max(np.abs(e1 - e2)) < 1e-4 and np.max(np.abs(e2 - e3)) < 1e-4
+
+
+def test_replaced_pad_buffers_are_freed_by_the_render_thread_not_the_callback() -> None:
+    """A re-render keeps the old buffer alive until every voice that could hold it has ended,
+    and an ended voice drops its reference, so the callback never frees pad memory."""
+    engine = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[]))
+    engine.render_pending()
+    old = engine.pad_audio[0]
+    engine.trigger(0)
+    out = np.zeros(64, np.float32)
+    engine.process(out)
+    assert engine.voices()[0][0] == 0
+    engine.set_knob(0, 2.0)
+    engine.render_pending()
+    assert engine.pad_audio[0] is not old
+    assert any(buf is old for _, buf in engine._retired)  # still held off the audio thread
+    while engine.active_voices:
+        engine.process(out)
+    assert all(buf is not old for buf in engine._v_buf)  # the ended voice let go of it
+    block = np.zeros(16384, np.float32)
+    for _ in range(6):  # past the grace period: len(buf) + 4 blocks of 16384
+        engine.process(block)
+    engine.set_knob(0, -2.0)
+    engine.render_pending()
+    assert all(buf is not old for _, buf in engine._retired)
+
+
+def test_pad_buffers_are_separate_arrays() -> None:
+    """Each pad owns its buffer: a voice holding one pad's audio keeps no other pad's alive."""
+    engine = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[]))
+    engine.render_pending()
+    assert all(a.base is None and a.flags.c_contiguous and a.dtype == np.float32 for a in engine.pad_audio)

@@ -9,6 +9,7 @@ and an audio input recording the host's output, both stamped with JACK frame tim
 from __future__ import annotations
 
 import collections
+import gc
 import json
 import os
 import shutil
@@ -59,6 +60,20 @@ def start_jackd(name: str, rate: int = RATE, period: int = PERIOD, log: Path | N
     raise RuntimeError("jackd did not come up")
 
 
+def set_priority(policy: int, priority: int) -> bool:
+    """Scheduling of this thread and the threads it starts later; False where not permitted.
+
+    The probe's JACK callback shares this process's GIL with the test's own thread: at
+    normal priority, that thread preempted while holding the GIL (the host's model worker
+    is busy on the other core) makes the probe, not the host, miss its deadline.
+    """
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(priority))
+        return True
+    except (AttributeError, PermissionError, OSError):
+        return False
+
+
 def stop_process(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -106,6 +121,11 @@ class JackProbe:
             self.sent.append((t, data))
 
     def activate(self, audio_from: str, midi_to: str | None) -> None:
+        # This process has torch loaded (hundreds of thousands of objects): a full garbage
+        # collection, in whatever thread allocates, would stall the probe's own callback for
+        # a quarter of a second and count as the host's xruns.
+        gc.collect()
+        gc.freeze()
         self.client.activate()
         self.client.connect(audio_from, self.inport)
         if midi_to:
@@ -279,6 +299,7 @@ def live_session(jack_server: str, ckpt: Path, reference: Engine, tmp_path: Path
     probe = JackProbe(jack_server)
     switch = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
+    rt = set_priority(os.SCHED_FIFO, 2)  # after starting the host: it must not inherit this
     try:
         probe.activate("PortAudio:out_0", "flowshot:flowshot")
         time.sleep(0.5)
@@ -309,6 +330,8 @@ def live_session(jack_server: str, ckpt: Path, reference: Engine, tmp_path: Path
         probe_xruns = probe.xruns - base_probe
         probe.client.deactivate()
     finally:
+        if rt:
+            set_priority(os.SCHED_OTHER, 0)
         sys.setswitchinterval(switch)
         probe.close()
         final = host.stop()
