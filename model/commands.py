@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_generate(subparsers)
     _register_vary(subparsers)
     _register_report(subparsers)
+    _register_refit_prior(subparsers)
 
 
 # ---------------------------------------------------------------------- parsers
@@ -101,6 +102,62 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the prior samples")
     p.add_argument("-o", "--out", metavar="DIR", help="output folder (default RUN_DIR/report)")
     p.set_defaults(func=run_report)
+
+
+def _register_refit_prior(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "refit-prior", help="experiment: fit a checkpoint's prior to its final posteriors",
+        description="Fit the prior flow of a trained checkpoint to the posteriors of its training sounds, "
+        "everything else frozen, and recompute the pads and macro knobs. The prior then fits much better "
+        "(held-out NLL) and its samples come out louder, but in docs/evaluation.md they also scored worse "
+        "(FAD, KID, diversity), so training does not do this. Writes a new checkpoint; the input is left as it is.")
+    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint written by flowshot train (e.g. RUN/last.ckpt)")
+    p.add_argument("-o", "--out", metavar="OUT.ckpt", help="output checkpoint (default: CKPT's folder, <name>-prior.ckpt)")
+    p.add_argument("--steps", type=int, default=2000, help="Adam steps of 256 posterior samples (default 2000)")
+    p.add_argument("--data", nargs="+", metavar="DATA", help="training sounds (default: the sources recorded in the checkpoint)")
+    p.add_argument("--cache-dir", default=None, help="where preprocessed examples are cached (default: ~/.cache/flowshot or $FLOWSHOT_CACHE)")
+    p.set_defaults(func=run_refit_prior)
+
+
+def run_refit_prior(args: argparse.Namespace) -> int:
+    import torch
+    from rich.progress import Progress
+
+    from flowshot.model.checkpoint import MODEL_PREFIX, atomic_torch_save, load_model, read_checkpoint
+    from flowshot.model.data import load_examples
+    from flowshot.model.latents import compute_latent_stats
+    from flowshot.model.prior_fit import refit_prior
+
+    src = Path(args.checkpoint)
+    out = Path(args.out) if args.out else src.with_name(f"{src.stem}-prior.ckpt")
+    if out.resolve() == src.resolve():
+        raise FlowshotError(f"-o {out} is the input checkpoint; write the refit to a new file")
+    loaded = load_model(src)
+    cfg, model = loaded.config, loaded.model
+    if not cfg.model.flows:
+        raise FlowshotError(f"{src} was trained with --no-flows: it has no prior flow to refit")
+    steps = args.steps
+    if steps < 1:
+        raise FlowshotError(f"--steps {steps}: must be at least 1")
+    sources = list(args.data) if args.data else list(loaded.meta.get("data", {}).get("sources", []))
+    if not sources:
+        raise FlowshotError(f"{src} records no training data: pass --data with the sounds it was trained on")
+    examples = load_examples(sources, cfg, cache_dir=args.cache_dir)
+    train, val = examples.train_index(), examples.val_index()
+    with Progress(transient=True) as progress:
+        task = progress.add_task("fitting the prior", total=steps)
+        fit = refit_prior(model, examples.audio[train], steps, examples.audio[val] if val else None,
+                          seed=cfg.train.seed, progress=lambda done, total: progress.update(task, completed=done))
+    with torch.no_grad():
+        stats = compute_latent_stats(model, examples, train, n_macros=8, n_pads=16, progress=False,
+                                     sample_rate=cfg.audio.sample_rate)
+    ckpt = read_checkpoint(src)
+    for name, value in model.prior_flow.state_dict().items():
+        ckpt["state_dict"][f"{MODEL_PREFIX}prior_flow.{name}"] = value.clone()
+    ckpt["flowshot"]["latent_stats"] = stats
+    atomic_torch_save(ckpt, out)
+    print(f"{fit.summary()}; wrote {out}")
+    return 0
 
 
 def run_report(args: argparse.Namespace) -> int:
