@@ -82,7 +82,8 @@ class FlowshotModule(L.LightningModule):
         self.classes = sorted(set(classes or []))
         self.model = FlowVAE(cfg)
         self.discriminators = Discriminators(cfg)
-        self.stft_loss = MultiScaleSTFTLoss(cfg.loss.stft_scales, cfg.loss.stft_linear_weight, cfg.loss.stft_log_weight)
+        self.stft_loss = MultiScaleSTFTLoss(cfg.loss.stft_scales, cfg.loss.stft_linear_weight, cfg.loss.stft_log_weight,
+                                            band_weight=cfg.loss.stft_band_weight, bands=cfg.loss.stft_bands)
         self.stats_examples = stats_examples
         self.latent_stats: dict[str, Any] | None = None
         self.max_minutes = max_minutes

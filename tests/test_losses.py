@@ -45,7 +45,7 @@ def test_grows_monotonically_with_noise_and_gain_error(loss: MultiScaleSTFTLoss)
     assert all(a < b for a, b in zip(by_gain, by_gain[1:])), by_gain
     # Spectral convergence of a pure gain error is |g - 1| at every scale (the -60 dB
     # denominator floor takes ~0.14% off: measured 0.9986).
-    lin, _ = loss.components(2.0 * y, y)
+    lin, _, _ = loss.components(2.0 * y, y)
     assert float(lin) == pytest.approx(1.0, abs=3e-3)
 
 
@@ -65,8 +65,8 @@ def test_silence_gives_finite_values_and_gradients(loss: MultiScaleSTFTLoss) -> 
 def test_log_term_sees_a_quiet_partial_that_the_linear_term_misses(loss: MultiScaleSTFTLoss) -> None:
     base = _tone(220.0)
     partial = _tone(1500.0)
-    lin_q, log_q = loss.components(base[None], (base + 0.01 * partial)[None])  # -40 dB
-    lin_f, log_f = loss.components(base[None], (base + partial)[None])  # 0 dB
+    lin_q, log_q, _ = loss.components(base[None], (base + 0.01 * partial)[None])  # -40 dB
+    lin_f, log_f, _ = loss.components(base[None], (base + partial)[None])  # 0 dB
     # Linear: the -40 dB partial is ~1% of the full-level error (measured 0.0096 vs 0.71).
     assert float(lin_q) < 0.02 * float(lin_f)
     # Log: still more than a fifth of the full-level error (measured 0.157 vs 0.711).
@@ -76,7 +76,7 @@ def test_log_term_sees_a_quiet_partial_that_the_linear_term_misses(loss: MultiSc
 
 def test_weights_combine_the_terms(loss: MultiScaleSTFTLoss) -> None:
     x, y = _tone(220.0)[None], _tone(230.0)[None]
-    lin, log = loss.components(x, y)
+    lin, log, _ = loss.components(x, y)
     weighted = MultiScaleSTFTLoss(SCALES, linear_weight=2.0, log_weight=0.5)
     assert float(weighted(x, y)) == pytest.approx(2.0 * float(lin) + 0.5 * float(log), rel=1e-5)
 
@@ -114,3 +114,26 @@ def test_feature_matching_is_relative_and_detaches_real() -> None:
     assert fake_f[0].grad is not None and float(fake_f[0].grad.abs().sum()) > 0
     same = feature_matching_loss(_outs([0.0], [real_f]), _outs([0.0], [[f.detach() for f in real_f]]))
     assert float(same) == 0.0
+
+
+def test_band_energy_term_removes_the_low_level_bias_on_noise() -> None:
+    """Between two independent noises (phase the model cannot match) the per-bin terms are
+    smallest for a prediction about 1 dB too quiet; with the band-energy term the minimum
+    sits at the target's level."""
+    torch.manual_seed(0)
+    n = 16384
+    env = torch.exp(-torch.arange(n) / 3000.0)
+    target = 0.3 * env * torch.randn(8, n)
+    noise = env * torch.randn(8, n)
+    scales = [0.75 + 0.05 * i for i in range(10)]  # 0.75 .. 1.20
+
+    def best(loss: MultiScaleSTFTLoss) -> float:
+        values = [float(loss(0.3 * s * noise, target)) for s in scales]
+        return scales[values.index(min(values))]
+
+    plain = MultiScaleSTFTLoss([2048, 1024, 512, 256, 128, 64])
+    banded = MultiScaleSTFTLoss([2048, 1024, 512, 256, 128, 64], band_weight=2.0)
+    assert best(plain) <= 0.9
+    assert 0.95 <= best(banded) <= 1.05
+    lin, log, band = banded.components(0.3 * noise, target)
+    assert float(band) > 0 and plain.components(0.3 * noise, target)[2] == 0  # off: not computed
