@@ -304,8 +304,8 @@ def small() -> FlowshotConfig:
     return FlowshotConfig(
         preset="small",
         model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256], decoder_channels=[256, 96, 48, 24]),
-        # Band-energy term: at equal steps FAD 171 -> 154 and 166 -> 151 (two seeds), KID
-        # 2.6 -> 1.6 (docs/evaluation.md); reconstructions' LSD 4.6 -> 5.0 dB.
+        # Band-energy term: at the end of stage 1 FAD 171 -> 154 and 166 -> 151 (two seeds),
+        # KID 2.6 -> 1.6; after ~180 adversarial steps about equal (docs/evaluation.md).
         loss=LossConfig(disc_crop=8192, stft_band_weight=2.0),
     ).validate()
 
