@@ -206,7 +206,7 @@ class Host:
         self.sock.sendto(message(address, *args), ("127.0.0.1", self.osc_port))
 
     def stats(self) -> list[float]:
-        """Host counters over OSC: xruns, callbacks, hits, renders, voices, cb max ms, load, render ms, frames."""
+        """Host counters over OSC: xruns, callbacks, hits, renders, voices, cb max ms, load, render ms, frames, input errors."""
         self.osc("/flowshot/stats")
         data, _ = self.sock.recvfrom(65536)
         return list(OscMessage(data).params)
@@ -275,6 +275,17 @@ def test_live_host_on_jack(jack_server: str, ckpt: Path, reference: Engine, tmp_
         live_session(jack_server, ckpt, reference, tmp_path / "second")
 
 
+def wait_for_render(host: "Host", renders_before: float, timeout: float = 10.0) -> None:
+    """Until the host has re-rendered its pads after a knob move (debounce + one model call;
+    a fixed sleep is a guess on a loaded machine), then one more period of settling."""
+    deadline = time.monotonic() + timeout
+    while host.stats()[3] <= renders_before:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the host did not re-render within {timeout} s of a knob move")
+        time.sleep(0.02)
+    time.sleep(0.05)
+
+
 def live_session(jack_server: str, ckpt: Path, reference: Engine, tmp_path: Path) -> None:
     tmp_path.mkdir()
     reference.set_knob(0, 0.0)
@@ -308,12 +319,14 @@ def live_session(jack_server: str, ckpt: Path, reference: Engine, tmp_path: Path
         for pad, vel in [(0, 127), (3, 100), (7, 64), (0, 90), (15, 127)]:
             hits.append((probe.send_midi([0x90, 36 + pad, vel]), plain[pad], vel / 127))
             time.sleep(0.35)
+        renders = host.stats()[3]
         probe.send_midi([0xB0, 21, 127])  # CC 21 -> knob 0 = +3 stds
-        time.sleep(0.5)  # debounce + one render
+        wait_for_render(host, renders)
         hits.append((probe.send_midi([0x90, 36, 127]), knob0, 1.0))
         time.sleep(0.35)
+        renders = host.stats()[3]
         host.osc("/flowshot/knob/1", -2.0)
-        time.sleep(0.5)
+        wait_for_render(host, renders)
         osc_start = probe.now()
         host.osc("/flowshot/pad/0/trigger", 0.5)
         time.sleep(0.6)
