@@ -8,9 +8,7 @@ from typing import Callable
 import numpy as np
 
 from flowshot.errors import FlowshotError
-from flowshot.realtime.engine import Engine
-
-MAX_BLOCK = 16384
+from flowshot.realtime.engine import MAX_BLOCK, Engine
 
 
 def _sd():
@@ -64,8 +62,6 @@ class AudioOutput:
         device: device index from ``resolve_output``.
         channels: output channels (the mono mix is copied to each).
         blocksize: frames per callback (0 = the host's natural size, e.g. JACK's period).
-        inputs: callables run at the start of every callback, before mixing (a polled MIDI
-            port's ``pump``); they must not block, lock or log.
 
     Attributes:
         xruns: callbacks that reported an underflow/overflow in their status flags.
@@ -75,10 +71,11 @@ class AudioOutput:
             (1.0 = no headroom left).
     """
 
-    def __init__(self, engine: Engine, device: int, channels: int = 2, blocksize: int = 0,
-                 inputs: list[Callable[[], None]] | None = None):
+    def __init__(self, engine: Engine, device: int, channels: int = 2, blocksize: int = 0):
         self.engine = engine
-        self.inputs = list(inputs or [])
+        # Run at the start of every callback, before mixing (a polled MIDI port's ``pump``);
+        # they must not block, lock or log.
+        self.inputs: list[Callable[[], None]] = []
         self.input_errors = 0
         self.device = device
         self.channels = channels

@@ -27,6 +27,8 @@ import numpy as np
 from flowshot.errors import FlowshotError
 from flowshot.realtime.backends import Backend
 
+MAX_BLOCK = 16384  # the largest audio block the host expects (larger ones still work)
+
 
 @dataclass
 class EngineSettings:
@@ -496,7 +498,7 @@ class Engine:
         now = self.frames_done
         retired = self._retired
         retired.append((now, buf))
-        while retired and (now - retired[0][0] > len(retired[0][1]) + 4 * 16384
+        while retired and (now - retired[0][0] > len(retired[0][1]) + 4 * MAX_BLOCK
                            or len(retired) > 64 * self.n_pads):
             retired.popleft()
 
