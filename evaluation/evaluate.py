@@ -266,6 +266,7 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
         the dict written to ``metrics.json``.
     """
     from flowshot.model.checkpoint import load_model
+    from flowshot.model.report import level_db
 
     say = progress or (lambda _msg: None)
     out_dir = Path(settings.out_dir)
@@ -330,6 +331,8 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
             "preset": cfg.preset,
             "step": loaded.meta.get("step"),
             "reconstruction": {k: float(np.mean(v)) for k, v in per_sound.items()},
+            "level_samples": level_db(torch.from_numpy(out["samples"]), cfg.audio.sample_rate),
+            "level_reconstructions": level_db(torch.from_numpy(out["recon"]), cfg.audio.sample_rate),
             "latent": latent_health(out),
             "per_class": per_class_all[label],
         }
@@ -361,6 +364,7 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
         "n_train_reference": 0 if real.train is None else int(len(real.train)),
         "n_samples": int(n_samples),
         "test_diversity": metrics.mean_pairwise_distance(e_test),
+        "level_test": level_db(torch.from_numpy(real.test), sr),
         "rows": rows,
         "models": model_blocks,
         "notes": notes,
@@ -434,11 +438,24 @@ def markdown_report(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
+        "| sounds | RMS dBFS | first 12 ms dBFS | onset ms |",
+        "|---|---:|---:|---:|",
+    ]
+    levels = [("real (test)", result.get("level_test"))]
+    for name, m in result["models"].items():
+        levels += [(f"{name} samples", m.get("level_samples")), (f"{name} recon", m.get("level_reconstructions"))]
+    for name, level in levels:
+        if level:
+            lines.append(f"| {name} | {_fmt(level['rms_db'], 1)} | {_fmt(level['attack_db'], 1)} | {_fmt(level['onset_ms'], 1)} |")
+    lines += [
+        "",
         "Every row is compared with the real test sounds in the embedding space. The floor is what real "
         "sounds score (small-set bias included: FAD is not 0 for small sets, read models against it); the "
         "ceiling is coloured noise with class spectra and decays, which a useful model must beat. KID is "
         "unbiased (about 0 for equal distributions). NDB/K: share of k-means bins of the training sounds "
-        "whose share of the row's sounds differs at alpha 0.05 (the floor tests the held-out test sounds).",
+        "whose share of the row's sounds differs at alpha 0.05 (the floor tests the held-out test sounds). "
+        "Levels are medians over the sounds; the onset is where a sound first comes within 20 dB of its peak "
+        "(real sounds are trimmed to start there).",
         "",
         "Notes: " + "; ".join(result["notes"]),
         "",

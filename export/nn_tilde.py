@@ -46,12 +46,16 @@ class FlowshotInstrument(nn_tilde.Module):
         sample_rate: the model's sample rate (Hz).
         length: samples per one-shot.
         polyphony: initial number of overlapping voices (1..32).
+        audio_config: the checkpoint's ``AudioConfig`` as JSON (trim, normalisation...), so
+            a host that encodes files prepares them the way the training data was.
     """
 
     macro_labels: List[str]
     pad_classes: List[str]
+    audio_config: str
 
-    def __init__(self, model: nn.Module, stats: dict, sample_rate: int, length: int, polyphony: int = 8) -> None:
+    def __init__(self, model: nn.Module, stats: dict, sample_rate: int, length: int, polyphony: int = 8,
+                 audio_config: str = "{}") -> None:
         super().__init__()
         # nn_tilde lists a placeholder "none" attribute with no getter or params; every
         # attribute this file lists is settable instead (what `flowshot export check` verifies).
@@ -74,6 +78,7 @@ class FlowshotInstrument(nn_tilde.Module):
         self.register_buffer("pad_base", torch.as_tensor(stats["pad_base"], dtype=torch.float32).reshape(-1, self.latent_dim).clone())
         self.macro_labels = [str(s) for s in stats["macro_labels"]]
         self.pad_classes = [str(s) for s in stats["pad_classes"]]
+        self.audio_config = str(audio_config)
         self.voices = VoiceBank(self.length, polyphony=polyphony)
 
         # Per-instance state beside the voices: hit counter of the free-running stream,

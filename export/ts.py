@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import os
 import shutil
 import tempfile
@@ -29,7 +31,8 @@ def build_instrument(loaded: LoadedModel, stats: dict[str, Any], polyphony: int 
     """The eager instrument (what gets scripted); also what tests compare the .ts against."""
     cfg = loaded.config
     with torch.no_grad():
-        return FlowshotInstrument(inference_model(loaded), stats, cfg.audio.sample_rate, cfg.audio.length, polyphony).eval()
+        return FlowshotInstrument(inference_model(loaded), stats, cfg.audio.sample_rate, cfg.audio.length, polyphony,
+                                  audio_config=json.dumps(dataclasses.asdict(cfg.audio))).eval()
 
 
 def export_ts(loaded: LoadedModel, out_path: str | Path, stats: dict[str, Any], polyphony: int = 8) -> dict[str, Any]:

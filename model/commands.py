@@ -168,7 +168,9 @@ def run_report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "report"
     print(f"step {r['step']}: KL {r['kl_total_nats']:.1f} nats, {r['active_units']}/{r['latent_dim']} active units, "
           f"level real/prior/recon {r['level_real']['rms_db']:.1f}/{r['level_prior_samples']['rms_db']:.1f}/"
-          f"{r['level_reconstructions']['rms_db']:.1f} dB RMS; wrote {out}/report.md and PNGs")
+          f"{r['level_reconstructions']['rms_db']:.1f} dB RMS, onset {r['level_real']['onset_ms']:.1f}/"
+          f"{r['level_prior_samples']['onset_ms']:.1f}/{r['level_reconstructions']['onset_ms']:.1f} ms; "
+          f"wrote {out}/report.md and PNGs")
     return 0
 
 
@@ -377,7 +379,7 @@ def _trainer(args: argparse.Namespace, strategy: Any, logger: Any, run_dir: Path
 
 
 def _data(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any, Any]:
-    """Examples -> (train DataLoader of [B, 1, L], val audio [V, L], ExampleSet)."""
+    """Examples -> (train DataLoader of [B, 2, L]: heard, target, val audio [V, L], ExampleSet)."""
     import torch
     from torch.utils.data import DataLoader
 

@@ -59,6 +59,10 @@ class ModelConfig:
             Each unit is a dozen tensor ops at every stage's rate; on one CPU thread the
             render time follows their count more than the FLOPs.
         out_kernel: kernel of the decoder's last convolution (to the sub-band outputs).
+        decoder_preroll: bottleneck frames the decoder makes *before* the sound and
+            ``decode`` cuts off after PQMF synthesis, so the sound's first samples lie
+            inside the conv stack, away from its zero-padded edge (0 = none). At the edge
+            the envelope fades in over ~5 sub-band frames: every hit starts ~2.5 ms late.
         latent_dim: size of the ONE latent vector per sound.
         flows: Real NVP flows on posterior and prior; False is the plain Gaussian VAE.
         posterior_flow_depth, prior_flow_depth: coupling layers in each flow.
@@ -77,6 +81,7 @@ class ModelConfig:
     decoder_channels: list[int] | None = None
     decoder_dilations: list[int] | None = None
     out_kernel: int = 7
+    decoder_preroll: int = 0
     latent_dim: int = 128
     flows: bool = True
     posterior_flow_depth: int = 4
@@ -159,6 +164,9 @@ class AugmentConfig:
         pitch_shift_semitones: max |shift| for pitch shift by resampling (0 = off).
         pitch_shift_prob: probability of applying the pitch shift.
         gain_db: max |random gain| in dB (0 = off).
+        encoder_only: offset jitter and all-pass change only the encoder's input; the
+            reconstruction target keeps its onset at sample 0 and its phase (False: the
+            target gets them too, as before; see ``model/augment.py``).
     """
 
     offset_jitter_ms: float = 5.0
@@ -167,6 +175,7 @@ class AugmentConfig:
     pitch_shift_semitones: float = 2.0
     pitch_shift_prob: float = 0.3
     gain_db: float = 3.0
+    encoder_only: bool = True
 
 
 @dataclass
@@ -220,6 +229,8 @@ class FlowshotConfig:
             raise ValueError(f"model.pqmf_bands must be a power of two, got {m.pqmf_bands}")
         if a.length % m.hop:
             raise ValueError(f"audio.length {a.length} must be divisible by the model hop {m.hop} (bands x ratios)")
+        if m.decoder_preroll < 0:
+            raise ValueError(f"model.decoder_preroll must be >= 0 bottleneck frames, got {m.decoder_preroll}")
         if m.out_kernel < 1 or m.out_kernel % 2 == 0:
             raise ValueError(f"model.out_kernel must be odd (same padding), got {m.out_kernel}")
         if m.latent_dim < 2 or m.latent_dim % 2:
@@ -284,6 +295,7 @@ def tiny() -> FlowshotConfig:
             prior_flow_depth=2,
             flow_hidden=32,
             context_dim=16,
+            decoder_preroll=1,
         ),
         loss=LossConfig(
             stft_scales=[512, 256, 128, 64],
@@ -303,7 +315,9 @@ def small() -> FlowshotConfig:
     # (benchmarks/decoder_speed.py), so a hit renders in a few ms on one CPU thread.
     return FlowshotConfig(
         preset="small",
-        model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256], decoder_channels=[256, 96, 48, 24]),
+        # One pre-roll frame: without it every hit started ~2.5 ms late (docs/evaluation.md).
+        model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256], decoder_channels=[256, 96, 48, 24],
+                          decoder_preroll=1),
         # Band-energy term: at the end of stage 1 FAD 171 -> 154 and 166 -> 151 (two seeds),
         # KID 2.6 -> 1.6; after ~180 adversarial steps about equal (docs/evaluation.md).
         loss=LossConfig(disc_crop=8192, stft_band_weight=2.0),
@@ -320,7 +334,7 @@ def base() -> FlowshotConfig:
         # Kernel-3 output conv: the kernel-7 one at the 2,816-frame sub-band rate was the
         # single most expensive op of a render (1.4 ms of ~8 on one thread).
         model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256, 512], ratios=[4, 4, 4, 4],
-                          decoder_channels=[256, 128, 64, 32, 16], out_kernel=3),
+                          decoder_channels=[256, 128, 64, 32, 16], out_kernel=3, decoder_preroll=1),
         loss=LossConfig(stft_scales=[4096, 2048, 1024, 512, 256, 128, 64], mrd_fft_sizes=[4096, 2048, 1024],
                         stft_band_weight=2.0),
         train=TrainConfig(batch_size=16, max_steps=200000),

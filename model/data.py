@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import soxr
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -35,13 +34,12 @@ from flowshot.model.audio_io import AUDIO_EXTENSIONS, AudioReadError, read_audio
 from flowshot.model.augment import Augmenter
 from flowshot.model.config import AudioConfig, FlowshotConfig
 from flowshot.model.drums import GENERATOR_VERSION, generate_drums
+from flowshot.model.preprocess import PREROLL_MS, SILENCE_DB, SkipFile, normalize, preprocess
 
 BUILTIN_DRUMS = "builtin:drums"
 
 # Bump when the preprocessing code changes meaning, so old cache entries are ignored.
 PREPROCESS_VERSION = 1
-PREROLL_MS = 2.0  # kept before the detected onset: the attack's first rise stays intact
-SILENCE_DB = -80.0  # a file whose peak is below this is treated as silent
 _SUMMARY_NAMES = 5  # skipped files named in the summary line before "and N more"
 
 
@@ -105,9 +103,11 @@ class OneShotDataset(torch.utils.data.Dataset):
         indices: which rows to use (e.g. ``examples.train_index()``).
         augment: applied to every item when given.
 
-    Items are float32 tensors ``[1, L]``. The augmentation's ``np.random.Generator`` is
-    seeded per item from torch's default generator, which torch seeds differently in
-    every data-loader worker and every epoch, and ``seed_everything`` makes reproducible.
+    Items are float32 tensors ``[1, L]``, or ``[2, L]`` with ``augment`` (what the encoder
+    hears, then the reconstruction target; see ``Augmenter``). The augmentation's
+    ``np.random.Generator`` is seeded per item from torch's default generator, which
+    torch seeds differently in every data-loader worker and every epoch, and
+    ``seed_everything`` makes reproducible.
     """
 
     def __init__(self, examples: ExampleSet, indices: Iterable[int], augment: Augmenter | None = None) -> None:
@@ -122,86 +122,8 @@ class OneShotDataset(torch.utils.data.Dataset):
         x = self.audio[self.indices[item]]
         if self.augment is not None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
-            x = torch.from_numpy(self.augment(x.numpy(), np.random.default_rng(seed)))
+            return torch.from_numpy(self.augment(x.numpy(), np.random.default_rng(seed)))
         return x.reshape(1, -1).to(torch.float32)
-
-
-# ----------------------------------------------------------------------------- preprocessing
-
-
-class SkipFile(Exception):
-    """Internal: this file gives no example; the message is the short reason."""
-
-
-def preprocess(audio: np.ndarray, sample_rate: int, cfg: AudioConfig) -> np.ndarray:
-    """One file's samples -> one example.
-
-    Args:
-        audio: ``[channels, frames]`` (or ``[frames]``) float samples.
-        sample_rate: the file's rate in Hz.
-        cfg: target rate/length, trim, fade and normalisation settings.
-
-    Returns:
-        float32 ``[cfg.length]``.
-
-    Raises:
-        SkipFile: empty, NaN/inf, silent or too short after trimming.
-    """
-    x = np.asarray(audio, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.shape[-1] == 0:
-        raise SkipFile("empty (0 frames)")
-    if not np.all(np.isfinite(x)):
-        raise SkipFile("contains NaN/inf samples")
-    x = x.mean(axis=0)
-    if np.max(np.abs(x)) < 10.0 ** (SILENCE_DB / 20.0):
-        raise SkipFile(f"silent (peak below {SILENCE_DB:.0f} dBFS)")
-    if sample_rate != cfg.sample_rate:
-        x = soxr.resample(x, sample_rate, cfg.sample_rate, quality="HQ")
-    x = trim_leading_silence(x, cfg.sample_rate, cfg.trim_db)
-    min_len = int(round(cfg.min_length_ms * 1e-3 * cfg.sample_rate))
-    if len(x) < min_len:
-        raise SkipFile(f"too short ({1e3 * len(x) / cfg.sample_rate:.1f} ms after trimming, need {cfg.min_length_ms:g} ms)")
-    x = fit_length(x, cfg.length, cfg.sample_rate, cfg.fade_out_ms)
-    return normalize(x, cfg).astype(np.float32)
-
-
-def trim_leading_silence(x: np.ndarray, sample_rate: int, trim_db: float) -> np.ndarray:
-    """Cut everything before the first sample within ``trim_db`` of the peak, minus a 2 ms pre-roll. ``[T] -> [T']``."""
-    mag = np.abs(x)
-    threshold = mag.max() * 10.0 ** (-trim_db / 20.0)
-    onset = int(np.argmax(mag >= threshold))
-    start = max(0, onset - int(round(PREROLL_MS * 1e-3 * sample_rate)))
-    return x[start:]
-
-
-def fit_length(x: np.ndarray, length: int, sample_rate: int, fade_out_ms: float) -> np.ndarray:
-    """Crop to ``length`` with a half-cosine fade over the last ``fade_out_ms``, or zero-pad. ``[T] -> [length]``."""
-    if len(x) > length:
-        y = x[:length].copy()
-        n = min(length, int(round(fade_out_ms * 1e-3 * sample_rate)))
-        if n > 0:
-            y[length - n :] *= 0.5 * (1 + np.cos(np.linspace(0, np.pi, n)))
-        return y
-    y = np.zeros(length, dtype=x.dtype)
-    y[: len(x)] = x
-    return y
-
-
-def normalize(x: np.ndarray, cfg: AudioConfig) -> np.ndarray:
-    """Scale to ``cfg.target_peak_db`` peak, or ``cfg.target_rms_db`` RMS limited to -0.1 dBFS peak. ``[L] -> [L]``."""
-    peak = float(np.max(np.abs(x)))
-    if peak <= 0.0:
-        return x
-    if cfg.normalize == "peak":
-        return x * (10.0 ** (cfg.target_peak_db / 20.0) / peak)
-    if cfg.normalize == "loudness":
-        rms = float(np.sqrt(np.mean(x**2)))
-        gain = 10.0 ** (cfg.target_rms_db / 20.0) / rms
-        gain = min(gain, 10.0 ** (-0.1 / 20.0) / peak)
-        return x * gain
-    raise FlowshotError(f"audio.normalize={cfg.normalize!r} is not known; use 'peak' or 'loudness'")
 
 
 # ----------------------------------------------------------------------------- classes

@@ -48,7 +48,8 @@ class Decoder(nn.Module):
             reverse, ``dec_dilations()``, ``kernel_size``, ``out_kernel``, ``pqmf_bands``, ``latent_dim``,
             ``noise``, ``cfg.audio.length``).
 
-    ``forward(z[B,D]) -> [B, bands, L // bands]``.
+    ``forward(z[B,D]) -> [B, bands, (L + P) // bands]`` where ``P = decoder_preroll * hop``
+    samples come before the sound (``FlowVAE.decode`` cuts them after synthesis).
     """
 
     def __init__(self, cfg: FlowshotConfig) -> None:
@@ -59,7 +60,7 @@ class Decoder(nn.Module):
             raise ValueError(f"model.decoder_channels needs {len(m.ratios) + 1} entries (bottleneck first), got {ch}")
         self.channels = int(ch[0])
         self.bands = int(m.pqmf_bands)
-        self.frames = cfg.audio.length // m.hop
+        self.frames = cfg.audio.length // m.hop + int(m.decoder_preroll)
         self.use_noise = bool(m.noise)
         self.project = nn.Linear(m.latent_dim, ch[0] * self.frames)
         ups: List[nn.Module] = []
@@ -84,12 +85,12 @@ class Decoder(nn.Module):
             # rather than having to learn silence out of a hiss.
             self.out.bias[2 * self.bands:] = -4.0
         generator = torch.Generator().manual_seed(0)
-        noise = torch.randn(1, self.bands, cfg.audio.length // self.bands, generator=generator)
+        noise = torch.randn(1, self.bands, self.frames * m.hop // self.bands, generator=generator)
         # Part of the state dict, so an exported file carries the very same noise.
         self.register_buffer("noise_buffer", noise if self.use_noise else noise[:, :, :0])
 
     def forward(self, z: Tensor) -> Tensor:
-        """[B,D] -> [B, bands, L//bands]."""
+        """[B,D] -> [B, bands, (L + P)//bands]."""
         h = self.project(z).reshape(z.shape[0], self.channels, self.frames)
         for up, cond, stage in zip(self.ups, self.conds, self.stages):
             h = stage(up(h) + cond(z).unsqueeze(-1))

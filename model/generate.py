@@ -89,11 +89,11 @@ def generate(
 def preprocess_file(path: str | Path, loaded: LoadedModel) -> Tensor:
     """One audio file -> [1, 1, L] exactly as training prepared its examples.
 
-    Uses ``flowshot.model.data.preprocess`` (mono mix, resampling, onset trim,
+    Uses ``flowshot.model.preprocess.preprocess`` (mono mix, resampling, onset trim,
     crop/pad with fade, normalisation) with the checkpoint's audio settings.
     """
     from flowshot.model.audio_io import read_audio
-    from flowshot.model.data import SkipFile, preprocess
+    from flowshot.model.preprocess import SkipFile, preprocess
 
     path = Path(path)
     if not path.is_file():

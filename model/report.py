@@ -9,7 +9,8 @@ Writes, into ``RUN_DIR/report`` (or ``-o``):
 * ``kl_per_dim.png``: the closed-form KL of the base posterior per latent dimension on
   the held-out sounds, sorted: how much of the latent the model really uses;
 * ``report.md`` / ``report.json``: the same numbers, plus output level (RMS and peak, dB)
-  of samples and reconstructions against the real sounds;
+  and how the sounds start (onset time, level of the attack) for samples and
+  reconstructions against the real sounds;
 * the WAVs of the grid, to listen to what the picture shows.
 """
 
@@ -59,11 +60,30 @@ def pick_preview(classes: list[str], n: int) -> list[int]:
     return order
 
 
-def level_db(audio: torch.Tensor) -> dict[str, float]:
-    """Median RMS and peak level of a batch of sounds [N, L], dBFS."""
+ATTACK_MS = 12.0  # the window whose level is "the attack"
+ONSET_DB = -20.0  # a sound has started where it first comes within this of its peak
+
+
+def level_db(audio: torch.Tensor, sample_rate: int) -> dict[str, float]:
+    """Medians over a batch of sounds [N, L]: RMS, peak and attack level (dBFS), onset (ms).
+
+    The attack is the RMS of the first ``ATTACK_MS``; the onset is the first sample within
+    ``ONSET_DB`` of the sound's peak. Examples are trimmed to start at their onset, so a
+    model should start where the data does: a late onset is heard as a soft attack and
+    costs it most of its level, which the RMS over a whole one-shot hardly shows.
+    """
     rms = audio.pow(2).mean(dim=1).sqrt().clamp_min(1e-8)
-    peak = audio.abs().amax(dim=1).clamp_min(1e-8)
-    return {"rms_db": float(20 * torch.log10(rms).median()), "peak_db": float(20 * torch.log10(peak).median())}
+    magnitude = audio.abs()
+    peak = magnitude.amax(dim=1).clamp_min(1e-8)
+    n = max(1, int(round(ATTACK_MS * 1e-3 * sample_rate)))
+    attack = audio[:, :n].pow(2).mean(dim=1).sqrt().clamp_min(1e-8)
+    onset = (magnitude >= peak[:, None] * 10 ** (ONSET_DB / 20)).float().argmax(dim=1)
+    return {
+        "rms_db": float(20 * torch.log10(rms).median()),
+        "peak_db": float(20 * torch.log10(peak).median()),
+        "attack_db": float(20 * torch.log10(attack).median()),
+        "onset_ms": float(onset.float().median()) * 1e3 / sample_rate,
+    }
 
 
 @torch.no_grad()
@@ -193,13 +213,18 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, checkpo
         "kl_total_nats": float(kl.sum()),
         "active_units": int((kl > ACTIVE_NATS).sum()),
         "latent_dim": int(kl.shape[0]),
-        "level_real": level_db(audio),
-        "level_prior_samples": level_db(many),
-        "level_reconstructions": level_db(recon),
+        "level_real": level_db(audio, cfg.audio.sample_rate),
+        "level_prior_samples": level_db(many, cfg.audio.sample_rate),
+        "level_reconstructions": level_db(recon, cfg.audio.sample_rate),
     }
     (out / "report.json").write_text(json.dumps(result, indent=2))
     (out / "report.md").write_text(_markdown(result))
     return result
+
+
+def _level_row(name: str, level: dict[str, float]) -> str:
+    return (f"| level {name} (median RMS / peak / first {ATTACK_MS:g} ms; onset) | {level['rms_db']:.1f} / "
+            f"{level['peak_db']:.1f} / {level['attack_db']:.1f} dBFS; {level['onset_ms']:.1f} ms |")
 
 
 def _markdown(r: dict[str, Any]) -> str:
@@ -211,9 +236,9 @@ def _markdown(r: dict[str, Any]) -> str:
         f"| validation reconstruction loss (last) | {r['val_recon_last']} |",
         f"| KL of the encoder Gaussian vs N(0, I), before the flows (held-out mean) | {r['kl_total_nats']:.1f} nats |",
         f"| active units (KL > {ACTIVE_NATS} nats) | {r['active_units']} / {r['latent_dim']} |",
-        f"| level real (median RMS / peak) | {r['level_real']['rms_db']:.1f} / {r['level_real']['peak_db']:.1f} dBFS |",
-        f"| level prior samples | {r['level_prior_samples']['rms_db']:.1f} / {r['level_prior_samples']['peak_db']:.1f} dBFS |",
-        f"| level reconstructions | {r['level_reconstructions']['rms_db']:.1f} / {r['level_reconstructions']['peak_db']:.1f} dBFS |",
+        _level_row("real", r["level_real"]),
+        _level_row("prior samples", r["level_prior_samples"]),
+        _level_row("reconstructions", r["level_reconstructions"]),
         "",
         "Pictures: `grid.png`, `curves.png`, `kl_per_dim.png`; the grid's sounds as WAVs.",
         "",

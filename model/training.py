@@ -171,12 +171,14 @@ class FlowshotModule(L.LightningModule):
         """One generator step (and, in stage 2, one discriminator step before it).
 
         Args:
-            batch: audio [B, 1, L].
+            batch: audio [B, 1, L], or [B, 2, L] from augmentation: what the encoder hears,
+                then the reconstruction target (``OneShotDataset``).
         """
-        x = batch if isinstance(batch, Tensor) else batch[0]
+        batch = batch if isinstance(batch, Tensor) else batch[0]
+        heard, x = batch[:, :1], batch[:, -1:]
         opts = self.optimizers()
         opt_g, opt_d = opts if isinstance(opts, (list, tuple)) else (opts, None)
-        out = self.model(x)
+        out = self.model(heard)
         recon = out["recon"]
         rec_loss = self.stft_loss(recon, x)
         kl_loss = self.kl_loss(out["kl"])

@@ -59,6 +59,7 @@ class FlowVAE(nn.Module):
         self.latent_dim = int(m.latent_dim)
         self.length = int(cfg.audio.length)
         self.sample_rate = int(cfg.audio.sample_rate)
+        self.preroll = int(m.decoder_preroll * m.hop)  # samples the decoder makes before the sound
         self.pqmf = PQMF(m.pqmf_bands, m.pqmf_attenuation)
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
@@ -119,7 +120,7 @@ class FlowVAE(nn.Module):
     @torch.jit.export
     def decode(self, z: Tensor) -> Tensor:
         """latent z [B,D] -> audio [B,1,L]."""
-        return self.pqmf.synthesis(self.decoder(z))
+        return self.pqmf.synthesis(self.decoder(z))[..., self.preroll:]
 
     @torch.jit.export
     def embed(self, x: Tensor) -> Tensor:

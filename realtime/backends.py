@@ -8,7 +8,7 @@ points to latents and latents to audio, always for a whole batch of pads at once
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,8 @@ class Backend:
         stats: latent statistics, or None when the file carries none.
         has_inverse: False when ``latent_to_base`` is unavailable (ONNX has only the
             prior's forward direction).
+        audio_settings: the checkpoint's ``AudioConfig`` fields (trim, normalisation...) as
+            plain data; empty for files exported before they were recorded.
     """
 
     name = "?"
@@ -100,6 +102,7 @@ class Backend:
         self.latent_dim = int(latent_dim)
         self.stats = stats
         self.render_rate = self.sample_rate  # rate of what ``render`` returns
+        self.audio_settings: dict[str, Any] = {}
 
     def render(self, z: np.ndarray) -> np.ndarray:
         """Decode latents z [P, D] -> audio [P, L] float32 at ``render_rate``."""
@@ -240,8 +243,14 @@ def _load_ckpt(p: Path) -> Backend:
     if raw_stats is None and isinstance(meta.get("flowshot"), dict):
         raw_stats = meta["flowshot"].get("latent_stats")
     d = cfg.model.latent_dim
-    return TorchBackend(p, loaded.model.eval(), cfg.audio.sample_rate, cfg.audio.length, d,
-                        LatentStats.from_mapping(raw_stats, d), scripted=False)
+    from flowshot.model.layers import scriptable_copy
+
+    # Weight norm folded into plain convolutions: the same function, renders 15-20 % faster.
+    model = scriptable_copy(loaded.model).eval()
+    backend = TorchBackend(p, model, cfg.audio.sample_rate, cfg.audio.length, d,
+                           LatentStats.from_mapping(raw_stats, d), scripted=False)
+    backend.audio_settings = asdict(cfg.audio)
+    return backend
 
 
 _TS_METHODS = ("decode_latent", "base_to_latent", "latent_to_base", "embed", "get_info")
@@ -268,7 +277,9 @@ def _load_ts(p: Path) -> Backend:
     except Exception as err:
         raise FlowshotError(f"{p}: get_info/buffers failed ({type(err).__name__}); re-export it with `flowshot export ts`") from None
     m.eval()
-    return TorchBackend(p, m, sr, length, d, LatentStats.from_mapping(raw, d), scripted=True)
+    backend = TorchBackend(p, m, sr, length, d, LatentStats.from_mapping(raw, d), scripted=True)
+    backend.audio_settings = _json_object(getattr(m, "audio_config", "{}"))
+    return backend
 
 
 def _load_onnx(p: Path) -> Backend:
@@ -302,4 +313,15 @@ def _load_onnx(p: Path) -> Backend:
         except Exception as err:
             raise FlowshotError(f"{f} is not a loadable ONNX graph ({type(err).__name__}); re-export the folder") from None
     raw = info.get("latent_stats", info)
-    return OnnxBackend(p, sessions, info, LatentStats.from_mapping(raw, int(info["latent_dim"])))
+    backend = OnnxBackend(p, sessions, info, LatentStats.from_mapping(raw, int(info["latent_dim"])))
+    audio = (info.get("config") or {}).get("audio")
+    backend.audio_settings = dict(audio) if isinstance(audio, dict) else {}
+    return backend
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

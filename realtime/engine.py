@@ -400,9 +400,9 @@ class Engine:
             self._changed(self._dependants(pad))
 
     def load_wav(self, pad: int, path: str | Path) -> None:
-        """Encode a sound file into ``pad`` (mono mix, resampled to the model rate)."""
+        """Encode a sound file into ``pad``, prepared like the training data (``read_example``)."""
         pad = self._check_pad(pad)
-        audio = read_mono(Path(path), self.backend.sample_rate)
+        audio = read_example(Path(path), self.backend)
         z = self.backend.encode(audio)
         name = Path(path).name
         if self.backend.has_inverse:
@@ -540,19 +540,26 @@ class Engine:
         return False
 
 
-def read_mono(path: Path, sample_rate: int) -> np.ndarray:
-    """Read a sound file as mono float32 [T] at ``sample_rate`` (one-line error if unreadable)."""
-    import soundfile as sf
+def read_example(path: Path, backend: Backend) -> np.ndarray:
+    """A sound file as the encoder was trained to hear it: float32 [L] at the model rate.
 
+    The training data's own preprocessing (``flowshot.model.preprocess``: mono, resampled,
+    leading silence trimmed to the onset, cropped with a fade or padded, normalised) with
+    the model's recorded settings; files exported before the settings were recorded get
+    the defaults. Without it a file with a little silence before the hit, or a quiet one,
+    encodes to a different sound than it is.
+    """
+    from dataclasses import fields
+
+    from flowshot.model.audio_io import read_audio
+    from flowshot.model.config import AudioConfig
+    from flowshot.model.preprocess import SkipFile, preprocess
+
+    known = {f.name for f in fields(AudioConfig)}
+    settings = {k: v for k, v in backend.audio_settings.items() if k in known}
+    settings.update(sample_rate=backend.sample_rate, length=backend.length)
+    audio, sr = read_audio(path)  # AudioReadError (a FlowshotError) names the file and why
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:
-        raise FlowshotError(f"cannot read {path} as audio ({type(err).__name__}); give a WAV/FLAC/OGG file") from None
-    if data.shape[0] == 0:
-        raise FlowshotError(f"{path} holds no samples; give a non-empty sound file")
-    mono = data.mean(axis=1)
-    if sr != sample_rate:
-        import soxr
-
-        mono = soxr.resample(mono, sr, sample_rate).astype(np.float32)
-    return mono
+        return preprocess(audio, sr, AudioConfig(**settings))
+    except SkipFile as err:
+        raise FlowshotError(f"{path}: {err}; give a sound file with an audible hit") from None

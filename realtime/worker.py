@@ -52,7 +52,8 @@ def _serve(conn: Any, path: str, kind: str, render_rate: int, threads: int) -> N
     render_length = render(np.zeros((1, b.latent_dim))).shape[1]
     conn.send(("ready", {"name": b.name, "sample_rate": b.sample_rate, "length": b.length,
                          "latent_dim": b.latent_dim, "has_inverse": b.has_inverse, "stats": stats,
-                         "describe": b.describe(), "render_length": render_length}))
+                         "describe": b.describe(), "render_length": render_length,
+                         "audio_settings": b.audio_settings}))
     ops = {"b2l": b.base_to_latent, "l2b": b.latent_to_base, "encode": b.encode}
     segment: shared_memory.SharedMemory | None = None  # the host's current hand-off buffer
     while True:
@@ -114,6 +115,7 @@ class ProcessBackend(Backend):
         self.has_inverse = info["has_inverse"]
         self.render_rate = int(render_rate or info["sample_rate"])
         self.render_length = int(info["render_length"])
+        self.audio_settings = dict(info["audio_settings"])
         self._describe = info["describe"]
         self._segment: shared_memory.SharedMemory | None = None  # grown to the largest batch asked for
 

@@ -26,7 +26,8 @@ def test_everything_off_is_identity() -> None:
     x = _tone(440)
     aug = Augmenter(OFF, SR, L)
     y = aug(x, np.random.default_rng(0))
-    assert np.array_equal(y, x) and not np.shares_memory(x, y)
+    assert y.shape == (2, L)
+    assert np.array_equal(y[0], x) and np.array_equal(y[1], x) and not np.shares_memory(x, y)
 
 
 def test_allpass_keeps_magnitude_and_changes_waveform() -> None:
@@ -36,7 +37,9 @@ def test_allpass_keeps_magnitude_and_changes_waveform() -> None:
     x[:400] = rng.standard_normal(400).astype(np.float32) * np.exp(-np.arange(400) / 80.0)
     aug = Augmenter(dataclasses.replace(OFF, allpass_prob=1.0), SR, L)
     for seed in range(5):
-        y = aug(x, np.random.default_rng(seed))
+        heard, target = aug(x, np.random.default_rng(seed))
+        assert np.array_equal(target, x)  # the target keeps its phase
+        y = heard
         mx, my = np.abs(np.fft.rfft(x)), np.abs(np.fft.rfft(y))
         # Magnitude spectrum unchanged within 1 % of its peak, bin by bin...
         assert np.max(np.abs(mx - my)) < 0.01 * mx.max()
@@ -56,7 +59,9 @@ def test_pitch_shift_from_config_range() -> None:
     cfg = dataclasses.replace(OFF, pitch_shift_semitones=12.0, pitch_shift_prob=1.0)
     aug = Augmenter(cfg, SR, L)
     x = _tone(400, decay_s=0.1)
-    peaks = [_peak_hz(aug(x, np.random.default_rng(s))) for s in range(8)]
+    pairs = [aug(x, np.random.default_rng(s)) for s in range(8)]
+    assert all(np.array_equal(p[0], p[1]) for p in pairs)  # a new sound: both rows shifted
+    peaks = [_peak_hz(p[1]) for p in pairs]
     assert all(200 * 0.99 <= p <= 800 * 1.01 for p in peaks)
     assert max(peaks) / min(peaks) > 1.2  # really random, not one fixed shift
 
@@ -65,15 +70,28 @@ def test_offset_jitter_delays_within_bound() -> None:
     aug = Augmenter(dataclasses.replace(OFF, offset_jitter_ms=5.0), SR, L)
     x = np.zeros(L, np.float32)
     x[0] = 1.0
-    shifts = {int(np.argmax(aug(x, np.random.default_rng(s)))) for s in range(30)}
+    pairs = [aug(x, np.random.default_rng(s)) for s in range(30)]
+    shifts = {int(np.argmax(p[0])) for p in pairs}
     assert min(shifts) >= 0 and max(shifts) <= 40  # 5 ms at 8 kHz
     assert len(shifts) > 10
+    # The target keeps its onset at sample 0: a decoder trained on it starts at once.
+    assert all(int(np.argmax(p[1])) == 0 for p in pairs)
+
+
+def test_encoder_only_false_shifts_the_target_too() -> None:
+    cfg = dataclasses.replace(OFF, offset_jitter_ms=5.0, allpass_prob=1.0, encoder_only=False)
+    x = _tone(300)
+    for s in range(5):
+        heard, target = Augmenter(cfg, SR, L)(x, np.random.default_rng(s))
+        assert np.array_equal(heard, target) and not np.array_equal(target, x)
 
 
 def test_gain_and_dequantisation() -> None:
     x = _tone(300) * 0.5
     aug = Augmenter(dataclasses.replace(OFF, gain_db=3.0), SR, L)
-    ratios = [np.max(np.abs(aug(x, np.random.default_rng(s)))) / np.max(np.abs(x)) for s in range(20)]
+    pairs = [aug(x, np.random.default_rng(s)) for s in range(20)]
+    assert all(np.array_equal(p[0], p[1]) for p in pairs)  # one gain for both rows
+    ratios = [np.max(np.abs(p[1])) / np.max(np.abs(x)) for p in pairs]
     assert 10 ** (-3 / 20) - 1e-6 <= min(ratios) and max(ratios) <= 10 ** (3 / 20) + 1e-6
     assert max(ratios) - min(ratios) > 0.3
     loud = _tone(300) / np.max(np.abs(_tone(300)))  # at 0 dBFS: gain must not push it over
@@ -81,6 +99,8 @@ def test_gain_and_dequantisation() -> None:
 
     deq = Augmenter(dataclasses.replace(OFF, dequantize=True), SR, L)
     noise = deq(np.zeros(L, np.float32), np.random.default_rng(0))
+    assert np.array_equal(noise[0], noise[1])
+    noise = noise[1]
     lsb = 1 / 32768
     assert np.max(np.abs(noise)) <= 0.5 * lsb
     assert abs(np.std(noise) - lsb / np.sqrt(12)) < 0.1 * lsb / np.sqrt(12)
@@ -91,5 +111,5 @@ def test_full_default_chain_keeps_shape_and_level() -> None:
     x = _tone(200)
     for s in range(10):
         y = aug(x, np.random.default_rng(s))
-        assert y.shape == (L,) and y.dtype == np.float32 and np.all(np.isfinite(y))
+        assert y.shape == (2, L) and y.dtype == np.float32 and np.all(np.isfinite(y))
         assert np.max(np.abs(y)) <= 1.0 + 1e-4

@@ -305,6 +305,7 @@ def test_dataset_items_and_worker_seeding(tmp_path: Path) -> None:
     aug = OneShotDataset(es, [0, 0, 0, 0], Augmenter(cfg.augment, SR, L))
     torch.manual_seed(0)
     first = torch.stack([aug[i] for i in range(4)])
+    assert first.shape == (4, 2, L)  # what the encoder hears, the reconstruction target
     torch.manual_seed(0)
     again = torch.stack([aug[i] for i in range(4)])
     assert torch.equal(first, again)  # reproducible under a fixed torch seed

@@ -7,6 +7,7 @@ One test runs the same checks on a real flowshot checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -17,6 +18,9 @@ import soundfile as sf
 import torch
 
 from flowshot.errors import FlowshotError
+from flowshot.model.checkpoint import load_model
+from flowshot.model.config import AudioConfig
+from flowshot.model.preprocess import preprocess
 from flowshot.realtime.backends import Backend, LatentStats, load_backend
 from flowshot.realtime.engine import Engine, EngineSettings, slerp
 from flowshot.realtime.kit import load_kit, save_kit
@@ -250,18 +254,36 @@ def test_load_wav_encodes_into_pad(tmp_path: Path) -> None:
     engine = Engine(backend, EngineSettings(choke_groups=[]))
     wav = tmp_path / "hit.wav"
     audio = toy_audio(np.array([[1.0, 2.0, 0.5, 0.0]]))[0]
-    sf.write(wav, np.stack([audio, audio], 1), SR, subtype="FLOAT")  # stereo: mixed to mono
+    # Stereo, 30 ms of silence before the hit, 12 dB quiet: the pad must get what the
+    # encoder was trained on (mono, onset at the start, peak at -1 dBFS), as `vary` does.
+    quiet_late = np.concatenate([np.zeros(int(0.03 * SR), np.float32), 0.25 * audio])
+    sf.write(wav, np.stack([quiet_late, quiet_late], 1), SR, subtype="FLOAT")
     engine.load_wav(5, wav)
-    z = backend.encode(audio)
+    prepared = preprocess(np.stack([quiet_late, quiet_late]), SR, AudioConfig(sample_rate=SR, length=L))
+    z = backend.encode(prepared)
     np.testing.assert_allclose(engine.pads[5].base, (z - 0.25) / 1.5, atol=1e-6)
+    assert abs(z[2] - 10 ** (-1 / 20)) < 1e-4  # peak-normalised
+    # Trimmed to the onset (2 ms pre-roll = 16 samples kept), not 30 ms (240 samples) late.
+    assert abs(np.argmax(np.abs(prepared)) - np.argmax(np.abs(audio))) <= 17
     onnx_like = Engine(ToyBackend(toy_stats(), has_inverse=False), EngineSettings(choke_groups=[]))
     onnx_like.load_wav(5, wav)  # no inverse flow: a fixed latent that knobs leave alone
     assert onnx_like.pads[5].base is None
     onnx_like.set_knob(0, 2.0)
     onnx_like.render_pending()
     np.testing.assert_allclose(onnx_like.pad_latent[5], z, atol=1e-6)
-    with pytest.raises(FlowshotError, match="cannot read"):
+    # The model's recorded settings win over the defaults.
+    loud = ToyBackend(toy_stats())
+    loud.audio_settings = {"normalize": "loudness", "target_rms_db": -20.0, "unknown_key": 1}
+    engine_loud = Engine(loud, EngineSettings(choke_groups=[]))
+    engine_loud.load_wav(5, wav)
+    rms = preprocess(quiet_late, SR, AudioConfig(sample_rate=SR, length=L, normalize="loudness", target_rms_db=-20.0))
+    np.testing.assert_allclose(engine_loud.pads[5].base, (loud.encode(rms) - 0.25) / 1.5, atol=1e-6)
+    with pytest.raises(FlowshotError, match="missing.wav"):
         engine.load_wav(1, tmp_path / "missing.wav")
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(L, np.float32), SR)
+    with pytest.raises(FlowshotError, match="silent.wav: silent"):
+        engine.load_wav(1, silent)
 
 
 def test_kit_save_load_round_trip(tmp_path: Path) -> None:
@@ -288,8 +310,6 @@ def test_kit_save_load_round_trip(tmp_path: Path) -> None:
 
 def test_real_checkpoint_pads_equal_model_decode(rt_checkpoint: Path) -> None:
     """The engine's pad buffers are exactly what the model decodes for the pad latents + knob offset."""
-    from flowshot.model.checkpoint import load_model
-
     backend = load_backend(rt_checkpoint)
     engine = Engine(backend, EngineSettings(choke_groups=[]))
     engine.render_pending()
@@ -354,6 +374,9 @@ def test_ckpt_ts_and_onnx_backends_agree(rt_checkpoint: Path, tmp_path: Path) ->
     np.testing.assert_allclose(b_ts.stats.pad_base, b_onnx.stats.pad_base, atol=1e-6)
     assert b_ts.stats.macro_labels == b_onnx.stats.macro_labels and len(b_ts.stats.macro_labels) == 8
     assert not b_onnx.has_inverse and b_ts.has_inverse
+    # Every file carries the training data's preprocessing settings, for files loaded into pads.
+    want = dataclasses.asdict(load_model(rt_checkpoint).config.audio)
+    assert b_ckpt.audio_settings == b_ts.audio_settings == b_onnx.audio_settings == want
     e_ts = Engine(b_ts, EngineSettings(choke_groups=[]))
     e_onnx = Engine(b_onnx, EngineSettings(choke_groups=[]))
     for e in (e_ts, e_onnx):

@@ -69,6 +69,9 @@ def test_metrics_json_has_every_row_and_key(evaluated: tuple[Path, dict]) -> Non
         # prior base samples are N(0, I): |u| / sqrt(D) is about 1 (12 draws in 16-d)
         assert abs(lat["base_radius_samples"] - 1.0) < 0.25
         assert block["per_class"] and all(set(v) == set(RECON_KEYS) for v in block["per_class"].values())
+        assert block["level_samples"].keys() == block["level_reconstructions"].keys() == m["level_test"].keys()
+    # Real sounds are trimmed to their onset: they reach -20 dB of their peak within a few ms.
+    assert 0 <= m["level_test"]["onset_ms"] < 5 and m["level_test"]["attack_db"] > m["level_test"]["rms_db"]
 
 
 def test_compared_copy_scores_identically_and_references_are_ordered(evaluated: tuple[Path, dict]) -> None:
@@ -88,6 +91,7 @@ def test_markdown_and_pngs_are_written(evaluated: tuple[Path, dict]) -> None:
     out, m = evaluated
     md = (out / "metrics.md").read_text()
     assert "| system | n | FAD" in md and all(f"| {name} |" in md for name in m["rows"])
+    assert "| sounds | RMS dBFS | first 12 ms dBFS | onset ms |" in md and "| run/last.ckpt recon |" in md
     import matplotlib.image
 
     for name in PNG_FILES:

@@ -34,6 +34,7 @@ def test_worker_pads_equal_in_process_render_at_the_device_rate(worker_ckpt: Pat
             pads = remote.render_pads(z)
             want = [soxr.resample(a, local.sample_rate, rate).astype(np.float32) for a in local.render(z)]
             assert len(pads) == n and remote.render_length == len(want[0])
+            assert remote.audio_settings == local.audio_settings and remote.audio_settings["trim_db"] > 0
             for got, ref in zip(pads, want):
                 assert got.dtype == np.float32 and got.base is None
                 np.testing.assert_allclose(got, ref, atol=1e-5 * max(1.0, float(np.abs(ref).max())))

@@ -24,9 +24,22 @@ def test_preview_takes_one_sound_per_class_before_repeating() -> None:
 def test_level_of_a_sine_is_its_textbook_value() -> None:
     t = torch.arange(8000) / 8000.0
     sine = 0.5 * torch.sin(2 * math.pi * 100 * t)[None]
-    level = level_db(sine)
+    level = level_db(sine, 8000)
     assert abs(level["peak_db"] - 20 * math.log10(0.5)) < 0.01
     assert abs(level["rms_db"] - 20 * math.log10(0.5 / math.sqrt(2))) < 0.01
+
+
+def test_onset_and_attack_of_a_delayed_burst() -> None:
+    # A decaying burst that starts 3 ms late: the onset says 3 ms, the attack window
+    # (12 ms) holds only 9 ms of it, so it reads lower than the same burst on time.
+    sr = 8000
+    t = torch.arange(sr) / sr
+    burst = torch.sin(2 * math.pi * 500 * t) * torch.exp(-t / 0.05)
+    late = torch.cat([torch.zeros(24), burst[:-24]])[None]
+    on_time, delayed = level_db(burst[None], sr), level_db(late, sr)
+    assert on_time["onset_ms"] < 0.5 and abs(delayed["onset_ms"] - 3.0) < 0.5
+    expected = 10 * math.log10(float(burst[:96].pow(2).mean()) / float(late[0, :96].pow(2).mean()))
+    assert abs((on_time["attack_db"] - delayed["attack_db"]) - expected) < 0.01 and expected > 0.5
 
 
 def test_report_of_a_tiny_run(tiny_checkpoint: Path, tmp_path: Path) -> None:

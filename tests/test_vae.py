@@ -169,6 +169,26 @@ def test_decoder_envelope_reaches_silence_and_noise_is_fixed() -> None:
     assert quiet.abs().max().item() < 1e-5
 
 
+def test_preroll_is_made_before_the_sound_and_cut_after_synthesis() -> None:
+    """With ``decoder_preroll`` the decoder makes whole bottleneck frames before the sound;
+    ``decode`` returns exactly the samples after them, so the sound's start lies inside
+    the conv stack. Without it the output is the whole synthesis, as before."""
+    torch.manual_seed(4)
+    z = torch.randn(2, 16)
+    for preroll in (0, 1, 2):
+        cfg = preset("tiny").replace(**{"model.decoder_preroll": preroll})
+        model = FlowVAE(cfg).eval()
+        hop = cfg.model.hop
+        with torch.no_grad():
+            bands = model.decoder(z)
+            full = model.pqmf.synthesis(bands)
+            audio = model.decode(z)
+        assert bands.shape[-1] * cfg.model.pqmf_bands == cfg.audio.length + preroll * hop
+        assert audio.shape == (2, 1, cfg.audio.length)
+        torch.testing.assert_close(audio, full[..., preroll * hop:], rtol=0, atol=0)
+        assert model.decoder.noise_buffer.shape[-1] == bands.shape[-1]
+
+
 def test_wrong_input_length_is_a_one_line_flowshot_error() -> None:
     model = FlowVAE(preset("tiny"))
     with pytest.raises(FlowshotError, match=r"takes audio \[batch, 1, 2048\]") as err:
