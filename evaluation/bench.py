@@ -47,6 +47,8 @@ class BenchSettings:
     """Args:
     checkpoint: a trained checkpoint, or None to use ``preset`` with random weights.
     preset: config preset when no checkpoint is given.
+    overrides: ``KEY=VALUE`` changes to the preset (as ``flowshot train --set``), to
+        time a variant of it.
     repeats: timed calls per measurement (median reported), after ``warmup`` calls.
     threads: torch / onnxruntime intra-op thread counts to try.
     batches: batch sizes to try.
@@ -57,6 +59,7 @@ class BenchSettings:
 
     checkpoint: str | None = None
     preset: str = "tiny"
+    overrides: tuple[str, ...] = ()
     repeats: int = 10
     warmup: int = 2
     threads: tuple[int, ...] = (1, 2)
@@ -150,10 +153,14 @@ def load_for_bench(settings: BenchSettings) -> Any:
 
     if settings.checkpoint:
         return load_model(settings.checkpoint)
+    from flowshot.model.commands import apply_overrides, parse_override
+
     try:
         cfg = preset(settings.preset)
-    except ValueError as err:
-        raise FlowshotError(f"--preset {settings.preset}: {err}") from None
+        if settings.overrides:
+            cfg = apply_overrides(cfg, dict(parse_override(o) for o in settings.overrides))
+    except (ValueError, KeyError) as err:
+        raise FlowshotError(f"--preset {settings.preset} {' '.join(settings.overrides)}: {err}") from None
     torch.manual_seed(0)
     return LoadedModel(model=FlowVAE(cfg).eval(), config=cfg, meta={"step": 0})
 

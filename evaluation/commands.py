@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     b.add_argument("checkpoint", nargs="?", default=None, metavar="CKPT", help="checkpoint (default: --preset with random weights)")
     b.add_argument("--preset", choices=["tiny", "small", "base"], default="tiny", help="preset when no CKPT is given")
+    b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a preset setting before timing it, e.g. --set \"model.decoder_dilations=[1,3]\" (repeatable)")
     b.add_argument("--json", default=None, metavar="FILE", help="also save the results as JSON")
     b.add_argument("--repeats", type=int, default=10, help="timed calls per measurement; the median is reported")
     b.add_argument("--train-steps", type=int, default=3, help="timed training steps per stage")
@@ -100,6 +102,7 @@ def _bench(args: argparse.Namespace) -> int:
             BenchSettings(
                 checkpoint=args.checkpoint,
                 preset=args.preset,
+                overrides=tuple(args.overrides),
                 repeats=args.repeats,
                 train_steps=args.train_steps,
                 json_path=args.json,

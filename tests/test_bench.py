@@ -96,3 +96,15 @@ def test_table_is_printed_with_all_columns(bench_run: tuple[dict, str]) -> None:
     for backend in ("eager", "torchscript", "onnxruntime"):
         assert backend in text
     assert "GFLOP/s" in text and "training" in text and "peak RSS" in text
+
+
+def test_preset_overrides_time_a_variant() -> None:
+    from flowshot.errors import FlowshotError
+    from flowshot.evaluation.bench import BenchSettings, load_for_bench
+
+    plain = load_for_bench(BenchSettings(preset="tiny"))
+    variant = load_for_bench(BenchSettings(preset="tiny", overrides=("model.decoder_dilations=[1]", "model.latent_dim=8")))
+    assert variant.config.model.dec_dilations() == [1] and variant.config.model.latent_dim == 8
+    assert len(variant.model.decoder.stages[0]) == 1 < len(plain.model.decoder.stages[0])
+    with pytest.raises(FlowshotError, match="no_such_key"):
+        load_for_bench(BenchSettings(preset="tiny", overrides=("model.no_such_key=1",)))
