@@ -63,6 +63,14 @@ class ModelConfig:
             ``decode`` cuts off after PQMF synthesis, so the sound's first samples lie
             inside the conv stack, away from its zero-padded edge (0 = none). At the edge
             the envelope fades in over ~5 sub-band frames: every hit starts ~2.5 ms late.
+        encoder_norm: layer-normalise the encoder's pooled features before the head that
+            makes the posterior's mean, log-variance and flow context. The encoder is an
+            unnormalised conv stack whose gain compounds over its layers; early in training
+            (KL weight near 0, under its free nats) that gain can swing tenfold in ten
+            steps, and without the norm it reaches z unchecked: posterior means of 50 to
+            1,000, decoder outputs of 1e5, a run that never recovers (seen at seed 1).
+            Off in the presets: it stops that, but two `small` runs with it reconstructed
+            1.1 dB worse (LSD) and scored FAD 172 to 192 against 157 (docs/evaluation.md).
         latent_dim: size of the ONE latent vector per sound.
         flows: Real NVP flows on posterior and prior; False is the plain Gaussian VAE.
         posterior_flow_depth, prior_flow_depth: coupling layers in each flow.
@@ -82,6 +90,7 @@ class ModelConfig:
     decoder_dilations: list[int] | None = None
     out_kernel: int = 7
     decoder_preroll: int = 0
+    encoder_norm: bool = False
     latent_dim: int = 128
     flows: bool = True
     posterior_flow_depth: int = 4
@@ -185,14 +194,20 @@ class TrainConfig:
     Args:
         batch_size, lr, betas, weight_decay: AdamW settings (generator and discriminator).
         lr_decay: multiplicative per-step exponential decay (1.0 = constant).
+        lr_warmup_steps: the generator's learning rate rises linearly from ``lr / steps``
+            to ``lr`` over these first steps (0 = none). Without it one `small` run in
+            three tried blew up within 150 steps and never recovered (docs/evaluation.md).
         grad_clip: gradient norm clipping (0 = off).
         max_steps: default step budget of ``flowshot train``.
         val_every: validation (and audio/PNG writing) every this many steps.
         ckpt_every: checkpoint every this many steps.
         val_fraction: share of files held out for validation (by file hash).
         num_workers: data-loader worker processes.
-        seed: global seed.
+        seed: global seed (initialisation, data order, augmentation).
         builtin_size: examples generated for ``builtin:drums``.
+        builtin_seed: seed of the generated ``builtin:drums`` set; None follows ``seed``.
+            Set it to repeat a run with another ``seed`` on the very same sounds, which is
+            how the spread between training runs is measured.
     """
 
     batch_size: int = 16
@@ -200,6 +215,7 @@ class TrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.8, 0.99])
     weight_decay: float = 0.0
     lr_decay: float = 1.0
+    lr_warmup_steps: int = 0
     grad_clip: float = 10.0
     max_steps: int = 20000
     val_every: int = 500
@@ -208,6 +224,10 @@ class TrainConfig:
     num_workers: int = 0
     seed: int = 0
     builtin_size: int = 2000
+    builtin_seed: int | None = None
+
+    def data_seed(self) -> int:
+        return self.seed if self.builtin_seed is None else self.builtin_seed
 
 
 @dataclass
@@ -318,6 +338,8 @@ def small() -> FlowshotConfig:
         # One pre-roll frame: without it every hit started ~2.5 ms late (docs/evaluation.md).
         model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256], decoder_channels=[256, 96, 48, 24],
                           decoder_preroll=1),
+        # Warm-up: the same seed without it blew up at step 70 (docs/evaluation.md).
+        train=TrainConfig(lr_warmup_steps=300),
         # Band-energy term: at the end of stage 1 FAD 171 -> 154 and 166 -> 151 (two seeds),
         # KID 2.6 -> 1.6; after ~180 adversarial steps about equal (docs/evaluation.md).
         loss=LossConfig(disc_crop=8192, stft_band_weight=2.0),
@@ -337,7 +359,7 @@ def base() -> FlowshotConfig:
                           decoder_channels=[256, 128, 64, 32, 16], out_kernel=3, decoder_preroll=1),
         loss=LossConfig(stft_scales=[4096, 2048, 1024, 512, 256, 128, 64], mrd_fft_sizes=[4096, 2048, 1024],
                         stft_band_weight=2.0),
-        train=TrainConfig(batch_size=16, max_steps=200000),
+        train=TrainConfig(batch_size=16, max_steps=200000, lr_warmup_steps=300),
     ).validate()
 
 

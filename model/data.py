@@ -305,12 +305,12 @@ def _expand_sources(sources: list[str]) -> list[str | Path]:
 def _load_builtin(cfg: FlowshotConfig, cache: _Cache, settings: str) -> tuple[np.ndarray, list[str], bool]:
     a, t = cfg.audio, cfg.train
     key = hashlib.sha1(
-        f"{BUILTIN_DRUMS}|v{GENERATOR_VERSION}|{t.builtin_size}|{a.sample_rate}|{a.length}|{t.seed}|{settings}".encode()
+        f"{BUILTIN_DRUMS}|v{GENERATOR_VERSION}|{t.builtin_size}|{a.sample_rate}|{a.length}|{t.data_seed()}|{settings}".encode()
     ).hexdigest()
     hit = cache.load_set(key)
     if hit is not None and "audio" in hit and "classes" in hit:
         return hit["audio"], [str(c) for c in hit["classes"]], True
-    audio, classes = generate_drums(t.builtin_size, a.sample_rate, a.length, t.seed)
+    audio, classes = generate_drums(t.builtin_size, a.sample_rate, a.length, t.data_seed())
     audio = np.stack([normalize(x.astype(np.float64), a).astype(np.float32) for x in audio]) if len(audio) else audio
     cache.save_set(key, audio=audio, classes=np.array(classes, dtype=str))
     return audio, classes, False

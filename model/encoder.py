@@ -75,6 +75,8 @@ class Encoder(nn.Module):
         self.attention = wn_conv1d(c, self.heads, 1)
         self.position_bias = nn.Parameter(torch.zeros(1, self.heads, self.frames))
         pooled = c * (1 + self.heads)
+        # Identity when off, so checkpoints from before the option load unchanged.
+        self.norm = nn.LayerNorm(pooled) if m.encoder_norm else nn.Identity()
         self.head = nn.Sequential(
             nn.Linear(pooled, c),
             nn.SiLU(),
@@ -92,7 +94,7 @@ class Encoder(nn.Module):
         weights = torch.softmax(self.attention(h) + self.position_bias, dim=-1)  # [B, H, frames]
         attended = torch.einsum("bht,bct->bhc", weights, h).flatten(1)  # [B, H*C]
         pooled = torch.cat([h.mean(dim=-1), attended], dim=1)
-        out = self.head(pooled)
+        out = self.head(self.norm(pooled))
         mean = out[:, : self.latent_dim]
         logvar = soft_clamp(out[:, self.latent_dim: 2 * self.latent_dim], self.logvar_min, self.logvar_max)
         context = out[:, 2 * self.latent_dim:]

@@ -40,6 +40,40 @@ KEEP_STEP_CHECKPOINTS = 5
 MAX_VAL_EXAMPLES = 128
 
 
+class SpikeWatch:
+    """Notices a reconstruction loss that jumps far above its recent level.
+
+    A run that diverges on a CPU does not go to NaN at once: its loss spikes a thousand
+    times over for single steps while the posterior means run off (docs/evaluation.md),
+    and without a word the run goes on for an hour to a useless checkpoint.
+
+    Args:
+        factor: a loss above ``factor`` times the running average is a spike.
+        warmup: steps before any judgement (the loss falls fast at first).
+        quiet: steps between two warnings.
+    """
+
+    def __init__(self, factor: float = 20.0, warmup: int = 50, quiet: int = 200) -> None:
+        self.factor, self.warmup, self.quiet = float(factor), int(warmup), int(quiet)
+        self.average: float | None = None
+        self.spikes = 0
+        self._warned_at = -quiet
+
+    def update(self, value: float, step: int) -> str | None:
+        """Feed one step's loss; returns a one-line warning when it should be shown."""
+        if self.average is not None and step >= self.warmup and value > self.factor * self.average:
+            self.spikes += 1  # kept out of the average, which stays the loss of a sound run
+            if step - self._warned_at < self.quiet:
+                return None
+            self._warned_at = step
+            return (f"flowshot train: reconstruction loss {value:.3g} at step {step} is "
+                    f"{value / self.average:.0f}x its recent average ({self.spikes} such spikes so far); "
+                    "if they recur the run is diverging: restart it with another --seed "
+                    "or a longer warm-up (--set train.lr_warmup_steps=1000)")
+        self.average = value if self.average is None else 0.98 * self.average + 0.02 * value
+        return None
+
+
 class FlowshotModule(L.LightningModule):
     """Flow-VAE + discriminators with manual two-optimiser training.
 
@@ -90,6 +124,7 @@ class FlowshotModule(L.LightningModule):
         self._started_at = time.monotonic()
         self.gen_step = 0
         self.bad_steps = 0
+        self.spike_watch = SpikeWatch()
         self._last_logged: dict[str, float] = {}
 
     # ----------------------------------------------------------------- schedules
@@ -139,6 +174,20 @@ class FlowshotModule(L.LightningModule):
     def _clip(self, opt: Any) -> None:
         if self.cfg.train.grad_clip > 0:
             self.clip_gradients(opt, gradient_clip_val=self.cfg.train.grad_clip, gradient_clip_algorithm="norm")
+
+    def _warm_up(self, opt: Any) -> None:
+        """Scale the generator's learning rate during ``train.lr_warmup_steps``.
+
+        Written as the full value at every warm-up step (the decay included), so an
+        ``ExponentialLR`` that multiplies the current rate carries on from the right one
+        and a resumed run lands on the same rate as an unbroken one.
+        """
+        t = self.cfg.train
+        if t.lr_warmup_steps <= 0 or self.gen_step >= t.lr_warmup_steps:
+            return
+        lr = t.lr * (self.gen_step + 1) / t.lr_warmup_steps * t.lr_decay**self.gen_step
+        for group in opt.param_groups:
+            group["lr"] = lr
 
     def _bad_step(self, what: str) -> None:
         self.bad_steps += 1
@@ -222,12 +271,16 @@ class FlowshotModule(L.LightningModule):
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
         self._clip(opt_g)
+        self._warm_up(opt_g)
         opt_g.step()
         if self.cfg.train.lr_decay != 1.0:
             for sch in self.lr_schedulers():
                 sch.step()
         self.bad_steps = 0
         self.gen_step += 1
+        warning = self.spike_watch.update(float(rec_loss.detach()), self.gen_step)
+        if warning and self.trainer.is_global_zero:
+            print(warning, flush=True)
 
         kl_per_dim = out["kl_per_dim"].detach()
         logs.update(

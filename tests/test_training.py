@@ -177,3 +177,38 @@ def test_spectrogram_levels_and_grid_file(tmp_path: Path) -> None:
     assert abs(log_spectrogram(quiet).max() + 20.0) < 0.5
     path = spectrogram_grid({"loud": [loud], "quiet": [quiet, quiet]}, sr, tmp_path / "g" / "grid.png", title="t")
     assert path.read_bytes()[:4] == b"\x89PNG" and not list(path.parent.glob(".*"))
+
+
+def test_learning_rate_warm_up_ramps_then_hands_over_to_the_decay() -> None:
+    """During ``train.lr_warmup_steps`` the rate is ``lr * (step + 1) / steps`` times the
+    decay so far; afterwards the exponential schedule carries on exactly as without one."""
+    from flowshot.model.config import preset
+    from flowshot.model.training import FlowshotModule
+
+    cfg = preset("tiny").replace(**{"train.lr_warmup_steps": 4, "train.lr_decay": 0.5, "train.lr": 1e-3})
+    module = FlowshotModule(cfg)
+    opt = torch.optim.AdamW(module.model.parameters(), lr=cfg.train.lr)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.train.lr_decay)
+    seen = []
+    for step in range(7):
+        module.gen_step = step
+        module._warm_up(opt)
+        seen.append(opt.param_groups[0]["lr"])
+        schedule.step()
+    expected = [1e-3 * min(1.0, (s + 1) / 4) * 0.5**s for s in range(7)]
+    assert seen == pytest.approx(expected, rel=1e-9)
+    assert seen[0] == pytest.approx(1e-3 / 4) and seen[5] == pytest.approx(1e-3 * 0.5**5)
+
+
+def test_spike_watch_warns_on_a_runaway_loss_and_not_on_a_falling_one() -> None:
+    from flowshot.model.training import SpikeWatch
+
+    watch = SpikeWatch(factor=20.0, warmup=50, quiet=200)
+    falling = [watch.update(18.0 * 0.99**s + 2.0, s) for s in range(1, 400)]
+    assert falling == [None] * len(falling)
+    level = watch.average
+    first = watch.update(33950.0, 400)  # as in the seed-1 run that diverged
+    assert first is not None and "step 400" in first and "--seed" in first and "\n" not in first
+    assert watch.update(5000.0, 450) is None  # a warning at most every 200 steps...
+    assert watch.spikes == 2 and watch.average == level  # ...and spikes leave the average alone
+    assert watch.update(152622.0, 620) is not None

@@ -189,6 +189,30 @@ def test_preroll_is_made_before_the_sound_and_cut_after_synthesis() -> None:
         assert model.decoder.noise_buffer.shape[-1] == bands.shape[-1]
 
 
+def test_encoder_norm_keeps_the_posterior_scale_when_the_encoder_gain_grows() -> None:
+    """Doubling every weight-norm gain of the encoder's conv stack (its gain compounds over
+    the layers, as it can early in training) blows the posterior means and the flow
+    context up many times over; with ``model.encoder_norm`` the head sees normalised
+    features and they stay within a factor of two."""
+    def rms(t: torch.Tensor) -> float:
+        return t.pow(2).mean().sqrt().item()
+
+    x = 0.3 * torch.randn(4, 1, 2048, generator=torch.Generator().manual_seed(0))
+    growth = {}
+    for norm in (False, True):
+        torch.manual_seed(0)
+        model = FlowVAE(preset("tiny").replace(**{"model.encoder_norm": norm})).eval()
+        with torch.no_grad():
+            before = model.encode(x)
+            for name, p in model.encoder.net.named_parameters():
+                if name.endswith("original0"):  # weight norm's magnitude g
+                    p.mul_(2.0)
+            after = model.encode(x)
+        growth[norm] = (rms(after.mean) / rms(before.mean), rms(after.context) / rms(before.context))
+    assert min(growth[False]) > 10
+    assert max(growth[True]) < 2
+
+
 def test_wrong_input_length_is_a_one_line_flowshot_error() -> None:
     model = FlowVAE(preset("tiny"))
     with pytest.raises(FlowshotError, match=r"takes audio \[batch, 1, 2048\]") as err:
