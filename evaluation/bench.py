@@ -159,8 +159,8 @@ def load_for_bench(settings: BenchSettings) -> Any:
         cfg = preset(settings.preset)
         if settings.overrides:
             cfg = apply_overrides(cfg, dict(parse_override(o) for o in settings.overrides))
-    except (ValueError, KeyError) as err:
-        raise FlowshotError(f"--preset {settings.preset} {' '.join(settings.overrides)}: {err}") from None
+    except ValueError as err:  # unknown preset; apply_overrides reports its own FlowshotError
+        raise FlowshotError(f"--preset {settings.preset}: {err}") from None
     torch.manual_seed(0)
     return LoadedModel(model=FlowVAE(cfg).eval(), config=cfg, meta={"step": 0})
 

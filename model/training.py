@@ -278,9 +278,6 @@ class FlowshotModule(L.LightningModule):
                 sch.step()
         self.bad_steps = 0
         self.gen_step += 1
-        warning = self.spike_watch.update(float(rec_loss.detach()), self.gen_step)
-        if warning and self.trainer.is_global_zero:
-            print(warning, flush=True)
 
         kl_per_dim = out["kl_per_dim"].detach()
         logs.update(
@@ -295,6 +292,9 @@ class FlowshotModule(L.LightningModule):
             }
         )
         self._last_logged = logs
+        warning = self.spike_watch.update(logs["train/recon"], self.gen_step)
+        if warning and self.trainer.is_global_zero:
+            print(warning, flush=True)
         # Progress bar only; the logger gets the same values with the generator step below.
         self.log("step", float(self.gen_step), prog_bar=True, logger=False, batch_size=x.shape[0])
         self.log("recon", logs["train/recon"], prog_bar=True, logger=False, batch_size=x.shape[0])
