@@ -2,8 +2,9 @@
 
 Uses torch's TorchScript-based ONNX exporter (``dynamo=False``): the torch.export-based
 default of torch >= 2.9 needs the ``onnxscript`` package, which flowshot does not require.
-The graphs are traced from a weight-norm-folded copy with a dynamic batch axis, then
-checked against PyTorch with onnxruntime before they are moved into place.
+The graphs are traced from a weight-norm-folded copy with a dynamic batch axis, their
+1-D convolutions rewritten as 2-D ones (``onnx_layout``: onnxruntime's faster kernels),
+then checked against PyTorch with onnxruntime before they are moved into place.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
 from torch import Tensor, nn
 
 from flowshot.errors import FlowshotError
+from flowshot.export.onnx_layout import conv1d_as_conv2d
 from flowshot.model.checkpoint import LoadedModel
 
 OPSET = 17
@@ -128,6 +131,9 @@ def export_onnx(loaded: LoadedModel, out_dir: str | Path, stats: dict[str, Any] 
                 warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
                 torch.onnx.export(graph.eval(), (example,), str(target), input_names=inputs, output_names=outputs,
                                   dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+            proto = onnx.load(str(target))
+            conv1d_as_conv2d(proto)
+            onnx.save(proto, str(target))
             _verify(graph, target, example)
             paths[name] = target
         meta = {

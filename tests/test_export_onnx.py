@@ -77,3 +77,33 @@ def test_session_threads_and_bad_file(onnx_dir, tmp_path: Path) -> None:
     bad.write_bytes(b"not an onnx graph")
     with pytest.raises(FlowshotError, match="decoder.onnx"):
         make_session(bad)
+
+
+def test_conv1d_rewritten_as_conv2d_computes_the_same(tmp_path: Path) -> None:
+    """The 1-D -> 2-D rewrite keeps every conv's stride, dilation, padding, groups and bias."""
+    import onnx
+
+    from flowshot.export.onnx_layout import conv1d_as_conv2d
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv1d(4, 8, 5, stride=2, padding=3, dilation=2),
+        torch.nn.Conv1d(8, 8, 3, padding=1, groups=4, bias=False),
+        torch.nn.Conv1d(8, 3, 1),
+    ).eval()
+    x = torch.randn(2, 4, 101)
+    path = tmp_path / "convs.onnx"
+    torch.onnx.export(net, (x,), str(path), input_names=["x"], output_names=["y"], opset_version=17, dynamo=False)
+    proto = onnx.load(str(path))
+    assert conv1d_as_conv2d(proto) == 3
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    assert all(len(next(a.ints for a in n.attribute if a.name == "kernel_shape")) == 2 for n in convs)
+    # The 3-D weights are gone: the file does not carry every conv's weights twice.
+    assert all(len(i.dims) != 3 for i in proto.graph.initializer)
+    onnx.checker.check_model(proto)
+    rewritten = tmp_path / "convs2d.onnx"
+    onnx.save(proto, str(rewritten))
+    with torch.no_grad():
+        ref = net(x)
+    got = make_session(rewritten).run(None, {"x": x.numpy()})[0]
+    assert got.shape == tuple(ref.shape) and rel_err(got, ref) < REL_TOL
