@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of sampling, subsets, k-means and the baseline")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="scale of the prior's base noise for the samples (default 1.0: the prior itself)")
+    p.add_argument("--sampler", choices=["data", "flow", "both"], default="data",
+                   help="prior samples: data (default, as flowshot generate: each base dimension drawn from the "
+                   "training sounds' distribution), flow (the flow prior's N(0, T^2)), both (flow as an extra row)")
     p.add_argument("--max-train", type=int, default=1000, metavar="N",
                    help="at most this many training sounds as the reference (default: 1000)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -83,6 +86,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             embedding=args.embedding,
             seed=args.seed,
             temperature=args.temperature,
+            sampler=args.sampler,
             max_train=args.max_train,
         )
     )

@@ -26,6 +26,7 @@ import torch
 from flowshot.errors import FlowshotError
 from flowshot.evaluation import baselines, metrics
 from flowshot.evaluation.embeddings import get_embedding
+from flowshot.model.latents import marginal_base, stored_base_quantiles
 
 FLOOR = "real train (floor)"
 CEILING = "noise baseline (ceiling)"
@@ -60,6 +61,10 @@ class EvalSettings:
         embedding: registered embedding name.
         seed: seeds sampling, subsets, k-means and the baseline.
         temperature: scale of the prior's base noise for the samples (1 = the prior itself).
+        sampler: "data" (each base dimension drawn from the training sounds' distribution,
+            the checkpoint's ``base_quantiles``; what ``flowshot generate`` does), "flow"
+            (N(0, T^2) base noise, the flow prior as trained) or "both" (the second as an
+            extra row per model).
         max_train: cap on real training sounds embedded as the floor/NDB reference.
         ndb_bins: K for NDB (capped so that a bin holds ~10 reference sounds on average).
     """
@@ -72,6 +77,7 @@ class EvalSettings:
     embedding: str = "aisfx"
     seed: int = 0
     temperature: float = 1.0
+    sampler: str = "data"
     max_train: int = 1000
     ndb_bins: int = 20
 
@@ -192,11 +198,14 @@ def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch:
 
 
 @torch.no_grad()
-def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, temperature: float = 1.0) -> dict[str, np.ndarray]:
+def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, temperature: float = 1.0,
+                  quantiles: torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """Prior samples, reconstructions and latent statistics of one model.
 
     Args:
         test: [N, L] test audio at the model's rate and length.
+        quantiles: the checkpoint's ``base_quantiles`` for the "data" sampler (None: the
+            base noise is used as it is, the flow prior).
 
     Returns:
         dict of arrays: samples [n, L], recon [N, L], modes [N, D], means [N, D],
@@ -207,6 +216,8 @@ def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, tempe
     gen = torch.Generator().manual_seed(seed)
     d = model.latent_dim
     u_samples = torch.randn(n_samples, d, generator=gen) * temperature
+    if quantiles is not None:
+        u_samples = marginal_base(u_samples, quantiles)
     z_samples = _batched(model.base_to_latent, u_samples)
     samples = _batched(model.decode, z_samples)[:, 0]
     means, logvars, modes = [], [], []
@@ -313,7 +324,13 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
             test = load_real_sets(loaded, settings.data, settings.max_train, settings.seed).test
             notes.append(f"{label}: test sounds re-read at {cfg.audio.sample_rate} Hz / {cfg.audio.length} samples")
         say(f"{label}: {n_samples} prior samples and {len(test)} reconstructions")
-        out = model_outputs(loaded.model, test, n_samples, settings.seed, settings.temperature)
+        table = stored_base_quantiles(loaded.meta)
+        sampler = settings.sampler if settings.sampler in ("data", "flow") else "data"
+        if sampler == "data" and table is None:
+            notes.append(f"{label}: no sampling table in the checkpoint (`flowshot stats` adds one): flow prior samples")
+            sampler = "flow"
+        out = model_outputs(loaded.model, test, n_samples, settings.seed, settings.temperature,
+                            table if sampler == "data" else None)
         e_samples = embed(out["samples"], cfg.audio.sample_rate, f"samples of {label}")
         e_recon = embed(out["recon"], cfg.audio.sample_rate, f"reconstructions of {label}")
         e_ref = e_test if test is real.test else embedding.embed_at(test, cfg.audio.sample_rate)
@@ -330,6 +347,7 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
             "flows": bool(cfg.model.flows),
             "preset": cfg.preset,
             "step": loaded.meta.get("step"),
+            "sampler": sampler,
             "reconstruction": {k: float(np.mean(v)) for k, v in per_sound.items()},
             "level_samples": level_db(torch.from_numpy(out["samples"]), cfg.audio.sample_rate),
             "level_reconstructions": level_db(torch.from_numpy(out["recon"]), cfg.audio.sample_rate),
@@ -340,6 +358,14 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
             grid_rows[f"{label} samples"] = list(out["samples"][:8])
             grid_rows[f"{label} recon"] = list(out["recon"][:8])
         latent_maps[label] = (out["modes"], classes)
+        if settings.sampler == "both" and sampler == "data":
+            flow = model_outputs(loaded.model, test, n_samples, settings.seed, settings.temperature, None)
+            flow_label = f"{label} (flow sampler)"
+            rows[flow_label] = distribution_row(embed(flow["samples"], cfg.audio.sample_rate, f"flow samples of {label}"),
+                                                e_test, e_train, settings.ndb_bins, settings.seed)
+            model_blocks[label]["level_samples_flow"] = level_db(torch.from_numpy(flow["samples"]), cfg.audio.sample_rate)
+            if cfg.audio.sample_rate == sr:
+                grid_rows[f"{flow_label} samples"] = list(flow["samples"][:8])
 
     say("noise baseline")
     if real.train is not None:
@@ -358,6 +384,7 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
         "embedding_dim": int(e_test.shape[1]),
         "seed": settings.seed,
         "temperature": settings.temperature,
+        "sampler": settings.sampler,
         "sample_rate": sr,
         "length": length,
         "n_test": int(len(real.test)),
@@ -409,7 +436,8 @@ def markdown_report(result: dict[str, Any]) -> str:
         f"# flowshot evaluation: {result['checkpoint']}",
         "",
         f"Embedding `{result['embedding']}` ({result['embedding_dim']}-d); {result['n_test']} test sounds, "
-        f"{result['n_samples']} prior samples per model (temperature {result.get('temperature', 1.0)}), "
+        f"{result['n_samples']} prior samples per model (temperature {result.get('temperature', 1.0)}, "
+        f"{result.get('sampler', 'flow')} sampler), "
         f"{result['n_train_reference']} training sounds as reference, "
         f"seed {result['seed']}. Real test diversity: {_fmt(result['test_diversity'])}.",
         "",
@@ -443,7 +471,10 @@ def markdown_report(result: dict[str, Any]) -> str:
     ]
     levels = [("real (test)", result.get("level_test"))]
     for name, m in result["models"].items():
-        levels += [(f"{name} samples", m.get("level_samples")), (f"{name} recon", m.get("level_reconstructions"))]
+        levels += [(f"{name} samples", m.get("level_samples"))]
+        if m.get("level_samples_flow"):
+            levels += [(f"{name} samples (flow sampler)", m["level_samples_flow"])]
+        levels += [(f"{name} recon", m.get("level_reconstructions"))]
     for name, level in levels:
         if level:
             lines.append(f"| {name} | {_fmt(level['rms_db'], 1)} | {_fmt(level['attack_db'], 1)} | {_fmt(level['onset_ms'], 1)} |")

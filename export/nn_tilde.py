@@ -3,9 +3,11 @@
 nn~ methods (every inlet and outlet at audio rate, ratio 1):
 
 - ``sample``  in: trigger, K macro knobs  -> out: audio.
-  A rising edge of the trigger draws ``u = temperature * eps`` in the prior's base space
-  (``eps`` from the counter-based generator of ``flowshot.export.rng``: key = ``seed``,
-  counter 0 when ``seed >= 0``; an internal hit counter when ``seed == -1``), moves it by
+  A rising edge of the trigger draws ``u = marginal_base(temperature * eps)`` in the
+  prior's base space (``eps`` from the counter-based generator of ``flowshot.export.rng``:
+  key = ``seed``, counter 0 when ``seed >= 0``; an internal hit counter when
+  ``seed == -1``; ``marginal_base`` gives each dimension the training sounds' own
+  distribution, see ``flowshot.model.latents``), moves it by
   ``sum_k knob_k * macro_std[k] * macro_directions[k]`` (knob 1.0 = one std along the
   k-th principal direction), maps it with ``base_to_latent`` and decodes one one-shot.
 - ``decode``  in: trigger, D latent channels -> out: audio (the latent present at the edge).
@@ -34,6 +36,7 @@ from torch import Tensor, nn
 
 from flowshot.export.rng import gaussian
 from flowshot.export.voices import VoiceBank
+from flowshot.model.latents import marginal_base
 
 
 class FlowshotInstrument(nn_tilde.Module):
@@ -76,6 +79,11 @@ class FlowshotInstrument(nn_tilde.Module):
         self.register_buffer("base_mean", torch.as_tensor(stats["base_mean"], dtype=torch.float32).clone())
         self.register_buffer("pad_latents", torch.as_tensor(stats["pad_latents"], dtype=torch.float32).reshape(-1, self.latent_dim).clone())
         self.register_buffer("pad_base", torch.as_tensor(stats["pad_base"], dtype=torch.float32).reshape(-1, self.latent_dim).clone())
+        # Random draws follow the training sounds' distribution per base dimension
+        # (flowshot.model.latents.marginal_base); empty = plain N(0, T^2) draws.
+        quantiles = stats.get("base_quantiles")
+        quantiles = torch.zeros(0, self.latent_dim) if quantiles is None else torch.as_tensor(quantiles, dtype=torch.float32)
+        self.register_buffer("base_quantiles", quantiles.reshape(-1, self.latent_dim).clone())
         self.macro_labels = [str(s) for s in stats["macro_labels"]]
         self.pad_classes = [str(s) for s in stats["pad_classes"]]
         self.audio_config = str(audio_config)
@@ -250,7 +258,8 @@ class FlowshotInstrument(nn_tilde.Module):
     @torch.jit.export
     def knob_latent(self, eps: Tensor, knobs: Tensor) -> Tensor:
         """What ``sample`` plays: ``eps [H, D]`` base noise, ``knobs [H, K]`` -> ``z [H, D]``."""
-        u = self.temperature_value * eps + torch.matmul(knobs * self.macro_std, self.macro_directions)
+        u = marginal_base(self.temperature_value * eps, self.base_quantiles)
+        u = u + torch.matmul(knobs * self.macro_std, self.macro_directions)
         return self.model.base_to_latent(u)
 
     # ----------------------------------------------------------------- state

@@ -151,6 +151,8 @@ def export_onnx(loaded: LoadedModel, out_dir: str | Path, stats: dict[str, Any] 
         }
         for key in ("macro_directions", "macro_std", "base_mean", "macro_labels", "pad_latents", "pad_classes", "pad_base"):
             meta[key] = _to_list(stats[key])
+        # Random draws go through these (see flowshot.model.latents.marginal_base); [] when unknown.
+        meta["base_quantiles"] = _to_list(stats.get("base_quantiles", []))
         (Path(tmp) / "flowshot.json").write_text(json.dumps(meta, indent=1))
         final: dict[str, Path] = {}
         for name in ("encoder", "decoder", "prior"):

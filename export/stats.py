@@ -27,14 +27,30 @@ def latent_stats_for(loaded: LoadedModel, data: list[str] | None = None, n_macro
         n_pads: number of pad latents P.
     Returns:
         dict with macro_directions [K, D], macro_std [K], base_mean [D], macro_labels,
-        pad_latents [P, D], pad_classes, pad_base [P, D].
+        pad_latents [P, D], pad_classes, pad_base [P, D], base_quantiles [Q, D] (missing
+        only from statistics of an older checkpoint whose training data is not at hand).
     """
     if n_macros < 1 or n_macros > loaded.config.model.latent_dim:
         raise FlowshotError(f"--macros {n_macros} is out of range: use 1..{loaded.config.model.latent_dim} (the latent size)")
     stored = loaded.meta.get("latent_stats")
+    fallback = None
     if not data and isinstance(stored, dict) and all(k in stored for k in _KEYS):
         if torch.as_tensor(stored["macro_directions"]).shape[0] == n_macros:
-            return stored
+            if "base_quantiles" in stored:
+                return stored
+            # Written before the sampling table existed: recompute when the training data
+            # is at hand, else export what there is (random draws then stay N(0, T^2)).
+            fallback = stored
+    try:
+        return _compute(loaded, data, n_macros, n_pads, progress)
+    except FlowshotError as err:
+        if fallback is None:
+            raise
+        print(f"note: keeping the checkpoint's latent statistics without a sampling table ({err})")
+        return fallback
+
+
+def _compute(loaded: LoadedModel, data: list[str] | None, n_macros: int, n_pads: int, progress: bool) -> dict[str, Any]:
     sources = list(data) if data else list(loaded.meta.get("data", {}).get("sources", []))
     if not sources:
         raise FlowshotError("the checkpoint records no training data: pass --data DIR (the sounds it was trained on)")

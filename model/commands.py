@@ -18,11 +18,12 @@ FROZEN_ON_RESUME = ("audio.", "model.")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the train, generate and vary sub-commands."""
+    """Add the train, generate, vary, report, stats and refit-prior sub-commands."""
     _register_train(subparsers)
     _register_generate(subparsers)
     _register_vary(subparsers)
     _register_report(subparsers)
+    _register_stats(subparsers)
     _register_refit_prior(subparsers)
 
 
@@ -66,6 +67,10 @@ def _register_generate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-n", type=int, default=16, help="how many sounds (default 16)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="spread of the prior samples: 0 = the centre, 1 = as trained, lower = safer (default 1.0)")
+    p.add_argument("--sampler", choices=["data", "flow"], default="data",
+                   help="data (default): each base dimension drawn from the training sounds' own distribution, "
+                   "stored in the checkpoint when training ends (see flowshot stats); flow: the flow prior's "
+                   "N(0, T^2) as trained")
     _add_output_args(p, "seed of the sampling noise: the same seed gives the same sounds", "generated")
     p.set_defaults(func=run_generate)
 
@@ -102,6 +107,47 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the prior samples")
     p.add_argument("-o", "--out", metavar="DIR", help="output folder (default RUN_DIR/report)")
     p.set_defaults(func=run_report)
+
+
+def _register_stats(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "stats", help="recompute a checkpoint's latent statistics (pads, macro knobs, sampling table)",
+        description="Encode the training sounds with the checkpoint's model and store its latent statistics "
+        "in it: the pads and macro knobs that exports and the live host start from, and the per-dimension "
+        "table that `flowshot generate` draws from. Training writes them when it ends; use this for a "
+        "checkpoint of a run that was killed, or written by an older flowshot. The weights are not touched; "
+        "the file is replaced atomically (or written to -o).")
+    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint written by flowshot train (e.g. RUN/last.ckpt)")
+    p.add_argument("-o", "--out", metavar="OUT.ckpt", help="write here instead of replacing CKPT")
+    p.add_argument("--data", nargs="+", metavar="DATA", help="training sounds (default: the sources recorded in the checkpoint)")
+    p.add_argument("--cache-dir", default=None, help="where preprocessed examples are cached (default: ~/.cache/flowshot or $FLOWSHOT_CACHE)")
+    p.set_defaults(func=run_stats)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    import torch
+
+    from flowshot.model.checkpoint import atomic_torch_save, load_model, read_checkpoint
+    from flowshot.model.data import load_examples
+    from flowshot.model.latents import compute_latent_stats
+
+    src = Path(args.checkpoint)
+    out = Path(args.out) if args.out else src
+    loaded = load_model(src)
+    cfg = loaded.config
+    sources = list(args.data) if args.data else list(loaded.meta.get("data", {}).get("sources", []))
+    if not sources:
+        raise FlowshotError(f"{src} records no training data: pass --data with the sounds it was trained on")
+    examples = load_examples(sources, cfg, cache_dir=args.cache_dir)
+    with torch.no_grad():
+        stats = compute_latent_stats(loaded.model, examples, examples.train_index() or None, n_macros=8, n_pads=16,
+                                     sample_rate=cfg.audio.sample_rate)
+    ckpt = read_checkpoint(src)
+    ckpt["flowshot"]["latent_stats"] = stats
+    atomic_torch_save(ckpt, out)
+    print(f"latent statistics of {stats['n_examples']} training sounds "
+          f"({len(stats['macro_labels'])} knobs: {', '.join(stats['macro_labels'])}; {len(stats['pad_classes'])} pads) written to {out}")
+    return 0
 
 
 def _register_refit_prior(subparsers: argparse._SubParsersAction) -> None:
@@ -178,7 +224,8 @@ def run_report(args: argparse.Namespace) -> int:
 def run_generate(args: argparse.Namespace) -> int:
     from flowshot.model.generate import generate
 
-    paths = generate(args.checkpoint, args.n, args.out, temperature=args.temperature, seed=args.seed, float_wav=args.float_wav)
+    paths = generate(args.checkpoint, args.n, args.out, temperature=args.temperature, seed=args.seed, float_wav=args.float_wav,
+                     sampler=args.sampler)
     print(f"wrote {len(paths)} sounds and grid.png to {Path(args.out)}")
     return 0
 

@@ -14,12 +14,15 @@ from torch import Tensor
 
 from flowshot.errors import FlowshotError
 from flowshot.model.checkpoint import LoadedModel, load_model
+from flowshot.model.latents import draw_latents, stored_base_quantiles
 
 # Decoding in chunks keeps memory flat for large -n.
 DECODE_BATCH = 16
 # The grid shows at most this many rows of this many sounds.
 GRID_COLUMNS = 8
 GRID_ROWS = 4
+# How random draws are made: see ``generate``'s ``sampler``.
+SAMPLERS = ("data", "flow")
 
 
 def _subtype(float_wav: bool) -> str:
@@ -51,6 +54,7 @@ def generate(
     seed: int = 0,
     float_wav: bool = False,
     loaded: LoadedModel | None = None,
+    sampler: str = "data",
 ) -> list[Path]:
     """Sample ``n`` sounds from the prior: ``out_dir/sample-000.wav`` ... and ``grid.png``.
 
@@ -61,19 +65,25 @@ def generate(
         seed: seed of the sampling noise (same seed -> same sounds).
         float_wav: write 32-bit float WAVs instead of 16-bit PCM.
         loaded: an already loaded model (skips reading ``checkpoint``).
+        sampler: "data" draws each base dimension from the training sounds' distribution
+            (``latents.marginal_base``; the checkpoint's statistics, written when training
+            ends); "flow" draws N(0, T^2) base points, the flow prior as trained.
 
     Returns:
         The WAV paths, in order.
     """
+    if sampler not in SAMPLERS:
+        raise FlowshotError(f"--sampler {sampler!r} is not known; use one of {', '.join(SAMPLERS)}")
     if n < 1:
         raise FlowshotError(f"-n must be at least 1, got {n}")
     if not np.isfinite(temperature) or temperature < 0:
         raise FlowshotError(f"--temperature must be >= 0 (1.0 = as trained), got {temperature}")
     loaded = loaded or load_model(checkpoint)
     cfg, model = loaded.config, loaded.model
+    quantiles = sampling_table(loaded, checkpoint, sampler)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     with torch.no_grad():
-        z = model.sample(n, temperature=float(temperature), generator=gen)
+        z = draw_latents(model, n, float(temperature), gen, quantiles)
     audio = decode_batched(model, z)
     out_dir = Path(out_dir)
     names = [f"sample-{i:03d}.wav" for i in range(n)]
@@ -82,8 +92,24 @@ def generate(
     for r in range(min(GRID_ROWS, (n + GRID_COLUMNS - 1) // GRID_COLUMNS)):
         chunk = audio[r * GRID_COLUMNS : (r + 1) * GRID_COLUMNS]
         rows[f"{r * GRID_COLUMNS}-{r * GRID_COLUMNS + len(chunk) - 1}"] = [a.numpy() for a in chunk]
-    _grid(rows, cfg.audio.sample_rate, out_dir, f"{Path(checkpoint).name}: prior samples, T={temperature}, seed {seed}")
+    used = "data" if quantiles is not None else "flow"
+    _grid(rows, cfg.audio.sample_rate, out_dir, f"{Path(checkpoint).name}: prior samples ({used}), T={temperature}, seed {seed}")
     return paths
+
+
+def sampling_table(loaded: LoadedModel, checkpoint: str | Path, sampler: str) -> Tensor | None:
+    """The base quantiles random draws go through for ``sampler`` (None = plain N(0, T^2)).
+
+    A checkpoint saved before training ended (or by an older flowshot) has none: "data"
+    then falls back to the flow prior and says so once.
+    """
+    if sampler == "flow":
+        return None
+    table = stored_base_quantiles(loaded.meta)
+    if table is None:
+        print(f"note: {Path(checkpoint).name} has no latent statistics (written when training ends): "
+              "sampling the flow prior's N(0, T^2) instead (--sampler flow)")
+    return table
 
 
 def preprocess_file(path: str | Path, loaded: LoadedModel) -> Tensor:

@@ -26,6 +26,7 @@ import torch
 from flowshot.errors import FlowshotError
 from flowshot.model.checkpoint import LoadedModel, load_model
 from flowshot.model.generate import decode_batched
+from flowshot.model.latents import draw_latents, stored_base_quantiles
 
 # Dimensions whose KL exceeds this many nats carry information (the usual threshold).
 ACTIVE_NATS = 0.01
@@ -183,16 +184,23 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, checkpo
     out.mkdir(parents=True, exist_ok=True)
 
     step = int(loaded.meta.get("step", 0))
+    # Prior samples as `flowshot generate` draws them (the training sounds' base
+    # distribution when the checkpoint has it), plus the flow prior's level for comparison.
+    table = stored_base_quantiles(loaded.meta)
+    sampler = "data" if table is not None else "flow"
+    n_many = max(64, len(audio))
     with torch.no_grad():
-        z_prior = model.sample(GRID_COLUMNS, temperature, torch.Generator().manual_seed(seed))
+        z_prior = draw_latents(model, GRID_COLUMNS, temperature, torch.Generator().manual_seed(seed), table)
         prior = decode_batched(model, z_prior)
         z_post = torch.cat([model.embed(audio[i : i + 16, None]) for i in range(0, len(audio), 16)])
         recon = decode_batched(model, z_post)
-        many = decode_batched(model, model.sample(max(64, len(audio)), temperature, torch.Generator().manual_seed(seed + 1)))
+        many = decode_batched(model, draw_latents(model, n_many, temperature, torch.Generator().manual_seed(seed + 1), table))
+        many_flow = many if table is None else decode_batched(
+            model, draw_latents(model, n_many, temperature, torch.Generator().manual_seed(seed + 1), None))
     pick = pick_preview(classes, GRID_COLUMNS)
     rows = {"prior": list(prior.numpy()), "real": [audio[i].numpy() for i in pick], "recon": [recon[i].numpy() for i in pick]}
     spectrogram_grid(rows, cfg.audio.sample_rate, out / "grid.png",
-                     title=f"{run_dir.name}, step {step}: prior samples (T={temperature:g}) / held-out / reconstructions")
+                     title=f"{run_dir.name}, step {step}: prior samples ({sampler}, T={temperature:g}) / held-out / reconstructions")
     for label, sounds in rows.items():
         for k, a in enumerate(sounds):
             write_wav(out / f"{label}-{k:02d}.wav", np.asarray(a, dtype=np.float32), cfg.audio.sample_rate)
@@ -214,7 +222,9 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, checkpo
         "active_units": int((kl > ACTIVE_NATS).sum()),
         "latent_dim": int(kl.shape[0]),
         "level_real": level_db(audio, cfg.audio.sample_rate),
+        "sampler": sampler,
         "level_prior_samples": level_db(many, cfg.audio.sample_rate),
+        "level_prior_samples_flow": level_db(many_flow, cfg.audio.sample_rate),
         "level_reconstructions": level_db(recon, cfg.audio.sample_rate),
     }
     (out / "report.json").write_text(json.dumps(result, indent=2))
@@ -237,7 +247,8 @@ def _markdown(r: dict[str, Any]) -> str:
         f"| KL of the encoder Gaussian vs N(0, I), before the flows (held-out mean) | {r['kl_total_nats']:.1f} nats |",
         f"| active units (KL > {ACTIVE_NATS} nats) | {r['active_units']} / {r['latent_dim']} |",
         _level_row("real", r["level_real"]),
-        _level_row("prior samples", r["level_prior_samples"]),
+        _level_row(f"prior samples ({r.get('sampler', 'flow')} sampler)", r["level_prior_samples"]),
+        *([_level_row("prior samples (flow sampler)", r["level_prior_samples_flow"])] if r.get("sampler") == "data" else []),
         _level_row("reconstructions", r["level_reconstructions"]),
         "",
         "Pictures: `grid.png`, `curves.png`, `kl_per_dim.png`; the grid's sounds as WAVs.",

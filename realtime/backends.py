@@ -8,6 +8,7 @@ points to latents and latents to audio, always for a whole batch of pads at once
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import numpy as np
 
 from flowshot.errors import FlowshotError
 
-_STAT_KEYS = ("macro_directions", "macro_std", "base_mean", "pad_latents", "pad_base")
+_STAT_KEYS = ("macro_directions", "macro_std", "base_mean", "pad_latents", "pad_base", "base_quantiles")
 
 
 @dataclass
@@ -31,6 +32,9 @@ class LatentStats:
         pad_latents: [P, D] cluster centres (latent space), or an empty [0, D].
         pad_base: [P, D] the same centres in base space.
         pad_classes: P class names.
+        base_quantiles: [Q, D] per-dimension quantiles of the training sounds in base
+            space (``flowshot.model.latents.base_quantiles``), or None for files exported
+            before they were recorded (random draws then stay N(0, T^2)).
     """
 
     macro_directions: np.ndarray
@@ -40,6 +44,23 @@ class LatentStats:
     pad_latents: np.ndarray | None = None
     pad_base: np.ndarray | None = None
     pad_classes: list[str] = field(default_factory=list)
+    base_quantiles: np.ndarray | None = None
+
+    def base_draw(self, eps: np.ndarray) -> np.ndarray:
+        """Noise ``eps [D]`` (times the temperature) -> a random base point like the training
+        sounds', per dimension: numpy twin of ``flowshot.model.latents.marginal_base`` (the
+        audio process does not import torch)."""
+        table = self.base_quantiles
+        if table is None or table.shape[0] < 2:
+            return np.asarray(eps, dtype=np.float64)
+        q = table.shape[0]
+        p = 0.5 * (1.0 + np.array([math.erf(v / math.sqrt(2.0)) for v in np.ravel(eps)]))
+        pos = np.clip(p * (q - 1), 0.0, q - 1.0)
+        lo = np.minimum(np.floor(pos), q - 2).astype(np.int64)
+        w = pos - lo
+        cols = np.arange(table.shape[1])
+        a, b = table[lo, cols], table[lo + 1, cols]
+        return a + (b - a) * w
 
     @classmethod
     def from_mapping(cls, stats: dict[str, Any] | None, latent_dim: int) -> "LatentStats | None":
@@ -75,6 +96,7 @@ class LatentStats:
             pad_latents=arr("pad_latents", 2),
             pad_base=arr("pad_base", 2),
             pad_classes=[str(s) for s in stats.get("pad_classes") or []],
+            base_quantiles=arr("base_quantiles", 2),
         )
 
 

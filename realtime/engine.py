@@ -186,7 +186,9 @@ class Engine:
         return len(self.knobs)
 
     def _prior_draw(self, seed: int, temperature: float) -> np.ndarray:
-        return np.random.default_rng(seed).standard_normal(self.backend.latent_dim) * temperature
+        eps = np.random.default_rng(seed).standard_normal(self.backend.latent_dim) * temperature
+        stats = self.backend.stats
+        return stats.base_draw(eps) if stats is not None else eps
 
     def _initial_pads(self, n: int) -> list[Pad]:
         stats = self.backend.stats

@@ -64,6 +64,8 @@ def test_json_describes_the_model(onnx_dir) -> None:
     assert np.array(meta["macro_directions"]).shape == (k, d) and len(meta["macro_std"]) == k == len(meta["macro_labels"])
     assert np.array(meta["pad_latents"]).shape == (meta["n_pads"], d) == np.array(meta["pad_base"]).shape
     assert len(meta["base_mean"]) == d and len(meta["pad_classes"]) == meta["n_pads"]
+    table = np.array(meta["base_quantiles"])  # what the host's random draws go through
+    assert table.shape[1] == d and table.shape[0] >= 2 and np.all(np.diff(table, axis=0) >= 0)
     assert sorted(p.name for p in out.iterdir()) == ["decoder.onnx", "encoder.onnx", "flowshot.json", "prior.onnx"]
 
 

@@ -18,7 +18,14 @@ import pytest
 import torch
 
 from flowshot.errors import FlowshotError
-from flowshot.model.latents import compute_latent_stats, describe, kmeans, knob_offset
+from flowshot.model.latents import (
+    base_quantiles,
+    compute_latent_stats,
+    describe,
+    kmeans,
+    knob_offset,
+    marginal_base,
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -245,6 +252,11 @@ def test_real_tiny_flowvae_stats_are_consistent_and_load_with_weights_only() -> 
         # pad_base really is the prior flow's inverse of the pad latents (and maps back).
         assert torch.allclose(model.base_to_latent(stats["pad_base"]), stats["pad_latents"], atol=1e-4)
         # The directions are orthonormal and std is sorted, as a PCA must give.
+        # The sampling table is the per-dimension quantiles of exactly these base points.
+        u = model.latent_to_base(torch.cat([model.embed(examples.audio[i:i + 8, None]) for i in range(0, 40, 8)]))
+    q = stats["base_quantiles"]
+    assert q.shape == (40, d)  # Q = min(257, N)
+    assert torch.allclose(q[0], u.min(0).values, atol=1e-5) and torch.allclose(q[-1], u.max(0).values, atol=1e-5)
     gram = stats["macro_directions"] @ stats["macro_directions"].T
     assert torch.allclose(gram, torch.eye(8), atol=1e-5)
     assert bool((stats["macro_std"][:-1] >= stats["macro_std"][1:]).all())
@@ -257,3 +269,46 @@ def test_real_tiny_flowvae_stats_are_consistent_and_load_with_weights_only() -> 
             assert torch.equal(back[key], value), key
         else:
             assert back[key] == value, key
+
+
+def test_marginal_base_gives_noise_the_training_distribution_of_each_dimension() -> None:
+    """Gaussian noise through ``marginal_base`` follows each dimension's own (skewed, shifted,
+    bimodal) training distribution: Kolmogorov-Smirnov distance against the training values."""
+    gen = torch.Generator().manual_seed(0)
+    n = 4000
+    u = torch.stack([
+        -0.5 * torch.log(torch.rand(n, generator=gen)) - 0.3,             # exponential: skewed, off-centre
+        0.4 * torch.randn(n, generator=gen) + 0.8,                      # narrow, shifted
+        torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0) + 0.1 * torch.randn(n, generator=gen),  # bimodal
+    ], 1).double()
+    table = base_quantiles(u)
+    assert table.shape == (257, 3)
+    eps = torch.randn(20000, 3, generator=gen, dtype=torch.float64)
+    drawn = marginal_base(eps, table)
+    for j in range(3):
+        grid = torch.linspace(float(u[:, j].min()), float(u[:, j].max()), 400, dtype=torch.float64)
+        cdf_train = (u[:, j, None] <= grid).double().mean(0)
+        cdf_drawn = (drawn[:, j, None] <= grid).double().mean(0)
+        assert float((cdf_train - cdf_drawn).abs().max()) < 0.03, j
+    # Never outside what the training sounds span; eps = 0 is each dimension's median.
+    assert bool((drawn >= table[0]).all() and (drawn <= table[-1]).all())
+    assert torch.allclose(marginal_base(torch.zeros(1, 3, dtype=torch.float64), table)[0], u.median(0).values, atol=0.02)
+    # Monotone in eps, so temperature still narrows a draw towards the median.
+    ramp = torch.linspace(-4, 4, 101, dtype=torch.float64)[:, None].repeat(1, 3)
+    assert bool((marginal_base(ramp, table).diff(dim=0) >= 0).all())
+    # No table (an older checkpoint): the noise is the base point.
+    assert torch.equal(marginal_base(eps, torch.zeros(0, 3, dtype=torch.float64)), eps)
+
+
+def test_numpy_base_draw_of_the_host_equals_marginal_base() -> None:
+    from flowshot.realtime.backends import LatentStats
+
+    gen = torch.Generator().manual_seed(1)
+    u = torch.randn(300, D, generator=gen).double() ** 3
+    table = base_quantiles(u)
+    stats = LatentStats.from_mapping({"base_quantiles": table, "macro_directions": torch.zeros(0, D)}, D)
+    for t in (0.0, 0.7, 1.0, 3.0):
+        eps = t * torch.randn(D, generator=gen, dtype=torch.float64)
+        want = marginal_base(eps[None], table)[0].numpy()
+        assert np.allclose(stats.base_draw(eps.numpy()), want, atol=1e-9)
+    assert np.array_equal(LatentStats.from_mapping({"macro_directions": torch.zeros(0, D)}, D).base_draw(np.ones(D)), np.ones(D))

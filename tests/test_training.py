@@ -126,6 +126,47 @@ def test_generate_writes_distinct_sounds(run: Path, tmp_path: Path) -> None:
     assert np.abs(_read(again / "sample-001.wav")[0] - sounds[1]).max() <= 2.0 / 32768
 
 
+def test_generate_samplers_and_the_stats_command(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--sampler flow draws N(0, T^2) base points (the flow prior), --sampler data sends the same
+    noise through the training sounds' table; a checkpoint without statistics falls back to the
+    flow prior, and ``flowshot stats`` writes them back without touching the weights."""
+    from flowshot.model.checkpoint import atomic_torch_save, load_model
+    from flowshot.model.latents import marginal_base, stored_base_quantiles
+
+    ckpt = run / f"step-{STEPS:07d}.ckpt"
+    loaded = load_model(ckpt)
+    model, d = loaded.model, loaded.config.model.latent_dim
+    table = stored_base_quantiles(loaded.meta)
+    assert table is not None and table.shape[1] == d  # written when training ended
+    eps = torch.randn(3, d, generator=torch.Generator().manual_seed(4)) * 0.9
+    with torch.no_grad():
+        # 16-bit WAVs clip at full scale.
+        want = {"flow": model.decode(model.base_to_latent(eps))[:, 0].clamp(-1, 1).numpy(),
+                "data": model.decode(model.base_to_latent(marginal_base(eps, table)))[:, 0].clamp(-1, 1).numpy()}
+    for sampler in ("flow", "data"):
+        out = tmp_path / sampler
+        assert main(["generate", str(ckpt), "-n", "3", "--temperature", "0.9", "--seed", "4", "--sampler", sampler,
+                     "-o", str(out)]) == 0
+        for i in range(3):
+            assert np.abs(_read(out / f"sample-{i:03d}.wav")[0] - want[sampler][i]).max() <= 2.0 / 32768, (sampler, i)
+    assert np.abs(want["flow"] - want["data"]).max() > 1e-2  # the table changes the draw
+
+    bare = tmp_path / "bare.ckpt"
+    raw = read_checkpoint(ckpt)
+    raw["flowshot"]["latent_stats"] = None  # as a killed run's last.ckpt
+    atomic_torch_save(raw, bare)
+    capsys.readouterr()
+    assert main(["generate", str(bare), "-n", "3", "--temperature", "0.9", "--seed", "4", "-o", str(tmp_path / "bare")]) == 0
+    assert "no latent statistics" in capsys.readouterr().out
+    assert np.abs(_read(tmp_path / "bare" / "sample-002.wav")[0] - want["flow"][2]).max() <= 2.0 / 32768
+
+    assert main(["stats", str(bare)]) == 0
+    back = read_checkpoint(bare)
+    assert torch.allclose(back["flowshot"]["latent_stats"]["base_quantiles"], table, atol=1e-5)
+    for key, value in raw["state_dict"].items():
+        assert torch.equal(back["state_dict"][key], value), key
+
+
 def test_generate_and_vary_bad_input(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     ckpt = str(run / f"step-{STEPS:07d}.ckpt")
     bad_wav = tmp_path / "broken.wav"
