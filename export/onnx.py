@@ -102,13 +102,16 @@ def _to_list(value: Any) -> Any:
     return value
 
 
-def export_onnx(loaded: LoadedModel, out_dir: str | Path, stats: dict[str, Any] | None = None) -> dict[str, Path]:
+def export_onnx(loaded: LoadedModel, out_dir: str | Path, stats: dict[str, Any] | None = None,
+                conv2d: bool = True) -> dict[str, Path]:
     """Write encoder.onnx, decoder.onnx, prior.onnx and flowshot.json into ``out_dir``.
 
     Args:
         loaded: checkpoint contents (``load_model``).
         out_dir: target directory (created; existing files of the same names are replaced).
         stats: latent statistics for flowshot.json (default: ``latent_stats_for(loaded)``).
+        conv2d: rewrite 1-D convolutions as 2-D ones (``onnx_layout``; False only to time
+            the difference, see benchmarks/onnx_layout.py).
     Returns:
         {"encoder": path, "decoder": path, "prior": path, "json": path}.
     """
@@ -131,9 +134,10 @@ def export_onnx(loaded: LoadedModel, out_dir: str | Path, stats: dict[str, Any] 
                 warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
                 torch.onnx.export(graph.eval(), (example,), str(target), input_names=inputs, output_names=outputs,
                                   dynamic_axes=axes, opset_version=OPSET, dynamo=False)
-            proto = onnx.load(str(target))
-            conv1d_as_conv2d(proto)
-            onnx.save(proto, str(target))
+            if conv2d:
+                proto = onnx.load(str(target))
+                conv1d_as_conv2d(proto)
+                onnx.save(proto, str(target))
             _verify(graph, target, example)
             paths[name] = target
         meta = {

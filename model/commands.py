@@ -124,21 +124,27 @@ def _register_stats(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_stats)
 
 
+def _training_examples(args: argparse.Namespace, loaded: Any, src: Path) -> Any:
+    """The checkpoint's training sounds (``--data`` or the sources it records), preprocessed."""
+    from flowshot.model.data import load_examples
+
+    sources = list(args.data) if args.data else list(loaded.meta.get("data", {}).get("sources", []))
+    if not sources:
+        raise FlowshotError(f"{src} records no training data: pass --data with the sounds it was trained on")
+    return load_examples(sources, loaded.config, cache_dir=args.cache_dir)
+
+
 def run_stats(args: argparse.Namespace) -> int:
     import torch
 
     from flowshot.model.checkpoint import atomic_torch_save, load_model, read_checkpoint
-    from flowshot.model.data import load_examples
     from flowshot.model.latents import compute_latent_stats
 
     src = Path(args.checkpoint)
     out = Path(args.out) if args.out else src
     loaded = load_model(src)
     cfg = loaded.config
-    sources = list(args.data) if args.data else list(loaded.meta.get("data", {}).get("sources", []))
-    if not sources:
-        raise FlowshotError(f"{src} records no training data: pass --data with the sounds it was trained on")
-    examples = load_examples(sources, cfg, cache_dir=args.cache_dir)
+    examples = _training_examples(args, loaded, src)
     with torch.no_grad():
         stats = compute_latent_stats(loaded.model, examples, examples.train_index() or None, n_macros=8, n_pads=16,
                                      sample_rate=cfg.audio.sample_rate)
@@ -170,7 +176,6 @@ def run_refit_prior(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from flowshot.model.checkpoint import MODEL_PREFIX, atomic_torch_save, load_model, read_checkpoint
-    from flowshot.model.data import load_examples
     from flowshot.model.latents import compute_latent_stats
     from flowshot.model.prior_fit import refit_prior
 
@@ -185,10 +190,7 @@ def run_refit_prior(args: argparse.Namespace) -> int:
     steps = args.steps
     if steps < 1:
         raise FlowshotError(f"--steps {steps}: must be at least 1")
-    sources = list(args.data) if args.data else list(loaded.meta.get("data", {}).get("sources", []))
-    if not sources:
-        raise FlowshotError(f"{src} records no training data: pass --data with the sounds it was trained on")
-    examples = load_examples(sources, cfg, cache_dir=args.cache_dir)
+    examples = _training_examples(args, loaded, src)
     train, val = examples.train_index(), examples.val_index()
     with Progress(transient=True) as progress:
         task = progress.add_task("fitting the prior", total=steps)
