@@ -9,5 +9,5 @@ run="runs/quickstart-$(date +%Y%m%d-%H%M%S)"
 PRESET=${PRESET:-small}
 MINUTES=${MINUTES:-10}
 .venv/bin/flowshot train builtin:drums --preset "$PRESET" --max-minutes "$MINUTES" --max-steps 1000000 --out "$run"
-.venv/bin/flowshot generate "$run/last.ckpt" -n 16 --temperature 0.8 --seed 0 -o "$run/generated"
+.venv/bin/flowshot generate "$run/last.ckpt" -n 16 --seed 0 -o "$run/generated"
 echo "quickstart: one-shots in $run/generated/*.wav, picture in $run/generated/grid.png"
