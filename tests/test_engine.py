@@ -242,6 +242,21 @@ def test_randomize_is_seeded_and_uses_temperature() -> None:
     assert engine.set_temperature(10) == 3.0
 
 
+def test_randomize_draws_through_the_sampling_table() -> None:
+    """With the checkpoint's base quantiles, a pad's random draw has each dimension's
+    training distribution: inside the table's range, the noise's median at eps = 0."""
+    table = np.sort(np.random.default_rng(0).exponential(1.0, (50, D)) + np.arange(D), axis=0)
+    stats = dataclasses.replace(toy_stats(), base_quantiles=table)
+    engine = Engine(ToyBackend(stats), EngineSettings(choke_groups=[]))
+    engine.set_temperature(1.0)
+    engine.randomize_pad(2, seed=7)
+    np.testing.assert_allclose(engine.pads[2].base, stats.base_draw(np.random.default_rng(7).standard_normal(D)))
+    assert np.all(engine.pads[2].base >= table[0]) and np.all(engine.pads[2].base <= table[-1])
+    engine.set_temperature(0.0)
+    engine.randomize_pad(2, seed=7)
+    np.testing.assert_allclose(engine.pads[2].base, (table[24] + table[25]) / 2, rtol=1e-9)
+
+
 def test_no_stats_falls_back_to_seeded_prior_and_axis_knobs() -> None:
     e1 = Engine(ToyBackend(None), EngineSettings(seed=5))
     e2 = Engine(ToyBackend(None), EngineSettings(seed=5))
