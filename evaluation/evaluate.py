@@ -26,7 +26,7 @@ import torch
 from flowshot.errors import FlowshotError
 from flowshot.evaluation import baselines, metrics
 from flowshot.evaluation.embeddings import get_embedding
-from flowshot.model.latents import marginal_base, stored_base_quantiles
+from flowshot.model.latents import draw_base, stored_base_quantiles
 
 FLOOR = "real train (floor)"
 CEILING = "noise baseline (ceiling)"
@@ -198,6 +198,15 @@ def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch:
 
 
 @torch.no_grad()
+def prior_samples(model: Any, n: int, seed: int, temperature: float,
+                  quantiles: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Seeded prior draws of one model: (base points [n, D], latents [n, D], audio [n, L])."""
+    u = draw_base(n, model.latent_dim, temperature, torch.Generator().manual_seed(seed), quantiles)
+    z = _batched(model.base_to_latent, u)
+    return u, z, _batched(model.decode, z)[:, 0]
+
+
+@torch.no_grad()
 def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, temperature: float = 1.0,
                   quantiles: torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """Prior samples, reconstructions and latent statistics of one model.
@@ -213,13 +222,7 @@ def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, tempe
         u_samples [n, D].
     """
     x = torch.from_numpy(test).float().unsqueeze(1)
-    gen = torch.Generator().manual_seed(seed)
-    d = model.latent_dim
-    u_samples = torch.randn(n_samples, d, generator=gen) * temperature
-    if quantiles is not None:
-        u_samples = marginal_base(u_samples, quantiles)
-    z_samples = _batched(model.base_to_latent, u_samples)
-    samples = _batched(model.decode, z_samples)[:, 0]
+    u_samples, z_samples, samples = prior_samples(model, n_samples, seed, temperature, quantiles)
     means, logvars, modes = [], [], []
     for i in range(0, len(x), 64):
         post = model.encode(x[i : i + 64])
@@ -359,13 +362,13 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
             grid_rows[f"{label} recon"] = list(out["recon"][:8])
         latent_maps[label] = (out["modes"], classes)
         if settings.sampler == "both" and sampler == "data":
-            flow = model_outputs(loaded.model, test, n_samples, settings.seed, settings.temperature, None)
+            flow = prior_samples(loaded.model, n_samples, settings.seed, settings.temperature, None)[2].numpy()
             flow_label = f"{label} (flow sampler)"
-            rows[flow_label] = distribution_row(embed(flow["samples"], cfg.audio.sample_rate, f"flow samples of {label}"),
+            rows[flow_label] = distribution_row(embed(flow, cfg.audio.sample_rate, f"flow samples of {label}"),
                                                 e_test, e_train, settings.ndb_bins, settings.seed)
-            model_blocks[label]["level_samples_flow"] = level_db(torch.from_numpy(flow["samples"]), cfg.audio.sample_rate)
+            model_blocks[label]["level_samples_flow"] = level_db(torch.from_numpy(flow), cfg.audio.sample_rate)
             if cfg.audio.sample_rate == sr:
-                grid_rows[f"{flow_label} samples"] = list(flow["samples"][:8])
+                grid_rows[f"{flow_label} samples"] = list(flow[:8])
 
     say("noise baseline")
     if real.train is not None:

@@ -546,12 +546,18 @@ def stored_base_quantiles(meta: dict[str, Any] | None) -> Tensor | None:
     return table if table.dim() == 2 and table.shape[0] >= 2 else None
 
 
+def draw_base(n: int, dim: int, temperature: float, generator: torch.Generator,
+              quantiles: Tensor | None) -> Tensor:
+    """n random base points [n, D]: ``eps ~ N(0, T^2)``, through ``marginal_base`` when
+    ``quantiles`` are given (else used as they are, as ``FlowVAE.sample`` does). The same
+    generator state gives the same ``eps`` either way."""
+    eps = torch.randn(n, dim, generator=generator) * float(temperature)
+    return eps if quantiles is None else marginal_base(eps, quantiles)
+
+
 def draw_latents(model: Any, n: int, temperature: float, generator: torch.Generator,
                  quantiles: Tensor | None) -> Tensor:
-    """n random latents [n, D]: ``eps ~ N(0, T^2)``, through ``marginal_base`` when
-    ``quantiles`` are given (else used as the base point, as ``FlowVAE.sample`` does),
-    then ``base_to_latent``. The same generator state gives the same ``eps`` either way."""
-    eps = torch.randn(n, model.latent_dim, generator=generator) * float(temperature)
-    u = eps if quantiles is None else marginal_base(eps, quantiles)
+    """n random latents [n, D]: ``draw_base`` mapped by the model's ``base_to_latent``."""
+    u = draw_base(n, model.latent_dim, temperature, generator, quantiles)
     device, dtype = _model_place(model)
     return model.base_to_latent(u.to(device, dtype))
