@@ -165,11 +165,28 @@ def load_for_bench(settings: BenchSettings) -> Any:
     return LoadedModel(model=FlowVAE(cfg).eval(), config=cfg, meta={"step": 0})
 
 
+def render_only_stats(dim: int) -> dict[str, Any]:
+    """Empty knob and pad tables for an export that is only timed.
+
+    Latent statistics only fill flowshot.json's knob/pad tables, which a render never
+    reads; empty tables spare loading the training data just to time the decoder.
+    """
+    return {
+        "macro_directions": torch.zeros(0, dim),
+        "macro_std": torch.zeros(0),
+        "base_mean": torch.zeros(dim),
+        "macro_labels": [],
+        "pad_latents": torch.zeros(0, dim),
+        "pad_classes": [],
+        "pad_base": torch.zeros(0, dim),
+    }
+
+
 def _render_fns(loaded: Any, backend: str, tmp: Path) -> Callable[[int, np.ndarray], Callable[[], Any]]:
     """For a backend, a factory: (threads, z [B, D]) -> a no-argument render call.
 
     Every backend runs the deployed form of the model (``export.ts.inference_model``:
-    weight norm folded into plain weights), not the training module.
+    weight norm and the snakes' alphas folded into plain weights), not the training module.
     """
     from flowshot.export.ts import inference_model
 
@@ -203,19 +220,7 @@ def _render_fns(loaded: Any, backend: str, tmp: Path) -> Callable[[int, np.ndarr
         return ts
     from flowshot.export.onnx import export_onnx, make_session
 
-    # Latent statistics only fill flowshot.json's knob/pad tables, which a render never
-    # reads; empty tables avoid loading the training data just to time the decoder.
-    dim = int(loaded.config.model.latent_dim)
-    no_stats = {
-        "macro_directions": torch.zeros(0, dim),
-        "macro_std": torch.zeros(0),
-        "base_mean": torch.zeros(dim),
-        "macro_labels": [],
-        "pad_latents": torch.zeros(0, dim),
-        "pad_classes": [],
-        "pad_base": torch.zeros(0, dim),
-    }
-    paths = export_onnx(loaded, tmp / "onnx", stats=no_stats)
+    paths = export_onnx(loaded, tmp / "onnx", stats=render_only_stats(int(loaded.config.model.latent_dim)))
     decoder = paths["decoder"]
 
     def ort(threads: int, z: np.ndarray) -> Callable[[], Any]:

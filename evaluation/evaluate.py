@@ -45,7 +45,7 @@ LATENT_KEYS = (
     "base_radius_modes",
     "base_radius_samples",
 )
-PNG_FILES = ("spectrograms.png", "latent_map.png", "per_class.png")
+PNG_FILES = ("spectrograms.png", "latent_map.png", "per_class.png", "spectra.png")
 
 
 @dataclass
@@ -317,6 +317,7 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
 
     model_blocks: dict[str, Any] = {}
     grid_rows: dict[str, list[np.ndarray]] = {"real (test)": list(real.test[:8])}
+    spectra = {"real (test)": metrics.long_term_spectrum(real.test, sr)}
     latent_maps: dict[str, tuple[np.ndarray, list[str]]] = {}
     per_class_all: dict[str, dict[str, dict[str, float]]] = {}
     for label, path, loaded in models:
@@ -360,6 +361,8 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
         if cfg.audio.sample_rate == sr:
             grid_rows[f"{label} samples"] = list(out["samples"][:8])
             grid_rows[f"{label} recon"] = list(out["recon"][:8])
+        for what in ("samples", "recon"):
+            spectra[f"{label} {what}"] = metrics.long_term_spectrum(out[what], cfg.audio.sample_rate)
         latent_maps[label] = (out["modes"], classes)
         if settings.sampler == "both" and sampler == "data":
             flow = prior_samples(loaded.model, n_samples, settings.seed, settings.temperature, None)[2].numpy()
@@ -395,6 +398,8 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
         "n_samples": int(n_samples),
         "test_diversity": metrics.mean_pairwise_distance(e_test),
         "level_test": level_db(torch.from_numpy(real.test), sr),
+        "octave_edges_hz": list(metrics.OCTAVE_EDGES),
+        "octave_levels_db": {k: metrics.octave_levels_db(*v) for k, v in spectra.items()},
         "rows": rows,
         "models": model_blocks,
         "notes": notes,
@@ -405,7 +410,7 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
     _write_text(out_dir / "metrics.md", markdown_report(result))
     from flowshot.evaluation import figures
 
-    figures.write_plots(out_dir, grid_rows, sr, latent_maps, per_class_all)
+    figures.write_plots(out_dir, grid_rows, sr, latent_maps, per_class_all, spectra)
     return result
 
 
@@ -423,6 +428,10 @@ def _write_text(path: Path, text: str) -> None:
         fh.write(text)
     os.chmod(tmp, 0o644)  # mkstemp creates 0600; these are reports meant to be shared
     os.replace(tmp, path)
+
+
+def _hz(f: float) -> str:
+    return f"{f / 1000:g}k" if f >= 1000 else f"{f:g}"
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -481,6 +490,19 @@ def markdown_report(result: dict[str, Any]) -> str:
     for name, level in levels:
         if level:
             lines.append(f"| {name} | {_fmt(level['rms_db'], 1)} | {_fmt(level['attack_db'], 1)} | {_fmt(level['onset_ms'], 1)} |")
+    octaves = result.get("octave_levels_db") or {}
+    reference = octaves.get("real (test)")
+    if reference:
+        edges = result["octave_edges_hz"]
+        names = [f"{_hz(lo)}-{_hz(hi)}" for lo, hi in zip(edges[:-1], edges[1:])]
+        keep = [i for i, v in enumerate(reference) if v == v]  # drop bands above Nyquist (NaN)
+        lines += ["", "Level per octave band, dB against the real test sounds (real row: absolute dB):", "",
+                  "| sounds | " + " | ".join(names[i] for i in keep) + " |",
+                  "|---|" + "---:|" * len(keep)]
+        for name, levels in octaves.items():
+            cells = [levels[i] if name == "real (test)" else levels[i] - reference[i] for i in keep]
+            sign = "" if name == "real (test)" else "+"
+            lines.append(f"| {name} | " + " | ".join(f"{v:{sign}.1f}" for v in cells) + " |")
     lines += [
         "",
         "Every row is compared with the real test sounds in the embedding space. The floor is what real "

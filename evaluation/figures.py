@@ -1,4 +1,4 @@
-"""The PNGs of ``flowshot evaluate``: spectrogram grid, latent map, per-class bars."""
+"""The PNGs of ``flowshot evaluate``: spectrogram grid, latent map, per-class bars, long-term spectra."""
 
 from __future__ import annotations
 
@@ -84,14 +84,46 @@ def per_class_bars(per_class: dict[str, dict[str, dict[str, float]]], path: Path
     return path
 
 
+def spectra_plot(spectra: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
+    """Long-term spectra on a log-frequency axis, smoothed to 1/12 octave.
+
+    Args:
+        spectra: label -> (freqs, power) from ``metrics.long_term_spectrum``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for label, (freqs, power) in spectra.items():
+        top = freqs[-1]
+        centres = 20.0 * 2.0 ** (np.arange(0, np.log2(top / 20.0), 1 / 12))
+        smooth = []
+        for c in centres:
+            band = (freqs >= c * 2 ** (-1 / 24)) & (freqs < c * 2 ** (1 / 24))
+            smooth.append(power[band].mean() if band.any() else np.nan)
+        ax.semilogx(centres, 10 * np.log10(np.asarray(smooth) + 1e-30), label=label,
+                    linewidth=2.0 if label.startswith("real") else 1.0)
+    ax.set_xlabel("Hz")
+    ax.set_ylabel("mean power, dB")
+    ax.set_title("long-term spectrum (1/12 octave): steady tones and missing bands show here", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
 def write_plots(
     out_dir: Path,
     grid_rows: dict[str, list[np.ndarray]],
     sample_rate: int,
     maps: dict[str, tuple[np.ndarray, list[str]]],
     per_class: dict[str, dict[str, dict[str, float]]],
+    spectra: dict[str, tuple[np.ndarray, np.ndarray]],
 ) -> list[Path]:
-    """spectrograms.png (samples vs real), latent_map.png, per_class.png in ``out_dir``."""
+    """spectrograms.png (samples vs real), latent_map.png, per_class.png, spectra.png in ``out_dir``."""
     from flowshot.model.plots import spectrogram_grid
 
     out_dir = Path(out_dir)
@@ -99,4 +131,5 @@ def write_plots(
         spectrogram_grid(grid_rows, sample_rate, out_dir / "spectrograms.png", title="real vs generated"),
         latent_map(maps, out_dir / "latent_map.png"),
         per_class_bars(per_class, out_dir / "per_class.png"),
+        spectra_plot(spectra, out_dir / "spectra.png"),
     ]

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from flowshot.errors import FlowshotError
-from flowshot.export.onnx_layout import conv1d_as_conv2d
+from flowshot.export.onnx_layout import conv1d_as_conv2d, stay_4d
 from flowshot.model.checkpoint import LoadedModel
 
 OPSET = 17
@@ -103,15 +103,19 @@ def _to_list(value: Any) -> Any:
 
 
 def export_onnx(loaded: LoadedModel, out_dir: str | Path, stats: dict[str, Any] | None = None,
-                conv2d: bool = True) -> dict[str, Path]:
+                layout: str = "4d", fold: bool = True) -> dict[str, Path]:
     """Write encoder.onnx, decoder.onnx, prior.onnx and flowshot.json into ``out_dir``.
 
     Args:
         loaded: checkpoint contents (``load_model``).
         out_dir: target directory (created; existing files of the same names are replaced).
         stats: latent statistics for flowshot.json (default: ``latent_stats_for(loaded)``).
-        conv2d: rewrite 1-D convolutions as 2-D ones (``onnx_layout``; False only to time
-            the difference, see benchmarks/onnx_layout.py).
+        layout: "4d" (default): 1-D convolutions rewritten as 2-D ones (``onnx_layout``,
+            onnxruntime's faster kernels) with the tensors between them kept 4-D
+            (``stay_4d``); "2d": the rewrite alone; "1d": the graph as torch exports it.
+            Anything but "4d" only to time the difference (benchmarks/export_ab.py).
+        fold: fold the snakes' alphas into the convolutions (``export.snake_fold``; False
+            only to time the difference).
     Returns:
         {"encoder": path, "decoder": path, "prior": path, "json": path}.
     """
@@ -122,7 +126,7 @@ def export_onnx(loaded: LoadedModel, out_dir: str | Path, stats: dict[str, Any] 
         stats = latent_stats_for(loaded, None, progress=False)
     cfg = loaded.config
     length, dim = cfg.audio.length, cfg.model.latent_dim
-    model = inference_model(loaded)
+    model = inference_model(loaded, fold=fold)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
@@ -134,9 +138,13 @@ def export_onnx(loaded: LoadedModel, out_dir: str | Path, stats: dict[str, Any] 
                 warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
                 torch.onnx.export(graph.eval(), (example,), str(target), input_names=inputs, output_names=outputs,
                                   dynamic_axes=axes, opset_version=OPSET, dynamo=False)
-            if conv2d:
+            if layout not in ("1d", "2d", "4d"):
+                raise ValueError(f"layout must be 1d, 2d or 4d, got {layout!r}")
+            if layout != "1d":
                 proto = onnx.load(str(target))
                 conv1d_as_conv2d(proto)
+                if layout == "4d":
+                    stay_4d(proto)
                 onnx.save(proto, str(target))
             _verify(graph, target, example)
             paths[name] = target

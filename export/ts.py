@@ -15,13 +15,25 @@ import torch
 
 from flowshot.export.nn_tilde import FlowshotInstrument
 from flowshot.export.selftest import check_ts
+from flowshot.export.snake_fold import fold_snakes
+from flowshot.export.upsample_fold import fold_upsamplers
 from flowshot.model.checkpoint import LoadedModel
 from flowshot.model.layers import remove_weight_norm
 
 
-def inference_model(loaded: LoadedModel) -> torch.nn.Module:
-    """A frozen copy of the checkpoint's FlowVAE with weight norm folded in (scriptable, exportable)."""
+def inference_model(loaded: LoadedModel, fold: bool = True) -> torch.nn.Module:
+    """A frozen copy of the checkpoint's FlowVAE with weight norm folded in (scriptable, exportable).
+
+    Args:
+        loaded: checkpoint contents (``load_model``).
+        fold: also run interpolating up-samplers as polyphase convs (``export.upsample_fold``)
+            and fold the snakes' alphas into the convolutions (``export.snake_fold``): the
+            same function, less work; False only to time the difference.
+    """
     model = remove_weight_norm(copy.deepcopy(loaded.model)).eval()
+    if fold:
+        fold_upsamplers(model)
+        fold_snakes(model)
     for p in model.parameters():
         p.requires_grad_(False)
     return model

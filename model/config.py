@@ -59,6 +59,11 @@ class ModelConfig:
             Each unit is a dozen tensor ops at every stage's rate; on one CPU thread the
             render time follows their count more than the FLOPs.
         out_kernel: kernel of the decoder's last convolution (to the sub-band outputs).
+        upsample: how the decoder raises the frame rate: "linear" (linear interpolation,
+            then a conv: ``layers.InterpUpsample``) or "polyphase" (a conv making each
+            output phase with its own kernel: ``layers.Upsample``; leaves a tone at each
+            stage's input frame rate, see ``InterpUpsample``). The default stays
+            "polyphase" so checkpoints written before this option rebuild as they were.
         decoder_preroll: bottleneck frames the decoder makes *before* the sound and
             ``decode`` cuts off after PQMF synthesis, so the sound's first samples lie
             inside the conv stack, away from its zero-padded edge (0 = none). At the edge
@@ -89,6 +94,7 @@ class ModelConfig:
     decoder_channels: list[int] | None = None
     decoder_dilations: list[int] | None = None
     out_kernel: int = 7
+    upsample: str = "polyphase"
     decoder_preroll: int = 0
     encoder_norm: bool = False
     latent_dim: int = 128
@@ -253,6 +259,8 @@ class FlowshotConfig:
             raise ValueError(f"model.decoder_preroll must be >= 0 bottleneck frames, got {m.decoder_preroll}")
         if m.out_kernel < 1 or m.out_kernel % 2 == 0:
             raise ValueError(f"model.out_kernel must be odd (same padding), got {m.out_kernel}")
+        if m.upsample not in ("linear", "polyphase"):
+            raise ValueError(f"model.upsample must be 'linear' or 'polyphase', got {m.upsample!r}")
         if m.latent_dim < 2 or m.latent_dim % 2:
             raise ValueError(f"model.latent_dim must be even and >= 2, got {m.latent_dim}")
         return self

@@ -1,7 +1,8 @@
 """Decoder: one latent vector -> PQMF sub-bands of the whole one-shot.
 
 A linear layer unfolds z into ``length / hop`` frames of ``C0`` channels; each stage
-up-samples by its ratio r (a transposed convolution in polyphase form, ``Upsample``),
+up-samples by its ratio r (linear interpolation and a conv, ``InterpUpsample``, or in
+older checkpoints a transposed convolution in polyphase form, ``Upsample``),
 adds a projection of z (global conditioning) and refines with dilated residual units. A last convolution makes, per sub-band, three
 signals at the sub-band rate:
 
@@ -28,7 +29,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from flowshot.model.config import FlowshotConfig
-from flowshot.model.layers import ResidualUnit, Snake, Upsample, scriptable_copy, wn_conv1d
+from flowshot.model.layers import InterpUpsample, ResidualUnit, Snake, Upsample, scriptable_copy, wn_conv1d
 
 
 def mod_sigmoid(x: Tensor) -> Tensor:
@@ -45,7 +46,7 @@ class Decoder(nn.Module):
 
     Args:
         cfg: the model configuration (``cfg.model.dec_channels()``, ``ratios`` used in
-            reverse, ``dec_dilations()``, ``kernel_size``, ``out_kernel``, ``pqmf_bands``, ``latent_dim``,
+            reverse, ``upsample``, ``dec_dilations()``, ``kernel_size``, ``out_kernel``, ``pqmf_bands``, ``latent_dim``,
             ``noise``, ``cfg.audio.length``).
 
     ``forward(z[B,D]) -> [B, bands, (L + P) // bands]`` where ``P = decoder_preroll * hop``
@@ -66,8 +67,9 @@ class Decoder(nn.Module):
         ups: List[nn.Module] = []
         conds: List[nn.Module] = []
         stages: List[nn.Module] = []
+        upsample = InterpUpsample if m.upsample == "linear" else Upsample
         for i, r in enumerate(reversed(m.ratios)):
-            ups.append(nn.Sequential(Snake(ch[i]), Upsample(ch[i], ch[i + 1], r)))
+            ups.append(nn.Sequential(Snake(ch[i]), upsample(ch[i], ch[i + 1], r)))
             # WaveNet-style global conditioning: z is added to every stage, not only
             # unfolded at the input. With one latent per sound the deep, fast stages
             # otherwise hear z only through the slow ones, the reconstruction barely

@@ -169,6 +169,38 @@ class Upsample(nn.Module):
         return y.transpose(2, 3).reshape(b, self.out_channels, t * self.ratio) + self.bias
 
 
+class InterpUpsample(nn.Module):
+    """Up-sampling by an integer ratio without phase-dependent weights: linear
+    interpolation to the new rate, then a 'same' conv of kernel 3 there.
+
+    ``Upsample``'s polyphase conv gives each of the ``ratio`` output phases its own
+    kernel, so anything slow in its input comes out modulated by a period-``ratio``
+    pattern: a steady tone at the input frame rate and its harmonics (the checkerboard
+    of transposed convolutions). In trained `small` models that tone sat at 86 Hz (the
+    second stage's frame rate) 20 dB above the data, and kicks were rendered at 86 Hz
+    instead of their own 40-80 Hz (docs/evaluation.md). Here every output sample is
+    made by the same weights, and linear interpolation damps the images of the input's
+    spectrum. The conv runs at the output rate: the same FLOPs as the polyphase form.
+
+    Args:
+        in_channels, out_channels: C_in, C_out.
+        ratio: r; [B,C_in,T] -> [B,C_out,T*r].
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, ratio: int) -> None:
+        super().__init__()
+        self.ratio = int(ratio)
+        # Edge padding, as the interpolation does at the ends: then the whole layer is one
+        # polyphase conv over the input padded by one edge frame, exactly (what
+        # ``export.upsample_fold`` runs it as, at a quarter of the memory traffic).
+        self.conv = weight_norm(nn.Conv1d(in_channels, out_channels, 3, padding=1, padding_mode="replicate"))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[B,C_in,T] -> [B,C_out,T*ratio]."""
+        up = F.interpolate(x, scale_factor=float(self.ratio), mode="linear", align_corners=False)
+        return self.conv(up)
+
+
 def has_weight_norm(module: nn.Module) -> bool:
     """True when any sub-module still carries a parametrisation."""
     return any(parametrize.is_parametrized(m) for m in module.modules())

@@ -109,3 +109,66 @@ def test_conv1d_rewritten_as_conv2d_computes_the_same(tmp_path: Path) -> None:
         ref = net(x)
     got = make_session(rewritten).run(None, {"x": x.numpy()})[0]
     assert got.shape == tuple(ref.shape) and rel_err(got, ref) < REL_TOL
+
+
+class _ResidualChain(torch.nn.Module):
+    """Convs with the decoder's kinds of glue between them: constants per channel, a
+    3-D tensor from elsewhere, a residual add, a channel slice, a reshape, a graph input
+    read in 3-D and 4-D."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_in = torch.nn.Conv1d(6, 8, 3, padding=1)
+        self.dilated = torch.nn.Conv1d(8, 8, 3, padding=3, dilation=3)
+        self.pointwise = torch.nn.Conv1d(8, 8, 1)
+        self.cond = torch.nn.Linear(4, 8)
+        self.alpha = torch.nn.Parameter(torch.rand(1, 8, 1) + 0.5)
+        self.scale = torch.nn.Parameter(torch.rand(8, 1) + 0.5)  # rank 2: broadcasts over (C, T)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(x) + self.cond(c).unsqueeze(-1)
+        for _ in range(2):
+            u = h * self.alpha
+            s = torch.sin(u)
+            v = self.dilated(torch.addcmul(u, s, s))
+            h = h + self.pointwise(v - torch.cos(v)) * self.scale
+        wave, amp = h[:, :4], h[:, 4:]
+        y = wave * torch.sigmoid(amp) + x[:, :4]
+        return y.reshape(y.shape[0], -1)
+
+
+def test_stay_4d_removes_squeezes_and_computes_the_same(tmp_path: Path) -> None:
+    import onnx
+
+    from flowshot.export.onnx_layout import conv1d_as_conv2d, stay_4d
+
+    torch.manual_seed(0)
+    net = _ResidualChain().eval()
+    x, c = torch.randn(2, 6, 50), torch.randn(2, 4)
+    path = tmp_path / "chain.onnx"
+    torch.onnx.export(net, (x, c), str(path), input_names=["x", "c"], output_names=["y"], opset_version=17,
+                      dynamic_axes={"x": {0: "b"}, "c": {0: "b"}, "y": {0: "b"}}, dynamo=False)
+    proto = onnx.load(str(path))
+    assert conv1d_as_conv2d(proto) == 5
+
+    def reshapes(p: onnx.ModelProto) -> int:
+        return sum(n.op_type in ("Squeeze", "Unsqueeze") for n in p.graph.node)
+
+    before = reshapes(proto)
+    removed = stay_4d(proto)
+    assert removed == before - reshapes(proto)
+    # 5 convs gave 10 squeeze/unsqueeze nodes; the chain between them now stays 4-D,
+    # leaving the one Unsqueeze of the input, of the conditioning and the final Squeeze(s).
+    # 5 convs came with 5 Unsqueeze/Squeeze pairs. Left: the Unsqueeze of the input x
+    # (whose 4-D form the channel slice reuses), one to bring the conditioning to 4-D,
+    # and the single Squeeze before the reshape.
+    assert removed >= 7
+    assert sum(n.op_type == "Squeeze" for n in proto.graph.node) == 1
+    onnx.checker.check_model(proto)
+    rewritten = tmp_path / "chain4d.onnx"
+    onnx.save(proto, str(rewritten))
+    with torch.no_grad():
+        ref = net(x, c)
+    for batch in (1, 2):
+        got = make_session(rewritten).run(None, {"x": x[:batch].numpy(), "c": c[:batch].numpy()})[0]
+        assert got.shape == tuple(ref[:batch].shape) and rel_err(got, ref[:batch]) < REL_TOL

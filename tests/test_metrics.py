@@ -112,3 +112,29 @@ def test_reconstruction_distances() -> None:
     # a 6.02 dB gain change of broadband noise (no bin under the floor) is a 6.02 dB distance
     noise = rng.standard_normal((1, 4096))
     assert log_spectral_distance(noise, 2 * noise)[0] == pytest.approx(20 * np.log10(2), rel=1e-6)
+
+
+def test_long_term_spectrum_finds_a_steady_tone_and_a_dc_offset() -> None:
+    """What the level table must expose: a weak 86 Hz tone under noise bursts, and DC."""
+    from flowshot.evaluation.metrics import OCTAVE_EDGES, long_term_spectrum, octave_levels_db
+
+    sr, n = 22050, 16384
+    rng = np.random.default_rng(0)
+    t = np.arange(n) / sr
+    decay = np.exp(-t / 0.05)
+    clean = rng.standard_normal((20, n)) * decay * 0.3
+    hum = clean + 0.01 * np.sin(2 * np.pi * 86.13 * t) + 0.01
+    freqs, p_clean = long_term_spectrum(clean, sr)
+    _, p_hum = long_term_spectrum(hum, sr)
+    assert freqs[1] - freqs[0] == pytest.approx(sr / n)
+    low = (freqs > 40) & (freqs < 400)
+    assert freqs[low][np.argmax(p_hum[low])] == pytest.approx(86.13, abs=2 * sr / n)
+    clean_db, hum_db = octave_levels_db(freqs, p_clean), octave_levels_db(freqs, p_hum)
+    assert len(clean_db) == len(OCTAVE_EDGES) - 1
+    band_80 = OCTAVE_EDGES.index(80.0)
+    assert hum_db[band_80] - clean_db[band_80] > 10  # the tone's octave
+    assert hum_db[0] - clean_db[0] > 20  # DC lands below 20 Hz
+    assert abs(hum_db[band_80 + 3] - clean_db[band_80 + 3]) < 0.5  # an octave the tone does not touch
+    # Parseval: the bands together hold all the power.
+    assert 10 * np.log10(sum(10 ** (v / 10) for v in clean_db if v == v)) == pytest.approx(
+        10 * np.log10(p_clean.sum()), abs=1e-6)

@@ -261,3 +261,34 @@ def test_torchscript_matches_eager_and_leaves_the_model_trainable(tmp_path) -> N
     proc = subprocess.run([sys.executable, "-I", "-c", code, str(path), str(tmp_path / "ref.pt")],
                           capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout
+
+
+def test_interp_upsample_has_no_period_pattern_where_polyphase_has_one() -> None:
+    """A slow input must not come out modulated at the input frame rate (an audible
+    tone at e.g. 86 Hz); the polyphase form does that with any untied weights."""
+    from flowshot.model.layers import InterpUpsample, Upsample
+
+    torch.manual_seed(0)
+    slow = torch.linspace(-1, 1, 40).repeat(1, 6, 1) + 0.5  # [1, 6, 40]: a ramp per channel
+    for layer, expect_pattern in ((InterpUpsample(6, 5, 4), False), (Upsample(6, 5, 4), True)):
+        with torch.no_grad():
+            y = layer(slow)[0, :, 8:-8]  # away from the zero-padded edges
+        assert y.shape[-1] == 160 - 16
+        # A linear function of a ramp is a ramp: its second difference is 0 unless the
+        # weights differ from one output phase to the next.
+        curvature = (y[:, 2:] - 2 * y[:, 1:-1] + y[:, :-2]).abs().max().item()
+        assert (curvature > 1e-3) == expect_pattern, (type(layer).__name__, curvature)
+
+
+def test_linear_upsampling_decoder_scripts_and_matches() -> None:
+    cfg = preset("tiny").replace(**{"model.upsample": "linear"})
+    torch.manual_seed(0)
+    model = FlowVAE(cfg).eval()
+    z = torch.randn(2, cfg.model.latent_dim)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.script(model)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted.decode(z), model.decode(z), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="model.upsample"):
+        preset("tiny").replace(**{"model.upsample": "cubic"})
