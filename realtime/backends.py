@@ -265,10 +265,10 @@ def _load_ckpt(p: Path) -> Backend:
     if raw_stats is None and isinstance(meta.get("flowshot"), dict):
         raw_stats = meta["flowshot"].get("latent_stats")
     d = cfg.model.latent_dim
-    from flowshot.model.layers import scriptable_copy
+    from flowshot.export.ts import inference_model
 
-    # Weight norm folded into plain convolutions: the same function, renders 15-20 % faster.
-    model = scriptable_copy(loaded.model).eval()
+    # The deployed form (weight norm and snake alphas folded): the same function, faster.
+    model = inference_model(loaded)
     backend = TorchBackend(p, model, cfg.audio.sample_rate, cfg.audio.length, d,
                            LatentStats.from_mapping(raw_stats, d), scripted=False)
     backend.audio_settings = asdict(cfg.audio)
