@@ -129,6 +129,7 @@ class LossConfig:
         stft_linear_weight, stft_log_weight: weights of the linear and log magnitude terms.
         stft_band_weight: weight of the band-energy term (0 = off; see ``model/losses.py``).
         stft_bands: frequency bands of the band-energy term.
+        dc_weight: weight of the DC term (``losses.dc_distance``; 0 = off).
         beta: weight of the KL term after warm-up.
         beta_warmup_steps: KL weight rises linearly from 0 to ``beta`` over these steps.
         free_bits: nats per latent dimension that the KL may spend without penalty; the
@@ -148,6 +149,7 @@ class LossConfig:
     stft_log_weight: float = 1.0
     stft_band_weight: float = 0.0
     stft_bands: int = 16
+    dc_weight: float = 0.0
     # The reconstruction loss is a mean over bins (~2-3) while the KL is a sum over the
     # latent, and Adam normalises each parameter's step: however small beta is, the KL's
     # steady pull moves the encoder's heads at full speed wherever the reconstruction's

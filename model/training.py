@@ -24,6 +24,7 @@ from torch import Tensor
 from flowshot.errors import FlowshotError
 from flowshot.model.checkpoint import flowshot_meta
 from flowshot.model.config import FlowshotConfig
+from flowshot.model.losses import dc_distance
 
 # A latent dimension counts as "active" when the posterior moves it away from the prior
 # by more than this many nats on average; below it the decoder cannot be using it.
@@ -238,6 +239,10 @@ class FlowshotModule(L.LightningModule):
         prior_nll = -self.model.prior_log_prob(out["z"].detach()).mean()
         g_loss = rec_loss + beta * kl_loss + self.cfg.loss.beta * prior_nll
         logs: dict[str, float] = {"train/prior_nll": float(prior_nll.detach())}
+        if self.cfg.loss.dc_weight > 0:
+            dc = dc_distance(recon, x)
+            g_loss = g_loss + self.cfg.loss.dc_weight * dc
+            logs["train/dc"] = float(dc.detach())
         adversarial = self.adversarial() and len(self.discriminators.families) > 0
 
         if adversarial:

@@ -137,3 +137,24 @@ def test_band_energy_term_removes_the_low_level_bias_on_noise() -> None:
     assert 0.95 <= best(banded) <= 1.05
     lin, log, band = banded.components(0.3 * noise, target)
     assert float(band) > 0 and plain.components(0.3 * noise, target)[2] == 0  # off: not computed
+
+
+def test_dc_distance_sees_an_offset_the_small_stft_scales_pass_for_bass() -> None:
+    """A decaying offset and a 50 Hz tone under the same envelope fill the same bin 0 of a
+    64-point STFT; only the DC term tells them apart."""
+    from flowshot.model.losses import MultiScaleSTFTLoss, dc_distance
+
+    sr, n = 22050, 8192
+    t = torch.arange(n) / sr
+    env = torch.exp(-t / 0.1)
+    kick = (env * torch.sin(2 * torch.pi * 50 * t))[None]
+    offset = 0.3 * env[None]
+    assert dc_distance(kick, kick).item() == 0.0
+    expected = (offset.mean() - 0 * kick.mean()).abs() / kick.square().mean().sqrt()
+    assert dc_distance(kick + offset, kick).item() == pytest.approx(expected.item(), rel=1e-3)
+    assert expected.item() > 0.2
+    # Scale free: the same relative offset scores the same at any level.
+    assert dc_distance(0.1 * (kick + offset), 0.1 * kick).item() == pytest.approx(dc_distance(kick + offset, kick).item(), rel=1e-4)
+    small = MultiScaleSTFTLoss([64], linear_weight=0.0, log_weight=1.0)
+    bin0 = small._magnitude(offset, 64)[:, 0].mean() / small._magnitude(kick, 64)[:, 0].mean()
+    assert 0.3 < bin0.item() < 30  # comparable energy in bin 0: the STFT alone confuses them
