@@ -83,6 +83,9 @@ class ModelConfig:
         context_dim: size of the encoder summary that conditions the posterior flow.
         noise: the decoder adds a fixed white noise per sub-band under a learned
             envelope (see ``model/decoder.py``); False = deterministic part only.
+        highpass_hz: cut-off of a fixed one-pole high-pass (a DC blocker) on the lowest
+            sub-band, which holds everything below ``sample_rate / (2 * pqmf_bands)``:
+            no sound comes out with content under it (0 = off, as in older checkpoints).
     """
 
     pqmf_bands: int = 8
@@ -104,6 +107,7 @@ class ModelConfig:
     flow_hidden: int = 256
     context_dim: int = 128
     noise: bool = True
+    highpass_hz: float = 0.0
 
     @property
     def hop(self) -> int:
@@ -261,6 +265,9 @@ class FlowshotConfig:
             raise ValueError(f"model.decoder_preroll must be >= 0 bottleneck frames, got {m.decoder_preroll}")
         if m.out_kernel < 1 or m.out_kernel % 2 == 0:
             raise ValueError(f"model.out_kernel must be odd (same padding), got {m.out_kernel}")
+        if not 0.0 <= m.highpass_hz < a.sample_rate / (4 * m.pqmf_bands):
+            raise ValueError(f"model.highpass_hz must be in [0, {a.sample_rate / (4 * m.pqmf_bands):g}) Hz "
+                             f"(half the lowest sub-band), got {m.highpass_hz}")
         if m.upsample not in ("linear", "polyphase"):
             raise ValueError(f"model.upsample must be 'linear' or 'polyphase', got {m.upsample!r}")
         if m.latent_dim < 2 or m.latent_dim % 2:
@@ -326,9 +333,11 @@ def tiny() -> FlowshotConfig:
             flow_hidden=32,
             context_dim=16,
             decoder_preroll=1,
+            upsample="linear",
         ),
         loss=LossConfig(
             stft_scales=[512, 256, 128, 64],
+            dc_weight=1.0,
             beta_warmup_steps=100,
             adversarial_start=150,
             mpd_periods=[2, 3, 5, 7, 11],
@@ -346,13 +355,15 @@ def small() -> FlowshotConfig:
     return FlowshotConfig(
         preset="small",
         # One pre-roll frame: without it every hit started ~2.5 ms late (docs/evaluation.md).
+        # Linear up-sampling and the DC term: the polyphase up-sampler left a tone at 86 Hz
+        # and kicks 16 dB short at 40-80 Hz; both left a decaying DC offset (docs/evaluation.md).
         model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256], decoder_channels=[256, 96, 48, 24],
-                          decoder_preroll=1),
+                          decoder_preroll=1, upsample="linear"),
         # Warm-up: the same seed without it blew up at step 70 (docs/evaluation.md).
         train=TrainConfig(lr_warmup_steps=300),
         # Band-energy term: at the end of stage 1 FAD 171 -> 154 and 166 -> 151 (two seeds),
         # KID 2.6 -> 1.6; after ~180 adversarial steps about equal (docs/evaluation.md).
-        loss=LossConfig(disc_crop=8192, stft_band_weight=2.0),
+        loss=LossConfig(disc_crop=8192, stft_band_weight=2.0, dc_weight=1.0),
     ).validate()
 
 
@@ -366,9 +377,10 @@ def base() -> FlowshotConfig:
         # Kernel-3 output conv: the kernel-7 one at the 2,816-frame sub-band rate was the
         # single most expensive op of a render (1.4 ms of ~8 on one thread).
         model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256, 512], ratios=[4, 4, 4, 4],
-                          decoder_channels=[256, 128, 64, 32, 16], out_kernel=3, decoder_preroll=1),
+                          decoder_channels=[256, 128, 64, 32, 16], out_kernel=3, decoder_preroll=1,
+                          upsample="linear"),
         loss=LossConfig(stft_scales=[4096, 2048, 1024, 512, 256, 128, 64], mrd_fft_sizes=[4096, 2048, 1024],
-                        stft_band_weight=2.0),
+                        stft_band_weight=2.0, dc_weight=1.0),
         train=TrainConfig(batch_size=16, max_steps=200000, lr_warmup_steps=300),
     ).validate()
 

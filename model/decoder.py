@@ -18,10 +18,16 @@ signals at the sub-band rate:
 
     sub-band = wave * mod_sigmoid(amp) + noise_buffer * mod_sigmoid(noise)
 
+The lowest sub-band then goes through a fixed DC blocker when ``highpass_hz`` is set. The
+STFT loss's small FFT sizes cannot tell 0 Hz from a kick's 50 Hz (both fall in bin 0), and
+decoders trained without it put a slow offset under their envelopes, 60 dB above the
+data's below 20 Hz (docs/evaluation.md).
+
 Cost: a stage costs about ``2 * C^2 * K * T`` FLOPs per conv; the stages near the
 output run at the sub-band rate, so the presets keep their channels small there.
 """
 
+import math
 from typing import List
 
 import torch
@@ -86,6 +92,22 @@ class Decoder(nn.Module):
             # Noise starts ~55 dB down: the model turns it up where the data is noisy,
             # rather than having to learn silence out of a hiss.
             self.out.bias[2 * self.bands:] = -4.0
+        self.highpass_taps = 0
+        if m.highpass_hz > 0:
+            # One-pole DC blocker (1 - z^-1) / (1 - R z^-1) at the sub-band rate, as a causal
+            # FIR of its impulse response cut where R^n < 1e-4; h[0] takes up the cut tail
+            # so the taps sum to 0 (no DC at all).
+            rate = cfg.audio.sample_rate / m.pqmf_bands
+            pole = math.exp(-2 * math.pi * m.highpass_hz / rate)
+            taps = max(2, int(math.ceil(math.log(1e-4) / math.log(pole))) + 1)
+            h = torch.tensor([(pole - 1) * pole ** (n - 1) for n in range(1, taps)], dtype=torch.float64)
+            h = torch.cat([-h.sum().reshape(1), h])
+            self.highpass_taps = taps
+            # conv1d correlates: the kernel is the impulse response reversed. Not saved:
+            # the config rebuilds it.
+            self.register_buffer("highpass", h.flip(0).reshape(1, 1, taps).float(), persistent=False)
+        else:
+            self.register_buffer("highpass", torch.zeros(1, 1, 0), persistent=False)
         generator = torch.Generator().manual_seed(0)
         noise = torch.randn(1, self.bands, self.frames * m.hop // self.bands, generator=generator)
         # Part of the state dict, so an exported file carries the very same noise.
@@ -102,6 +124,10 @@ class Decoder(nn.Module):
         y = wave * mod_sigmoid(amp)
         if self.use_noise:
             y = y + self.noise_buffer * mod_sigmoid(h[:, 2 * self.bands:])
+        if self.highpass_taps > 0:
+            # Sub-band 0 is the output's own 0 to sample_rate / (2 bands) Hz, not mirrored.
+            low = F.conv1d(F.pad(y[:, :1], (self.highpass_taps - 1, 0)), self.highpass)
+            y = torch.cat([low, y[:, 1:]], dim=1)
         return y
 
     def __prepare_scriptable__(self) -> nn.Module:

@@ -292,3 +292,35 @@ def test_linear_upsampling_decoder_scripts_and_matches() -> None:
         torch.testing.assert_close(scripted.decode(z), model.decode(z), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="model.upsample"):
         preset("tiny").replace(**{"model.upsample": "cubic"})
+
+
+def test_highpass_takes_the_dc_out_of_every_decoded_sound() -> None:
+    """The lowest sub-band's DC blocker: nothing at 0 Hz, -3 dB at the cut-off, flat above."""
+    import numpy as np
+
+    cfg = preset("tiny").replace(**{"model.highpass_hz": 20.0})
+    rate = cfg.audio.sample_rate / cfg.model.pqmf_bands
+    torch.manual_seed(0)
+    model = FlowVAE(cfg).eval()
+    h = model.decoder.highpass.flip(-1)[0, 0].double().numpy()  # impulse response
+
+    def gain_db(f: float) -> float:
+        response = np.sum(h * np.exp(-2j * np.pi * f / rate * np.arange(len(h))))
+        return float(20 * np.log10(abs(response) + 1e-15))
+
+    assert gain_db(0.0) < -100
+    assert abs(gain_db(20.0) + 3.0) < 0.7
+    assert abs(gain_db(80.0)) < 0.5
+    # End to end: a decoder biased to put a large offset into every band.
+    with torch.no_grad():
+        model.decoder.out.bias[: cfg.model.pqmf_bands] += 3.0
+        off = FlowVAE(cfg.replace(**{"model.highpass_hz": 0.0})).eval()
+        off.load_state_dict(model.state_dict())
+        z = torch.randn(4, cfg.model.latent_dim)
+        with_hp, without = model.decode(z)[:, 0].numpy(), off.decode(z)[:, 0].numpy()
+    assert np.abs(without.mean(1)).min() > 1e-2
+    # What stays is the blocker's answer to the offset switching on at the first sample
+    # (it dies away in ~8 ms): about tau / clip length = 3 % of the offset's mean here.
+    assert np.abs(with_hp.mean(1)).max() < 0.05 * np.abs(without.mean(1)).min()
+    with pytest.raises(ValueError, match="highpass_hz"):
+        preset("tiny").replace(**{"model.highpass_hz": 600.0})
