@@ -194,10 +194,10 @@ def _liftable(node: onnx.NodeProto, inputs: list[str], four_d: dict[str, str], g
     if node.op_type in ELEMENTWISE:
         return True
     if node.op_type == "Slice" and len(inputs) >= 4 and inputs[0] in four_d and all(i in consts for i in inputs[1:]):
-        # Batch and channel axes, and the last (time) axis counted from the end, mean the
-        # same in 3-D and 4-D; a positive time axis (2) would not.
+        # Batch, channel and last (time) axis as 0, 1 and -1 mean the same in 3-D and 4-D;
+        # 2 (time) or -2 (channels) would not.
         axes = numpy_helper.to_array(_weight_tensor(graph, inputs[3])).tolist()
-        return all(a in (0, 1) or a < 0 for a in axes)
+        return all(a in (0, 1, -1) for a in axes)
     return False
 
 
