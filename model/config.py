@@ -337,7 +337,6 @@ def tiny() -> FlowshotConfig:
         ),
         loss=LossConfig(
             stft_scales=[512, 256, 128, 64],
-            dc_weight=1.0,
             beta_warmup_steps=100,
             adversarial_start=150,
             mpd_periods=[2, 3, 5, 7, 11],
@@ -355,15 +354,15 @@ def small() -> FlowshotConfig:
     return FlowshotConfig(
         preset="small",
         # One pre-roll frame: without it every hit started ~2.5 ms late (docs/evaluation.md).
-        # Linear up-sampling and the DC term: the polyphase up-sampler left a tone at 86 Hz
-        # and kicks 16 dB short at 40-80 Hz; both left a decaying DC offset (docs/evaluation.md).
+        # Linear up-sampling: the polyphase up-sampler left a tone at 86 Hz and kicks 16 dB
+        # short at 40-80 Hz; FAD 152 -> 142 at the end of stage 1 (docs/evaluation.md).
         model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256], decoder_channels=[256, 96, 48, 24],
                           decoder_preroll=1, upsample="linear"),
         # Warm-up: the same seed without it blew up at step 70 (docs/evaluation.md).
         train=TrainConfig(lr_warmup_steps=300),
         # Band-energy term: at the end of stage 1 FAD 171 -> 154 and 166 -> 151 (two seeds),
         # KID 2.6 -> 1.6; after ~180 adversarial steps about equal (docs/evaluation.md).
-        loss=LossConfig(disc_crop=8192, stft_band_weight=2.0, dc_weight=1.0),
+        loss=LossConfig(disc_crop=8192, stft_band_weight=2.0),
     ).validate()
 
 
@@ -380,7 +379,7 @@ def base() -> FlowshotConfig:
                           decoder_channels=[256, 128, 64, 32, 16], out_kernel=3, decoder_preroll=1,
                           upsample="linear"),
         loss=LossConfig(stft_scales=[4096, 2048, 1024, 512, 256, 128, 64], mrd_fft_sizes=[4096, 2048, 1024],
-                        stft_band_weight=2.0, dc_weight=1.0),
+                        stft_band_weight=2.0),
         train=TrainConfig(batch_size=16, max_steps=200000, lr_warmup_steps=300),
     ).validate()
 
