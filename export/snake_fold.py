@@ -23,7 +23,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from flowshot.export.upsample_fold import TiedPolyphaseUpsample
 from flowshot.model.layers import DilatedConv1d, InterpUpsample, ResidualUnit, Snake, Upsample
 
 
@@ -55,7 +54,7 @@ class CosSnake(nn.Module):
 
 
 # Layers whose ``.conv`` is the convolution a preceding snake feeds (linear per input channel).
-CONV_HOLDERS = (DilatedConv1d, Upsample, InterpUpsample, TiedPolyphaseUpsample)
+CONV_HOLDERS = (DilatedConv1d, Upsample, InterpUpsample)
 
 
 def _alpha(snake: Snake) -> Tensor:

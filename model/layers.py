@@ -114,9 +114,11 @@ class ResidualUnit(nn.Module):
         return x + self.block(x)
 
 
-def conv1d_time_major(x: Tensor, weight: Tensor, bias: Optional[Tensor], dilation: int = 1) -> Tensor:
+def conv1d_time_major(x: Tensor, weight: Tensor, bias: Optional[Tensor], dilation: int = 1,
+                      pad_mode: str = "constant") -> Tensor:
     """``F.conv1d(x, weight, bias, padding='same', dilation=dilation)`` as one matrix product
     over time-major taps: [B, C_in, T] -> [B, T, C_out] (note: time-major result).
+    ``pad_mode`` as in ``F.pad`` ("replicate" for an edge-padded conv).
 
     For few frames and many channels (a decoder's first stage: 11 frames, 256 -> 512
     channels) CPU convolution kernels, and even ``W @ x``, run several times slower than
@@ -125,7 +127,7 @@ def conv1d_time_major(x: Tensor, weight: Tensor, bias: Optional[Tensor], dilatio
     t = x.shape[-1]
     k = weight.shape[-1]
     pad = dilation * (k - 1) // 2
-    xt = F.pad(x, (pad, pad)).transpose(1, 2)  # [B, T + 2 pad, C_in]
+    xt = F.pad(x, (pad, pad), mode=pad_mode).transpose(1, 2)  # [B, T + 2 pad, C_in]
     taps = torch.stack([xt[:, i * dilation: i * dilation + t] for i in range(k)], dim=-1)  # [B, T, C_in, K]
     return F.linear(taps.reshape(x.shape[0], t, -1), weight.reshape(weight.shape[0], -1), bias)
 
@@ -154,6 +156,9 @@ class Upsample(nn.Module):
         self.conv = wn_conv1d(in_channels, out_channels * ratio, 3, padding=1, bias=False)
         self.bias = nn.Parameter(torch.zeros(1, out_channels, 1))
         self.time_major_frames = 32  # the crossover measured on CPU (see conv1d_time_major)
+        # The conv's padding: zeros here; "replicate" in the polyphase form of an
+        # ``InterpUpsample`` (export/upsample_fold.py), whose conv is edge-padded to match.
+        self.pad_mode = "constant"
 
     def forward(self, x: Tensor) -> Tensor:
         """[B,C_in,T] -> [B,C_out,T*ratio]."""
@@ -163,7 +168,8 @@ class Upsample(nn.Module):
             # Output channel o of phase p is row o * ratio + p of the weight, so the
             # time-major result [B, T, C_out * ratio] reshapes to [B, C_out, T * ratio]
             # after one small transpose.
-            y = conv1d_time_major(x, self.conv.weight, None).reshape(b, t, self.out_channels, self.ratio)
+            y = conv1d_time_major(x, self.conv.weight, None, pad_mode=self.pad_mode)
+            y = y.reshape(b, t, self.out_channels, self.ratio)
             return y.permute(0, 2, 1, 3).reshape(b, self.out_channels, t * self.ratio) + self.bias
         y = self.conv(x).reshape(b, self.out_channels, self.ratio, t)
         return y.transpose(2, 3).reshape(b, self.out_channels, t * self.ratio) + self.bias

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from flowshot.export.snake_fold import CosSnake, PrescaledSnake, fold_snakes
-from flowshot.export.upsample_fold import TiedPolyphaseUpsample, fold_upsamplers
+from flowshot.export.upsample_fold import fold_upsamplers, tied_polyphase
 from flowshot.model.config import preset
 from flowshot.model.layers import InterpUpsample, Snake, remove_weight_norm
 from flowshot.model.vae import FlowVAE
@@ -90,7 +90,7 @@ def test_tied_polyphase_upsample_equals_interpolate_then_conv(ratio: int, frames
     layer = remove_weight_norm(InterpUpsample(6, 5, ratio)).double()
     with torch.no_grad():
         layer.conv.bias.normal_()
-        tied = TiedPolyphaseUpsample(layer)
+        tied = tied_polyphase(layer)
         x = torch.randn(2, 6, frames, dtype=torch.float64)
         ref, got = layer(x), tied(x)
     assert got.shape == ref.shape == (2, 5, frames * ratio)
