@@ -478,8 +478,8 @@ def markdown_report(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| sounds | RMS dBFS | first 12 ms dBFS | onset ms |",
-        "|---|---:|---:|---:|",
+        "| sounds | RMS dBFS | first 12 ms dBFS | onset ms | energy < 20 Hz, dB: median / worst |",
+        "|---|---:|---:|---:|---:|",
     ]
     levels = [("real (test)", result.get("level_test"))]
     for name, m in result["models"].items():
@@ -489,7 +489,9 @@ def markdown_report(result: dict[str, Any]) -> str:
         levels += [(f"{name} recon", m.get("level_reconstructions"))]
     for name, level in levels:
         if level:
-            lines.append(f"| {name} | {_fmt(level['rms_db'], 1)} | {_fmt(level['attack_db'], 1)} | {_fmt(level['onset_ms'], 1)} |")
+            rumble = f"{_fmt(level['rumble_db'], 1)} / {_fmt(level['rumble_worst_db'], 1)}" if "rumble_db" in level else "-"
+            lines.append(f"| {name} | {_fmt(level['rms_db'], 1)} | {_fmt(level['attack_db'], 1)} | "
+                         f"{_fmt(level['onset_ms'], 1)} | {rumble} |")
     octaves = result.get("octave_levels_db") or {}
     reference = octaves.get("real (test)")
     if reference:
@@ -511,7 +513,8 @@ def markdown_report(result: dict[str, Any]) -> str:
         "unbiased (about 0 for equal distributions). NDB/K: share of k-means bins of the training sounds "
         "whose share of the row's sounds differs at alpha 0.05 (the floor tests the held-out test sounds). "
         "Levels are medians over the sounds; the onset is where a sound first comes within 20 dB of its peak "
-        "(real sounds are trimmed to start there).",
+        "(real sounds are trimmed to start there). Energy under 20 Hz: share of each sound's energy, one "
+        "unwindowed FFT of the whole sound (offset and rumble; about -40 dB is leakage of the attack).",
         "",
         "Notes: " + "; ".join(result["notes"]),
         "",

@@ -3,6 +3,7 @@
 * ``MultiScaleSTFTLoss``: spectral distance at several FFT sizes, on linear magnitudes
   (spectral convergence) and on log magnitudes. No mel: one-shots (hats, cymbals) keep
   much of their character above the range a mel scale resolves well.
+* ``zero_phase_highpass``: what the log and band terms may be told not to hear.
 * ``dc_distance``: the whole sound's mean (its 0 Hz component) against the target's.
 * ``discriminator_loss`` / ``generator_adv_loss``: least-squares GAN objectives.
 * ``feature_matching_loss``: relative L1 between discriminator feature maps.
@@ -54,6 +55,23 @@ def dc_distance(x: Tensor, y: Tensor, floor: float = 1e-3) -> Tensor:
     return ((x.mean(dim=-1) - y.mean(dim=-1)).abs() / rms).mean()
 
 
+def zero_phase_highpass(x: Tensor, cutoff_hz: float, sample_rate: float, order: int = 4) -> Tensor:
+    """``x`` through a zero-phase high-pass with a Butterworth magnitude, by one FFT of the
+    whole sound (zero-padded to twice its length, so nothing wraps around).
+
+    Args:
+        x: audio [B,T]. cutoff_hz: -3 dB frequency. sample_rate: of x. order: the slope is
+            6 * order dB per octave below the cut-off.
+    Returns:
+        [B,T], same dtype.
+    """
+    n = 2 * x.shape[-1]
+    freqs = torch.fft.rfftfreq(n, 1.0 / sample_rate, device=x.device, dtype=x.dtype)
+    # 1 / sqrt(1 + (fc / f)^2N): 0 at 0 Hz (fc / 0 = inf), and no inf / inf up high.
+    gain = torch.rsqrt(1.0 + (cutoff_hz / freqs).pow(2 * order))
+    return torch.fft.irfft(torch.fft.rfft(x, n=n) * gain, n=n)[..., : x.shape[-1]]
+
+
 class MultiScaleSTFTLoss(nn.Module):
     """Multi-resolution STFT distance on linear and log magnitudes.
 
@@ -74,6 +92,13 @@ class MultiScaleSTFTLoss(nn.Module):
       quiet (the log term is unbiased but noisy). Averaged energies are nearly
       deterministic, so their distance is smallest at the right level.
 
+    With ``log_highpass_hz`` set, the log and band terms compare both sounds high-passed
+    there (``zero_phase_highpass``); the linear term still hears everything. Those two
+    terms paid decoders for a slow offset under the envelope: it fills the low bins where
+    the reconstruction is too quiet, and removing it from a trained model's sounds
+    raised them at every FFT size, 2,048 included, while the linear term fell
+    (docs/evaluation.md). Deaf below the cut-off, they no longer pay for it.
+
     The result is averaged over examples and scales.
 
     Args:
@@ -84,6 +109,8 @@ class MultiScaleSTFTLoss(nn.Module):
         floor: per-bin magnitude floor of the spectral-convergence denominator.
         band_weight: weight of the band-energy term (0 = off).
         bands: frequency bands of the band-energy term.
+        log_highpass_hz: cut-off below which the log and band terms hear nothing (0 = off).
+        sample_rate: of the audio; needed when ``log_highpass_hz`` is set.
     """
 
     def __init__(
@@ -95,8 +122,12 @@ class MultiScaleSTFTLoss(nn.Module):
         floor: float = 1e-3,
         band_weight: float = 0.0,
         bands: int = 16,
+        log_highpass_hz: float = 0.0,
+        sample_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        if log_highpass_hz > 0 and not 0 < 2 * log_highpass_hz < sample_rate:
+            raise ValueError(f"log_highpass_hz {log_highpass_hz} needs a sample rate above twice it, got {sample_rate}")
         if not scales:
             raise ValueError("MultiScaleSTFTLoss needs at least one FFT size")
         self.scales = [int(n) for n in scales]
@@ -106,6 +137,8 @@ class MultiScaleSTFTLoss(nn.Module):
         self.floor = float(floor)
         self.band_weight = float(band_weight)
         self.bands = int(bands)
+        self.log_highpass_hz = float(log_highpass_hz)
+        self.sample_rate = float(sample_rate)
         for n in self.scales:
             # Buffers follow the module to the loss's device / dtype; not saved in checkpoints.
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
@@ -138,6 +171,10 @@ class MultiScaleSTFTLoss(nn.Module):
         x, y = _as_batch(x), _as_batch(y)
         if x.shape != y.shape:
             raise ValueError(f"prediction {tuple(x.shape)} and target {tuple(y.shape)} differ in shape")
+        xl, yl = x, y
+        if self.log_highpass_hz > 0:
+            xl = zero_phase_highpass(x, self.log_highpass_hz, self.sample_rate)
+            yl = zero_phase_highpass(y, self.log_highpass_hz, self.sample_rate)
         lin_total = x.new_zeros(())
         log_total = x.new_zeros(())
         band_total = x.new_zeros(())
@@ -147,6 +184,8 @@ class MultiScaleSTFTLoss(nn.Module):
             num = (mx - my).square().sum(dim=(1, 2))
             den = my.square().sum(dim=(1, 2)) + bins * self.floor**2
             lin_total = lin_total + torch.sqrt(num + 1e-20).div(torch.sqrt(den)).mean()
+            if self.log_highpass_hz > 0:
+                mx, my = self._magnitude(xl, n), self._magnitude(yl, n)
             log_total = log_total + (torch.log(mx + self.log_eps) - torch.log(my + self.log_eps)).abs().mean()
             if self.band_weight > 0:
                 eps = self.log_eps**2  # power units: the same -100 dB

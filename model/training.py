@@ -118,7 +118,9 @@ class FlowshotModule(L.LightningModule):
         self.model = FlowVAE(cfg)
         self.discriminators = Discriminators(cfg)
         self.stft_loss = MultiScaleSTFTLoss(cfg.loss.stft_scales, cfg.loss.stft_linear_weight, cfg.loss.stft_log_weight,
-                                            band_weight=cfg.loss.stft_band_weight, bands=cfg.loss.stft_bands)
+                                            band_weight=cfg.loss.stft_band_weight, bands=cfg.loss.stft_bands,
+                                            log_highpass_hz=cfg.loss.stft_log_highpass_hz,
+                                            sample_rate=cfg.audio.sample_rate)
         self.stats_examples = stats_examples
         self.latent_stats: dict[str, Any] | None = None
         self.max_minutes = max_minutes

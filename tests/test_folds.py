@@ -27,7 +27,8 @@ def model_with_random_alphas(name: str, upsample: str = "polyphase") -> FlowVAE:
     return model
 
 
-@pytest.mark.parametrize("name,upsample", [("tiny", "polyphase"), ("tiny", "linear"), ("small", "linear")])
+@pytest.mark.parametrize("name,upsample", [("tiny", "polyphase"), ("tiny", "linear"), ("small", "linear"),
+                                           ("small", "linear,linear,polyphase")])
 def test_folded_model_computes_the_same_in_float64(name: str, upsample: str) -> None:
     model = model_with_random_alphas(name, upsample)
     cfg = preset(name)
@@ -35,7 +36,7 @@ def test_folded_model_computes_the_same_in_float64(name: str, upsample: str) -> 
     folded = remove_weight_norm(copy.deepcopy(model)).double()
     snakes = sum(isinstance(m, Snake) for m in folded.modules())
     ups = sum(isinstance(m, InterpUpsample) for m in folded.modules())
-    assert fold_upsamplers(folded) == ups == (len(cfg.model.ratios) if upsample == "linear" else 0)
+    assert fold_upsamplers(folded) == ups == upsample.split(",").count("linear") * (1 if "," in upsample else len(cfg.model.ratios))
     count = fold_snakes(folded)
     # Only the encoder's last snake (read by attention pooling, not a conv) stays.
     assert count == snakes - 1

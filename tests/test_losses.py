@@ -158,3 +158,48 @@ def test_dc_distance_sees_an_offset_the_small_stft_scales_pass_for_bass() -> Non
     small = MultiScaleSTFTLoss([64], linear_weight=0.0, log_weight=1.0)
     bin0 = small._magnitude(offset, 64)[:, 0].mean() / small._magnitude(kick, 64)[:, 0].mean()
     assert 0.3 < bin0.item() < 30  # comparable energy in bin 0: the STFT alone confuses them
+
+
+def test_zero_phase_highpass_has_the_butterworth_magnitude_and_no_delay() -> None:
+    """Steady sines come out scaled by 1 / sqrt(1 + (fc/f)^2N), in phase; 0 Hz is gone."""
+    from flowshot.model.losses import zero_phase_highpass
+
+    sr, n, fc = 22050, 22050, 25.0
+    t = torch.arange(n, dtype=torch.float64) / sr
+    middle = slice(n // 4, 3 * n // 4)  # away from the edges, where the sine starts and stops
+    for freq, order in [(25.0, 4), (12.5, 4), (50.0, 4), (200.0, 2)]:
+        x = torch.sin(2 * torch.pi * freq * t)[None]
+        y = zero_phase_highpass(x, fc, sr, order)
+        expected = 1 / math.sqrt(1 + (fc / freq) ** (2 * order))
+        assert torch.allclose(y[0, middle], expected * x[0, middle], atol=2e-3 * expected + 1e-4), (freq, order)
+    dc = zero_phase_highpass(torch.ones(1, n, dtype=torch.float64), fc, sr)
+    assert dc[0, middle].abs().max() < 1e-3
+
+
+def test_log_and_band_terms_can_be_made_deaf_to_a_slow_offset() -> None:
+    """The trade trained decoders made: a slow offset where the prediction lacks bass lowers
+    the log and band terms. Deaf below 25 Hz, they no longer pay for it."""
+    sr, n = 22050, 16384
+    t = torch.arange(n) / sr
+    env = torch.exp(-t / 0.15)
+    target = (env * torch.sin(2 * torch.pi * 50 * t))[None]
+    quiet = 0.3 * target  # the bass 10 dB short
+    offset = 0.01 * env[None]
+
+    def terms(loss: MultiScaleSTFTLoss, x: torch.Tensor) -> list[float]:
+        return [float(v) for v in loss.components(x, target)]
+
+    scales = [2048, 1024, 512, 256, 128, 64]
+    plain = MultiScaleSTFTLoss(scales, band_weight=2.0)
+    deaf = MultiScaleSTFTLoss(scales, band_weight=2.0, log_highpass_hz=25.0, sample_rate=sr)
+    lin0, log0, band0 = terms(plain, quiet)
+    lin1, log1, band1 = terms(plain, quiet + offset)
+    assert log1 < log0 and band1 < band0  # paid for the offset
+    lin0d, log0d, band0d = terms(deaf, quiet)
+    lin1d, log1d, band1d = terms(deaf, quiet + offset)
+    assert (lin0d, lin1d) == pytest.approx((lin0, lin1))  # the linear term hears everything
+    # Not paid any more (what is left of the offset above 25 Hz may even cost a little).
+    assert log1d - log0d > -0.1 * (log0 - log1)
+    assert band1d - band0d > -0.1 * (band0 - band1)
+    with pytest.raises(ValueError, match="sample rate"):
+        MultiScaleSTFTLoss(scales, log_highpass_hz=25.0)

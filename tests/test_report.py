@@ -29,6 +29,19 @@ def test_level_of_a_sine_is_its_textbook_value() -> None:
     assert abs(level["rms_db"] - 20 * math.log10(0.5 / math.sqrt(2))) < 0.01
 
 
+def test_rumble_share_sees_an_offset_under_the_envelope() -> None:
+    """An offset of a tenth of the tone under the same envelope holds 1 / 51 of the energy
+    (-17 dB), nearly all of it below 20 Hz (its spectrum is ~1 Hz wide); the tone alone has
+    only the leakage of its abrupt start there."""
+    sr = 8000
+    t = torch.arange(sr) / sr
+    env = torch.exp(-t / 0.2)
+    tone = torch.sin(2 * math.pi * 200 * t) * env
+    clean, offset = level_db(tone[None], sr), level_db((tone + 0.1 * env)[None], sr)
+    assert -19 < offset["rumble_db"] < -14
+    assert clean["rumble_db"] < -30 and offset["rumble_worst_db"] == offset["rumble_db"]
+
+
 def test_onset_and_attack_of_a_delayed_burst() -> None:
     # A decaying burst that starts 3 ms late: the onset says 3 ms, the attack window
     # (12 ms) holds only 9 ms of it, so it reads lower than the same burst on time.

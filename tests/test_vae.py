@@ -11,7 +11,7 @@ import torch
 
 from flowshot.errors import FlowshotError
 from flowshot.model.config import preset
-from flowshot.model.layers import has_weight_norm
+from flowshot.model.layers import InterpUpsample, Upsample, has_weight_norm
 from flowshot.model.vae import FlowVAE, standard_normal_log_prob
 
 
@@ -266,7 +266,6 @@ def test_torchscript_matches_eager_and_leaves_the_model_trainable(tmp_path) -> N
 def test_interp_upsample_has_no_period_pattern_where_polyphase_has_one() -> None:
     """A slow input must not come out modulated at the input frame rate (an audible
     tone at e.g. 86 Hz); the polyphase form does that with any untied weights."""
-    from flowshot.model.layers import InterpUpsample, Upsample
 
     torch.manual_seed(0)
     slow = torch.linspace(-1, 1, 40).repeat(1, 6, 1) + 0.5  # [1, 6, 40]: a ramp per channel
@@ -280,10 +279,12 @@ def test_interp_upsample_has_no_period_pattern_where_polyphase_has_one() -> None
         assert (curvature > 1e-3) == expect_pattern, (type(layer).__name__, curvature)
 
 
-def test_linear_upsampling_decoder_scripts_and_matches() -> None:
-    cfg = preset("tiny").replace(**{"model.upsample": "linear"})
+@pytest.mark.parametrize("upsample, kinds", [("linear", [InterpUpsample] * 2), ("linear,polyphase", [InterpUpsample, Upsample])])
+def test_linear_upsampling_decoder_scripts_and_matches(upsample: str, kinds: list) -> None:
+    cfg = preset("tiny").replace(**{"model.upsample": upsample})
     torch.manual_seed(0)
     model = FlowVAE(cfg).eval()
+    assert [type(up[1]) for up in model.decoder.ups] == kinds
     z = torch.randn(2, cfg.model.latent_dim)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -292,13 +293,17 @@ def test_linear_upsampling_decoder_scripts_and_matches() -> None:
         torch.testing.assert_close(scripted.decode(z), model.decode(z), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="model.upsample"):
         preset("tiny").replace(**{"model.upsample": "cubic"})
+    with pytest.raises(ValueError, match="one of them per stage"):
+        preset("tiny").replace(**{"model.upsample": "linear,linear,polyphase"})  # tiny has 2 stages
 
 
-def test_highpass_takes_the_dc_out_of_every_decoded_sound() -> None:
-    """The lowest sub-band's DC blocker: nothing at 0 Hz, -3 dB at the cut-off, flat above."""
+@pytest.mark.parametrize("order, cutoff, at_10hz", [(1, 20.0, -5.0), (4, 25.0, -30.0)])
+def test_highpass_takes_the_dc_out_of_every_decoded_sound(order: int, cutoff: float, at_10hz: float) -> None:
+    """The lowest sub-band's fixed high-pass (one-pole DC blocker or Butterworth): nothing
+    at 0 Hz, -3 dB at the cut-off, flat above; the fourth order is steep below."""
     import numpy as np
 
-    cfg = preset("tiny").replace(**{"model.highpass_hz": 20.0})
+    cfg = preset("tiny").replace(**{"model.highpass_hz": cutoff, "model.highpass_order": order})
     rate = cfg.audio.sample_rate / cfg.model.pqmf_bands
     torch.manual_seed(0)
     model = FlowVAE(cfg).eval()
@@ -309,8 +314,9 @@ def test_highpass_takes_the_dc_out_of_every_decoded_sound() -> None:
         return float(20 * np.log10(abs(response) + 1e-15))
 
     assert gain_db(0.0) < -100
-    assert abs(gain_db(20.0) + 3.0) < 0.7
-    assert abs(gain_db(80.0)) < 0.5
+    assert abs(gain_db(cutoff) + 3.0) < (0.7 if order == 1 else 0.3)
+    assert gain_db(10.0) < at_10hz and gain_db(5.0) < at_10hz
+    assert abs(gain_db(80.0)) < (0.5 if order == 1 else 0.2)
     # End to end: a decoder biased to put a large offset into every band.
     with torch.no_grad():
         model.decoder.out.bias[: cfg.model.pqmf_bands] += 3.0
@@ -320,7 +326,36 @@ def test_highpass_takes_the_dc_out_of_every_decoded_sound() -> None:
         with_hp, without = model.decode(z)[:, 0].numpy(), off.decode(z)[:, 0].numpy()
     assert np.abs(without.mean(1)).min() > 1e-2
     # What stays is the blocker's answer to the offset switching on at the first sample
-    # (it dies away in ~8 ms): about tau / clip length = 3 % of the offset's mean here.
+    # (it dies away within tens of ms): a few % of the offset's mean here.
     assert np.abs(with_hp.mean(1)).max() < 0.05 * np.abs(without.mean(1)).min()
     with pytest.raises(ValueError, match="highpass_hz"):
         preset("tiny").replace(**{"model.highpass_hz": 600.0})
+    with pytest.raises(ValueError, match="highpass_order"):
+        preset("tiny").replace(**{"model.highpass_order": 9})
+
+
+def test_highpass_outside_training_filters_only_in_eval_mode_and_exports() -> None:
+    """``highpass_in_training`` False: training sees the bare decoder; eval mode, and so
+    scripting for export, runs the filter."""
+    import numpy as np
+
+    cfg = preset("tiny").replace(**{"model.highpass_hz": 25.0, "model.highpass_order": 4,
+                                    "model.highpass_in_training": False})
+    torch.manual_seed(0)
+    model = FlowVAE(cfg)
+    bare = FlowVAE(cfg.replace(**{"model.highpass_hz": 0.0}))
+    bare.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        model.decoder.out.bias[: cfg.model.pqmf_bands] += 3.0  # an offset in every band
+        bare.decoder.out.bias.copy_(model.decoder.out.bias)
+        z = torch.randn(3, cfg.model.latent_dim)
+        model.train(), bare.train()
+        torch.testing.assert_close(model.decode(z), bare.decode(z))
+        model.eval(), bare.eval()
+        filtered, unfiltered = model.decode(z)[:, 0].numpy(), bare.decode(z)[:, 0].numpy()
+    assert np.abs(filtered.mean(1)).max() < 0.05 * np.abs(unfiltered.mean(1)).min()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.script(model)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted.decode(z)[:, 0].numpy(), filtered, atol=1e-5, rtol=1e-5)
