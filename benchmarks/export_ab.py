@@ -4,10 +4,12 @@ onnxruntime: 1-D convolutions as exported by torch; the same written as 2-D ones
 (``flowshot.export.onnx_layout.conv1d_as_conv2d``); that with the snakes' alphas folded
 into the convolutions (``flowshot.export.snake_fold``); and that with the tensors between
 the convolutions kept 4-D (``onnx_layout.stay_4d``: what ``flowshot export`` writes).
-TorchScript: unfolded against folded. All variants run interleaved in one process, call
-by call, so the machine's drift (20-50 % on this VM) hits them alike.
+TorchScript: unfolded against folded. ``--against KEY=VALUE`` adds the deployed form of
+the preset with that setting changed (e.g. ``model.highpass_hz=0``: without the output
+filter). All variants run interleaved in one process, call by call, so the machine's
+drift (20-50 % on this VM) hits them alike.
 
-    .venv/bin/python benchmarks/export_ab.py [--preset base] [--repeats 200]
+    .venv/bin/python benchmarks/export_ab.py [--preset base] [--repeats 200] [--against KEY=VALUE ...]
 """
 
 import argparse
@@ -60,17 +62,26 @@ def main(argv: List[str] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="base", choices=["tiny", "small", "base"])
     parser.add_argument("--repeats", type=int, default=200, help="timed runs per variant at batch 1 (a quarter at batch 16)")
+    parser.add_argument("--against", action="append", default=[], metavar="KEY=VALUE",
+                        help="also time the deployed form with this preset setting changed (repeatable: one variant)")
     args = parser.parse_args(argv)
     loaded = load_for_bench(BenchSettings(preset=args.preset))
     d = int(loaded.config.model.latent_dim)
     console = Console()
+    ort_variants = {k: (loaded, v) for k, v in ORT_VARIANTS.items()}
+    ts_variants = {k: (loaded, f) for k, f in TS_VARIANTS.items()}
+    if args.against:
+        other = load_for_bench(BenchSettings(preset=args.preset, overrides=tuple(args.against)))
+        name = ", ".join(args.against)
+        ort_variants[name] = (other, ORT_VARIANTS["4-D folded"])
+        ts_variants[name] = (other, True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates jit; nn~ needs it
-        scripted = {k: torch.jit.script(DecodePath(inference_model(loaded, fold=f)).eval()) for k, f in TS_VARIANTS.items()}
+        scripted = {k: torch.jit.script(DecodePath(inference_model(m, fold=f)).eval()) for k, (m, f) in ts_variants.items()}
     ort_rows, ts_rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        graphs = {k: export_onnx(loaded, Path(tmp) / str(i), stats=render_only_stats(d), **v)["decoder"]
-                  for i, (k, v) in enumerate(ORT_VARIANTS.items())}
+        graphs = {k: export_onnx(m, Path(tmp) / str(i), stats=render_only_stats(d), **v)["decoder"]
+                  for i, (k, (m, v)) in enumerate(ort_variants.items())}
         for threads, batch in ((1, 1), (1, 16), (2, 1), (2, 16)):
             repeats = args.repeats if batch == 1 else max(1, args.repeats // 4)
             z = np.random.default_rng(0).standard_normal((batch, d)).astype(np.float32)
@@ -82,8 +93,8 @@ def main(argv: List[str] = None) -> int:
             with torch.no_grad():
                 calls = {k: (lambda m=m: m(zt)) for k, m in scripted.items()}
                 ts_rows.append((threads, batch, interleaved_ms(calls, repeats, batch)))
-    console.print(table_for(f"{args.preset} decoder, onnxruntime, ms per one-shot (median)", list(ORT_VARIANTS), ort_rows))
-    console.print(table_for(f"{args.preset} decoder, TorchScript, ms per one-shot (median)", list(TS_VARIANTS), ts_rows))
+    console.print(table_for(f"{args.preset} decoder, onnxruntime, ms per one-shot (median)", list(ort_variants), ort_rows))
+    console.print(table_for(f"{args.preset} decoder, TorchScript, ms per one-shot (median)", list(ts_variants), ts_rows))
     return 0
 
 
