@@ -92,7 +92,8 @@ class ModelConfig:
             10 Hz), 2 to 8 = a Butterworth high-pass of that order.
         highpass_in_training: the filter also runs while training; False = only in eval
             mode (generate, evaluate, validation, every export and host), so training
-            sees the bare decoder.
+            sees the bare decoder. Trained behind the filter, decoders moved the offset to
+            20-40 Hz and scored FAD 190-200 against 142 (docs/evaluation.md).
     """
 
     pqmf_bands: int = 8
@@ -148,7 +149,8 @@ class LossConfig:
         stft_band_weight: weight of the band-energy term (0 = off; see ``model/losses.py``).
         stft_bands: frequency bands of the band-energy term.
         stft_log_highpass_hz: the log and band terms hear nothing below this (0 = off;
-            see ``MultiScaleSTFTLoss``); the linear term always hears everything.
+            see ``MultiScaleSTFTLoss``); the linear term always hears everything. Tried
+            at 25 Hz, not adopted: FAD 163 against 142, 15 % slower (docs/evaluation.md).
         dc_weight: weight of the DC term (``losses.dc_distance``; 0 = off).
         beta: weight of the KL term after warm-up.
         beta_warmup_steps: KL weight rises linearly from 0 to ``beta`` over these steps.
