@@ -98,11 +98,14 @@ def spectra_plot(spectra: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) 
     fig, ax = plt.subplots(figsize=(9, 4))
     for label, (freqs, power) in spectra.items():
         top = freqs[-1]
-        centres = 20.0 * 2.0 ** (np.arange(0, np.log2(top / 20.0), 1 / 12))
+        # From 5 Hz (or two bins): an offset or rumble under the sounds lies below 20 Hz.
+        # Down there a 1/12 octave is narrower than a bin, so the nearest bin stands in.
+        low = max(5.0, 2 * float(freqs[1] - freqs[0]))
+        centres = low * 2.0 ** (np.arange(0, np.log2(top / low), 1 / 12))
         smooth = []
         for c in centres:
             band = (freqs >= c * 2 ** (-1 / 24)) & (freqs < c * 2 ** (1 / 24))
-            smooth.append(power[band].mean() if band.any() else np.nan)
+            smooth.append(power[band].mean() if band.any() else power[np.abs(freqs - c).argmin()])
         ax.semilogx(centres, 10 * np.log10(np.asarray(smooth) + 1e-30), label=label,
                     linewidth=2.0 if label.startswith("real") else 1.0)
     ax.set_xlabel("Hz")
