@@ -489,9 +489,8 @@ def markdown_report(result: dict[str, Any]) -> str:
         levels += [(f"{name} recon", m.get("level_reconstructions"))]
     for name, level in levels:
         if level:
-            rumble = f"{_fmt(level['rumble_db'], 1)} / {_fmt(level['rumble_worst_db'], 1)}" if "rumble_db" in level else "-"
             lines.append(f"| {name} | {_fmt(level['rms_db'], 1)} | {_fmt(level['attack_db'], 1)} | "
-                         f"{_fmt(level['onset_ms'], 1)} | {rumble} |")
+                         f"{_fmt(level['onset_ms'], 1)} | {_fmt(level['rumble_db'], 1)} / {_fmt(level['rumble_worst_db'], 1)} |")
     octaves = result.get("octave_levels_db") or {}
     reference = octaves.get("real (test)")
     if reference:

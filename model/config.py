@@ -289,8 +289,8 @@ class FlowshotConfig:
                              f"(half the lowest sub-band), got {m.highpass_hz}")
         if not 1 <= m.highpass_order <= 8:
             raise ValueError(f"model.highpass_order must be 1 (one-pole) to 8, got {m.highpass_order}")
-        kinds = m.upsample.split(",")
-        if any(k not in ("linear", "polyphase") for k in kinds) or len(kinds) not in (1, len(m.ratios)):
+        kinds = m.upsample_kinds()
+        if any(k not in ("linear", "polyphase") for k in kinds) or len(kinds) != len(m.ratios):
             raise ValueError(f"model.upsample must be 'linear', 'polyphase' or one of them per stage "
                              f"({len(m.ratios)}, comma-separated), got {m.upsample!r}")
         if m.latent_dim < 2 or m.latent_dim % 2:
