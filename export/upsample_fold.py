@@ -61,18 +61,33 @@ def tied_polyphase(source: InterpUpsample) -> Upsample:
     return layer
 
 
+@torch.no_grad()
+def bake_balance(layer: Upsample) -> None:
+    """Store a balanced ``Upsample``'s projected kernels as its weights, once: the same
+    function without the projection at every call (and a plain conv in exported graphs)."""
+    if not isinstance(layer.conv.weight, nn.Parameter):
+        raise TypeError("remove weight norm before baking a balanced Upsample")
+    w = layer.weight()
+    layer.balanced = False
+    layer.conv.weight.copy_(w)
+
+
 def fold_upsamplers(model: nn.Module) -> int:
-    """Replace, in place, every ``InterpUpsample`` below ``model`` by its polyphase form.
+    """Replace, in place, every ``InterpUpsample`` below ``model`` by its polyphase form,
+    and bake the balance of every balanced ``Upsample`` into its weights.
 
     Args:
         model: a module without weight norm (``remove_weight_norm``).
     Returns:
-        the number of layers replaced.
+        the number of layers changed.
     """
     replaced = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, InterpUpsample):
                 setattr(parent, name, tied_polyphase(child))
+                replaced += 1
+            elif isinstance(child, Upsample) and child.balanced:
+                bake_balance(child)
                 replaced += 1
     return replaced

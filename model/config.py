@@ -11,6 +11,9 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+# The decoder's up-samplers (``ModelConfig.upsample``).
+UPSAMPLE_KINDS = ("linear", "polyphase", "balanced")
+
 
 @dataclass
 class AudioConfig:
@@ -62,8 +65,9 @@ class ModelConfig:
         upsample: how the decoder raises the frame rate: "linear" (linear interpolation,
             then a conv: ``layers.InterpUpsample``) or "polyphase" (a conv making each
             output phase with its own kernel: ``layers.Upsample``; leaves a tone at each
-            stage's input frame rate, see ``InterpUpsample``), or one of the two per stage,
-            comma-separated, bottleneck first (e.g. "linear,linear,polyphase"). The
+            stage's input frame rate, see ``InterpUpsample``), or "balanced" (polyphase with
+            every phase's 0 Hz gain equal: no steady tone, see ``Upsample``), or one kind per
+            stage, comma-separated, bottleneck first (e.g. "linear,linear,balanced"). The
             default stays "polyphase" so checkpoints written before this option rebuild
             as they were.
         decoder_preroll: bottleneck frames the decoder makes *before* the sound and
@@ -120,7 +124,7 @@ class ModelConfig:
     highpass_in_training: bool = True
 
     def upsample_kinds(self) -> list[str]:
-        """"linear" or "polyphase" for each decoder stage, bottleneck first."""
+        """One of ``UPSAMPLE_KINDS`` for each decoder stage, bottleneck first."""
         kinds = self.upsample.split(",")
         return kinds * len(self.ratios) if len(kinds) == 1 else kinds
 
@@ -290,8 +294,8 @@ class FlowshotConfig:
         if not 1 <= m.highpass_order <= 8:
             raise ValueError(f"model.highpass_order must be 1 (one-pole) to 8, got {m.highpass_order}")
         kinds = m.upsample_kinds()
-        if any(k not in ("linear", "polyphase") for k in kinds) or len(kinds) != len(m.ratios):
-            raise ValueError(f"model.upsample must be 'linear', 'polyphase' or one of them per stage "
+        if any(k not in UPSAMPLE_KINDS for k in kinds) or len(kinds) != len(m.ratios):
+            raise ValueError(f"model.upsample must be {', '.join(UPSAMPLE_KINDS)} or one of them per stage "
                              f"({len(m.ratios)}, comma-separated), got {m.upsample!r}")
         if m.latent_dim < 2 or m.latent_dim % 2:
             raise ValueError(f"model.latent_dim must be even and >= 2, got {m.latent_dim}")

@@ -111,8 +111,11 @@ class Decoder(nn.Module):
         conds: List[nn.Module] = []
         stages: List[nn.Module] = []
         for i, (r, kind) in enumerate(zip(reversed(m.ratios), m.upsample_kinds())):
-            upsample = InterpUpsample if kind == "linear" else Upsample
-            ups.append(nn.Sequential(Snake(ch[i]), upsample(ch[i], ch[i + 1], r)))
+            if kind == "linear":
+                upsample: nn.Module = InterpUpsample(ch[i], ch[i + 1], r)
+            else:
+                upsample = Upsample(ch[i], ch[i + 1], r, balanced=kind == "balanced")
+            ups.append(nn.Sequential(Snake(ch[i]), upsample))
             # WaveNet-style global conditioning: z is added to every stage, not only
             # unfolded at the input. With one latent per sound the deep, fast stages
             # otherwise hear z only through the slow ones, the reconstruction barely

@@ -141,15 +141,24 @@ class Upsample(nn.Module):
     32 input frames it runs time-major instead (``conv1d_time_major``),
     where interleaving the phases is a plain reshape.
 
+    With ``balanced`` the r phases' kernels are projected, at every call, onto those whose
+    taps sum to the same matrix: each phase then passes a constant (0 Hz) with the same
+    gain, and nothing steady in the input can come out as the period-r pattern, the tone
+    at the input frame rate and its harmonics that the free form writes into every sound
+    (docs/evaluation.md). Slow but not steady input still images, as in any learned
+    up-sampler; that is what lets the stage make content above the input's Nyquist.
+
     Args:
         in_channels, out_channels: C_in, C_out.
         ratio: r; [B,C_in,T] -> [B,C_out,T*r].
+        balanced: equal 0 Hz gain in every phase (see above).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, ratio: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, ratio: int, balanced: bool = False) -> None:
         super().__init__()
         self.ratio = int(ratio)
         self.out_channels = int(out_channels)
+        self.balanced = bool(balanced)
         # One bias per output channel, added after interleaving: a bias per phase would
         # write a constant period-``ratio`` pattern into every sound, heard as steady
         # tones at multiples of the input frame rate even where the sound is silent.
@@ -160,18 +169,35 @@ class Upsample(nn.Module):
         # ``InterpUpsample`` (export/upsample_fold.py), whose conv is edge-padded to match.
         self.pad_mode = "constant"
 
+    def weight(self) -> Tensor:
+        """The conv's kernels [C_out * r, C_in, 3], balanced when asked (see the class)."""
+        w = self.conv.weight
+        if not self.balanced:
+            return w
+        phases = w.reshape(self.out_channels, self.ratio, w.shape[1], w.shape[2])
+        gain = phases.sum(dim=-1, keepdim=True)  # each phase's 0 Hz gain [C_out, r, C_in, 1]
+        # The smallest change that equalises the gains: spread each phase's excess over
+        # its taps evenly.
+        excess = gain - gain.mean(dim=1, keepdim=True)
+        return (phases - excess / w.shape[2]).reshape(w.shape)
+
     def forward(self, x: Tensor) -> Tensor:
         """[B,C_in,T] -> [B,C_out,T*ratio]."""
         b = x.shape[0]
         t = x.shape[-1]
+        w = self.weight()
         if t < self.time_major_frames:
             # Output channel o of phase p is row o * ratio + p of the weight, so the
             # time-major result [B, T, C_out * ratio] reshapes to [B, C_out, T * ratio]
             # after one small transpose.
-            y = conv1d_time_major(x, self.conv.weight, None, pad_mode=self.pad_mode)
+            y = conv1d_time_major(x, w, None, pad_mode=self.pad_mode)
             y = y.reshape(b, t, self.out_channels, self.ratio)
             return y.permute(0, 2, 1, 3).reshape(b, self.out_channels, t * self.ratio) + self.bias
-        y = self.conv(x).reshape(b, self.out_channels, self.ratio, t)
+        if self.pad_mode == "constant":
+            y = F.conv1d(x, w, None, padding=1)
+        else:
+            y = F.conv1d(F.pad(x, (1, 1), mode=self.pad_mode), w)
+        y = y.reshape(b, self.out_channels, self.ratio, t)
         return y.transpose(2, 3).reshape(b, self.out_channels, t * self.ratio) + self.bias
 
 

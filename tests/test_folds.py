@@ -28,15 +28,17 @@ def model_with_random_alphas(name: str, upsample: str = "polyphase") -> FlowVAE:
 
 
 @pytest.mark.parametrize("name,upsample", [("tiny", "polyphase"), ("tiny", "linear"), ("small", "linear"),
-                                           ("small", "linear,linear,polyphase")])
+                                           ("small", "linear,linear,polyphase"), ("small", "linear,balanced,balanced")])
 def test_folded_model_computes_the_same_in_float64(name: str, upsample: str) -> None:
     model = model_with_random_alphas(name, upsample)
     cfg = preset(name)
     reference = remove_weight_norm(copy.deepcopy(model)).double()
     folded = remove_weight_norm(copy.deepcopy(model)).double()
     snakes = sum(isinstance(m, Snake) for m in folded.modules())
-    ups = sum(isinstance(m, InterpUpsample) for m in folded.modules())
-    assert fold_upsamplers(folded) == ups == upsample.split(",").count("linear") * (1 if "," in upsample else len(cfg.model.ratios))
+    ups = sum(isinstance(m, InterpUpsample) or getattr(m, "balanced", False) for m in folded.modules())
+    per_stage = 1 if "," in upsample else len(cfg.model.ratios)
+    assert fold_upsamplers(folded) == ups == (len(upsample.split(",")) - upsample.count("polyphase")) * per_stage
+    assert not any(getattr(m, "balanced", False) for m in folded.modules())
     count = fold_snakes(folded)
     # Only the encoder's last snake (read by attention pooling, not a conv) stays.
     assert count == snakes - 1

@@ -279,12 +279,40 @@ def test_interp_upsample_has_no_period_pattern_where_polyphase_has_one() -> None
         assert (curvature > 1e-3) == expect_pattern, (type(layer).__name__, curvature)
 
 
-@pytest.mark.parametrize("upsample, kinds", [("linear", [InterpUpsample] * 2), ("linear,polyphase", [InterpUpsample, Upsample])])
+def test_balanced_upsample_passes_a_constant_without_a_pattern() -> None:
+    """The balanced polyphase layer: a constant input comes out constant (no tone at the
+    input frame rate), where the same weights unbalanced make a period-r pattern; slow
+    but not steady input still gets phase-dependent treatment (it is still learned)."""
+
+    torch.manual_seed(0)
+    balanced = Upsample(6, 5, 4, balanced=True)
+    free = Upsample(6, 5, 4)
+    free.load_state_dict(balanced.state_dict())
+    steady = torch.full((1, 6, 40), 0.7)
+    ramp = torch.linspace(-1, 1, 40).repeat(1, 6, 1)
+    with torch.no_grad():
+        for layer, pattern in ((balanced, False), (free, True)):
+            y = layer(steady)[0, :, 8:-8]  # away from the zero-padded edges
+            assert (y.std(dim=-1).max().item() > 1e-3) == pattern
+        y = balanced(ramp)[0, :, 8:-8]
+        assert (y[:, 2:] - 2 * y[:, 1:-1] + y[:, :-2]).abs().max().item() > 1e-3
+        # The projection changes each phase's taps by the least that equalises their sums.
+        w, w0 = balanced.weight().reshape(5, 4, 6, 3), free.conv.weight.reshape(5, 4, 6, 3)
+        sums = w.sum(dim=-1)
+        torch.testing.assert_close(sums, sums[:, :1].expand_as(sums))
+        torch.testing.assert_close(sums.mean(dim=1), w0.sum(dim=-1).mean(dim=1))
+        change = w - w0
+        torch.testing.assert_close(change, change[..., :1].expand_as(change))  # even over taps
+
+
+@pytest.mark.parametrize("upsample, kinds", [("linear", [InterpUpsample] * 2), ("linear,polyphase", [InterpUpsample, Upsample]),
+                                             ("linear,balanced", [InterpUpsample, Upsample])])
 def test_linear_upsampling_decoder_scripts_and_matches(upsample: str, kinds: list) -> None:
     cfg = preset("tiny").replace(**{"model.upsample": upsample})
     torch.manual_seed(0)
     model = FlowVAE(cfg).eval()
     assert [type(up[1]) for up in model.decoder.ups] == kinds
+    assert [getattr(up[1], "balanced", False) for up in model.decoder.ups] == [k == "balanced" for k in upsample.split(",")]
     z = torch.randn(2, cfg.model.latent_dim)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
