@@ -363,6 +363,12 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
             grid_rows[f"{label} recon"] = list(out["recon"][:8])
         for what in ("samples", "recon"):
             spectra[f"{label} {what}"] = metrics.long_term_spectrum(out[what], cfg.audio.sample_rate)
+        tone_hz = metrics.frame_rate_harmonics(cfg.audio.sample_rate, cfg.model.pqmf_bands, cfg.model.ratios)
+        model_blocks[label]["frame_rate_tones_db"] = {
+            "hz": tone_hz,
+            **{what: metrics.tone_prominence_db(*spectra[key], tone_hz)
+               for what, key in (("real", "real (test)"), ("samples", f"{label} samples"), ("recon", f"{label} recon"))},
+        }
         latent_maps[label] = (out["modes"], classes)
         if settings.sampler == "both" and sampler == "data":
             flow = prior_samples(loaded.model, n_samples, settings.seed, settings.temperature, None)[2].numpy()
@@ -491,6 +497,18 @@ def markdown_report(result: dict[str, Any]) -> str:
         if level:
             lines.append(f"| {name} | {_fmt(level['rms_db'], 1)} | {_fmt(level['attack_db'], 1)} | "
                          f"{_fmt(level['onset_ms'], 1)} | {_fmt(level['rumble_db'], 1)} / {_fmt(level['rumble_worst_db'], 1)} |")
+    tones = {name: m["frame_rate_tones_db"] for name, m in result["models"].items() if m.get("frame_rate_tones_db", {}).get("hz")}
+    if tones:
+        lines += ["", "Steady tones where the decoder can leave them (multiples of its up-samplers' frame rates, band "
+                  "edges included): long-term spectrum over its third-octave surroundings, dB, at the worst "
+                  "frequency; real sounds at the same frequencies for reference:", "",
+                  "| model | frequencies | real (test) | samples | recon |", "|---|---|---:|---:|---:|"]
+        for name, t in tones.items():
+            cells = []
+            for what in ("real", "samples", "recon"):
+                worst = int(np.nanargmax(t[what]))
+                cells.append(f"{t[what][worst]:+.1f} at {t['hz'][worst]:.0f} Hz")
+            lines.append(f"| {name} | {len(t['hz'])} x {t['hz'][0]:.1f} Hz | " + " | ".join(cells) + " |")
     octaves = result.get("octave_levels_db") or {}
     reference = octaves.get("real (test)")
     if reference:

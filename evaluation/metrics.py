@@ -8,7 +8,9 @@ pairwise. Latent-health helpers summarise posterior statistics.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -273,6 +275,62 @@ def octave_levels_db(freqs: np.ndarray, power: np.ndarray, edges: tuple[float, .
         band = (freqs >= lo) & (freqs < hi)
         levels.append(float(10 * np.log10(power[band].sum() + 1e-30)) if band.any() else float("nan"))
     return levels
+
+
+def frame_rate_harmonics(sample_rate: int, bands: int, ratios: Sequence[int], lowest_hz: float = 40.0) -> list[float]:
+    """Where a decoder can leave steady tones: the multiples of its frame rates.
+
+    A learned up-sampler whose phases treat a steady input differently writes a pattern
+    that repeats at its input frame rate: tones at the multiples of that rate in a
+    sub-band. The stages' input rates are ``sub-band rate / r_last``,
+    ``/ (r_last r_prev)``..., each a multiple of the next, so the multiples of the
+    slowest one at or above ``lowest_hz`` cover them all. Each sub-band spans a multiple
+    of that rate, so PQMF synthesis puts the tones, in whichever band, on multiples of it
+    in the output; a steady offset in a sub-band lands on a band edge, also a multiple.
+
+    Args:
+        sample_rate, bands: the model's rate and PQMF band count.
+        ratios: the up-sampling ratios, bottleneck first.
+        lowest_hz: slower frame rates are left out (below it lie the offset and rumble).
+    Returns:
+        the frequencies in Hz below Nyquist, ascending (empty when no stage rate reaches
+        ``lowest_hz``).
+    """
+    rate = sample_rate / bands
+    stage_rates = []
+    for r in reversed(list(ratios)):
+        rate /= r
+        stage_rates.append(rate)
+    usable = [f for f in stage_rates if f >= lowest_hz]
+    if not usable:
+        return []
+    step = min(usable)
+    return [k * step for k in range(1, int(math.ceil(sample_rate / 2 / step)))]
+
+
+def tone_prominence_db(freqs: np.ndarray, power: np.ndarray, at_hz: Sequence[float]) -> list[float]:
+    """How far a long-term spectrum stands above its surroundings at each frequency, in dB.
+
+    The peak is the largest power within 2 bins (a Hann window's main lobe); the
+    surroundings are the median power over a third of an octave around the frequency,
+    the peak's 5 bins left out. A smooth spectrum gives about 0 to 4 dB (the median
+    sits under the local maxima); a steady tone, 15 dB and more.
+
+    Args:
+        freqs, power: a ``long_term_spectrum``.
+        at_hz: frequencies to test.
+    """
+    step = freqs[1] - freqs[0]
+    out = []
+    for f in at_hz:
+        centre = int(round(f / step))
+        if centre + 2 >= len(freqs):
+            out.append(float("nan"))
+            continue
+        peak = power[max(centre - 2, 0): centre + 3].max()
+        around = (freqs >= f * 2 ** (-1 / 6)) & (freqs <= f * 2 ** (1 / 6)) & (np.abs(freqs - f) > 2.5 * step)
+        out.append(float(10 * np.log10((peak + 1e-30) / (np.median(power[around]) + 1e-30))))
+    return out
 
 
 # --------------------------------------------------------------------------- latents

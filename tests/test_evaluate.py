@@ -75,6 +75,10 @@ def test_metrics_json_has_every_row_and_key(evaluated: tuple[Path, dict]) -> Non
         assert block["level_samples_flow"].keys() == block["level_samples"].keys()
         assert block["per_class"] and all(set(v) == set(RECON_KEYS) for v in block["per_class"].values())
         assert block["level_samples"].keys() == block["level_reconstructions"].keys() == m["level_test"].keys()
+        # tiny: 8 kHz, 4 bands, ratios 4, 4: frame rates 125 and 500 Hz; Nyquist 4 kHz.
+        tones = block["frame_rate_tones_db"]
+        assert tones["hz"] == pytest.approx([125.0 * k for k in range(1, 32)])
+        assert all(len(tones[w]) == 31 and all(math.isfinite(v) for v in tones[w]) for w in ("real", "samples", "recon"))
     # Real sounds are trimmed to their onset: they reach -20 dB of their peak within a few ms.
     assert 0 <= m["level_test"]["onset_ms"] < 5 and m["level_test"]["attack_db"] > m["level_test"]["rms_db"]
 
@@ -97,6 +101,7 @@ def test_markdown_and_pngs_are_written(evaluated: tuple[Path, dict]) -> None:
     md = (out / "metrics.md").read_text()
     assert "| system | n | FAD" in md and all(f"| {name} |" in md for name in m["rows"])
     assert "| sounds | RMS dBFS | first 12 ms dBFS | onset ms |" in md and "| run/last.ckpt recon |" in md
+    assert "| model | frequencies | real (test) | samples | recon |" in md and "| run/last.ckpt | 31 x 125.0 Hz |" in md
     import matplotlib.image
 
     for name in PNG_FILES:

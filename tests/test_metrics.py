@@ -138,3 +138,27 @@ def test_long_term_spectrum_finds_a_steady_tone_and_a_dc_offset() -> None:
     # Parseval: the bands together hold all the power.
     assert 10 * np.log10(sum(10 ** (v / 10) for v in clean_db if v == v)) == pytest.approx(
         10 * np.log10(p_clean.sum()), abs=1e-6)
+
+
+def test_frame_rate_tones_stand_out_only_where_there_is_one() -> None:
+    """The tone check evaluate runs: a steady 344.5 Hz tone under decaying noise bursts
+    (the last up-sampler's frame rate of `small`) stands 15 dB and more over its
+    surroundings; the same bursts without it stay within a few dB everywhere tested."""
+    from flowshot.evaluation.metrics import frame_rate_harmonics, long_term_spectrum, tone_prominence_db
+
+    sr, n = 22050, 16384
+    hz = frame_rate_harmonics(sr, 16, [4, 4, 4])
+    # Stage input rates of `small`: 21.5 (left out, under 40 Hz), 86.1 and 344.5 Hz;
+    # multiples of 86.1 below Nyquist cover both, and every band edge (689 Hz apart).
+    assert hz == pytest.approx([86.1328125 * k for k in range(1, 128)])
+    assert frame_rate_harmonics(8000, 4, [4, 4]) == pytest.approx([125.0 * k for k in range(1, 32)])
+    assert frame_rate_harmonics(8000, 4, [2], lowest_hz=2000) == []
+    rng = np.random.default_rng(0)
+    t = np.arange(n) / sr
+    clean = rng.standard_normal((40, n)) * np.exp(-t / 0.08) * 0.3
+    toned = clean + 0.003 * np.sin(2 * np.pi * 344.53125 * t)
+    clean_db = tone_prominence_db(*long_term_spectrum(clean, sr), hz)
+    toned_db = tone_prominence_db(*long_term_spectrum(toned, sr), hz)
+    assert max(clean_db) < 4, max(clean_db)
+    assert toned_db[3] > 15 and int(np.argmax(toned_db)) == 3, toned_db[:8]
+    assert all(abs(a - b) < 1 for i, (a, b) in enumerate(zip(clean_db, toned_db)) if i != 3)
