@@ -22,10 +22,10 @@ nn~ methods (every inlet and outlet at audio rate, ratio 1):
 
 Each hit's one-shot plays from the exact sample of its edge, scaled by the trigger value,
 through the shared :class:`flowshot.export.voices.VoiceBank` (``polyphony`` overlapping
-voices, oldest stolen). The model runs at its own rate; ``set_sample_rate`` (called by nn~
-with the host's rate) makes each one-shot be resampled to the host rate once, at its hit,
-and the encoder's window be resampled to the model rate; sample counts (``listen``, voice
-lengths) are then at the host rate. ``get_info`` always reports the model's own rate.
+voices; the oldest is stolen and fades out over ``STEAL_FADE_S``). The model runs at its
+own rate; ``set_sample_rate`` (called by nn~ with the host's rate) makes each one-shot be
+resampled to the host rate once, at its hit, and the encoder's window be resampled to the
+model rate; sample counts (``listen``, voice lengths) are then at the host rate. ``get_info`` always reports the model's own rate.
 """
 
 from typing import List
@@ -36,6 +36,8 @@ from torch import Tensor, nn
 
 from flowshot.export.rng import gaussian
 from flowshot.export.voices import VoiceBank
+
+STEAL_FADE_S = 0.005  # a stolen voice's fade-out, as the live host's choke_fade_ms
 from flowshot.model.latents import marginal_base
 
 
@@ -87,7 +89,8 @@ class FlowshotInstrument(nn_tilde.Module):
         self.macro_labels = [str(s) for s in stats["macro_labels"]]
         self.pad_classes = [str(s) for s in stats["pad_classes"]]
         self.audio_config = str(audio_config)
-        self.voices = VoiceBank(self.length, polyphony=polyphony)
+        self.steal_fade_s = STEAL_FADE_S
+        self.voices = VoiceBank(self.length, polyphony=polyphony, fade=self._fade_samples(self.sample_rate))
 
         # Per-instance state beside the voices: hit counter of the free-running stream,
         # the last latent each row played, and the encoder's detector / listening buffer.
@@ -185,6 +188,9 @@ class FlowshotInstrument(nn_tilde.Module):
         self.listen_value = value
         return 0
 
+    def _fade_samples(self, rate: int) -> int:
+        return max(1, int(round(self.steal_fade_s * rate)))
+
     @torch.jit.export
     def set_sample_rate(self, sample_rate: int) -> int:
         """The host's rate (nn~ calls this after loading); 0 = accepted, -1 = out of 1 kHz..384 kHz.
@@ -197,6 +203,7 @@ class FlowshotInstrument(nn_tilde.Module):
         self.host_rate = sample_rate
         self.host_length = int(round(self.length * sample_rate / self.sample_rate))
         self.voices.set_length(self.host_length)
+        self.voices.set_fade(self._fade_samples(sample_rate))
         if whole or self.listen_value > self.host_length:
             self.listen_value = self.host_length
         self._reset_state(0)

@@ -9,9 +9,13 @@ by ``tests/test_voices.py``. The semantics:
 - The hit's one-shot (``length`` samples, already rendered) plays from sample ``n`` exactly:
   ``out[n + k] += gain * audio[k]`` for ``0 <= k < length``.
 - A hit never cuts earlier sounds; up to ``polyphony`` voices overlap. When a hit arrives
-  with ``polyphony`` voices still sounding, the voice that started first (the oldest) is cut
-  at that sample (hard cut: it contributes nothing from sample ``n`` on) and its slot reused.
-  Lowering ``polyphony`` takes effect at the next hit (oldest voices are cut until one is free).
+  with ``polyphony`` voices still sounding, the voice that started first (the oldest) is
+  stolen: from sample ``n`` on it fades out, its sample ``n + j`` multiplied by
+  ``1 - j / max(fade - 1, 1)`` for ``j < fade`` and silent after (``fade`` = 0: a hard cut,
+  silent from ``n``). A hard cut clicks; a few ms of fade does not. A fading voice no longer
+  counts against ``polyphony``, but at most ``polyphony`` voices fade at once: beyond that the
+  one furthest into its fade (ties: the oldest) is cut hard at ``n``. Lowering ``polyphony``
+  takes effect at the next hit (oldest voices are stolen until one is free).
 - Hits at the same sample in the same batch row cannot happen (one edge per sample).
 - State (voices, playheads, the previous trigger sample) persists between calls, so cutting
   the same signal into different block sizes gives the same output sample for sample.
@@ -34,21 +38,28 @@ class VoiceBank(nn.Module):
     Args:
         length: samples of one voice's audio (every hit's one-shot has this length).
         polyphony: voices that may sound at once (1..``max_voices``).
-        max_voices: slots allocated per batch row (the upper bound of ``polyphony``).
+        max_voices: the upper bound of ``polyphony``; twice as many slots are allocated
+            per batch row, so stolen voices fade out in slots of their own.
+        fade: samples over which a stolen voice fades out (0: hard cut).
     """
 
-    def __init__(self, length: int, polyphony: int = 8, max_voices: int = MAX_VOICES) -> None:
+    def __init__(self, length: int, polyphony: int = 8, max_voices: int = MAX_VOICES, fade: int = 0) -> None:
         super().__init__()
         if not 1 <= polyphony <= max_voices:
             raise ValueError(f"polyphony must be in 1..{max_voices}, got {polyphony}")
+        if fade < 0:
+            raise ValueError(f"fade must be >= 0 samples, got {fade}")
         self.length = int(length)
         self.max_voices = int(max_voices)
+        self.slots = 2 * int(max_voices)
         self.polyphony = int(polyphony)
+        self.fade = int(fade)
         # Batch 0 until the first call: the batch size is only known then.
-        self.register_buffer("audio", torch.zeros(0, max_voices, self.length))
-        self.register_buffer("gain", torch.zeros(0, max_voices))
-        self.register_buffer("pos", torch.zeros(0, max_voices, dtype=torch.long))
-        self.register_buffer("order", torch.zeros(0, max_voices, dtype=torch.long))
+        self.register_buffer("audio", torch.zeros(0, self.slots, self.length))
+        self.register_buffer("gain", torch.zeros(0, self.slots))
+        self.register_buffer("pos", torch.zeros(0, self.slots, dtype=torch.long))
+        self.register_buffer("faded", torch.zeros(0, self.slots, dtype=torch.long))
+        self.register_buffer("order", torch.zeros(0, self.slots, dtype=torch.long))
         self.register_buffer("serial", torch.zeros(0, dtype=torch.long))
         self.register_buffer("prev_trigger", torch.zeros(0))
 
@@ -56,11 +67,13 @@ class VoiceBank(nn.Module):
     def reset(self, batch: int) -> None:
         """Silence every voice and forget the previous trigger sample, for ``batch`` rows."""
         device = self.gain.device
-        self.audio = torch.zeros(batch, self.max_voices, self.length, device=device)
-        self.gain = torch.zeros(batch, self.max_voices, device=device)
-        # A playhead at ``length`` marks a free slot.
-        self.pos = torch.full((batch, self.max_voices), self.length, dtype=torch.long, device=device)
-        self.order = torch.zeros(batch, self.max_voices, dtype=torch.long, device=device)
+        self.audio = torch.zeros(batch, self.slots, self.length, device=device)
+        self.gain = torch.zeros(batch, self.slots, device=device)
+        # A playhead at ``length`` marks a free slot; ``faded`` counts samples into a
+        # voice's fade-out, -1 while it is not fading.
+        self.pos = torch.full((batch, self.slots), self.length, dtype=torch.long, device=device)
+        self.faded = torch.full((batch, self.slots), -1, dtype=torch.long, device=device)
+        self.order = torch.zeros(batch, self.slots, dtype=torch.long, device=device)
         self.serial = torch.zeros(batch, dtype=torch.long, device=device)
         self.prev_trigger = torch.zeros(batch, device=device)
 
@@ -69,6 +82,11 @@ class VoiceBank(nn.Module):
         """A new one-shot length (e.g. after a sample-rate change); silences every voice."""
         self.length = length
         self.reset(self.pos.size(0))
+
+    @torch.jit.export
+    def set_fade(self, fade: int) -> None:
+        """Samples over which a stolen voice fades out (0: hard cut); voices keep sounding."""
+        self.fade = max(0, fade)
 
     @torch.jit.export
     def ensure_batch(self, batch: int) -> None:
@@ -86,8 +104,8 @@ class VoiceBank(nn.Module):
 
     @torch.jit.export
     def active_voices(self) -> Tensor:
-        """Number of sounding voices per batch row, ``[B]`` (long)."""
-        return (self.pos < self.length).sum(1)
+        """Voices per batch row that count against ``polyphony`` (sounding, not fading), ``[B]`` (long)."""
+        return ((self.pos < self.length) & (self.faded < 0)).sum(1)
 
     @torch.jit.export
     def find_hits(self, trigger: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -138,33 +156,56 @@ class VoiceBank(nn.Module):
         return out
 
     def _start(self, row: int, gain: Tensor, audio: Tensor) -> None:
-        pos = self.pos[row]
-        active = pos < self.length
         big = 2**62
-        while int(active.sum()) >= self.polyphony:
-            oldest = int(torch.argmin(torch.where(active, self.order[row], torch.full_like(pos, big))))
-            self.pos[row, oldest] = self.length
-            active = self.pos[row] < self.length
-        slot = int(torch.argmax((~active).to(torch.int32)))
+        live = (self.pos[row] < self.length) & (self.faded[row] < 0)
+        while int(live.sum()) >= self.polyphony:
+            oldest = int(torch.argmin(torch.where(live, self.order[row], torch.full_like(self.order[row], big))))
+            if self.fade > 0:
+                self.faded[row, oldest] = 0
+            else:
+                self.pos[row, oldest] = self.length
+            live[oldest] = False
+        fading = (self.pos[row] < self.length) & (self.faded[row] >= 0)
+        while int(fading.sum()) > self.polyphony:
+            furthest = int(torch.max(torch.where(fading, self.faded[row], torch.full_like(self.faded[row], -1))))
+            tied = fading & (self.faded[row] == furthest)
+            cut = int(torch.argmin(torch.where(tied, self.order[row], torch.full_like(self.order[row], big))))
+            self.pos[row, cut] = self.length
+            self.faded[row, cut] = -1
+            fading[cut] = False
+        slot = int(torch.argmax((self.pos[row] >= self.length).to(torch.int32)))
         self.audio[row, slot] = audio
         self.gain[row, slot] = gain
         self.pos[row, slot] = 0
+        self.faded[row, slot] = -1
         self.order[row, slot] = self.serial[row]
         self.serial[row] += 1
 
     def _render(self, out: Tensor, start: int, stop: int) -> None:
-        # Only sounding slots are gathered: most of the 32 are usually silent.
+        # Only sounding slots are gathered: most of them are usually silent.
         sounding = torch.nonzero(self.pos < self.length)
         span = stop - start
         if sounding.size(0) > 0:
             r = sounding[:, 0]
             v = sounding[:, 1]
-            idx = self.pos[r, v].unsqueeze(1) + torch.arange(span, device=out.device).unsqueeze(0)
+            steps = torch.arange(span, device=out.device).unsqueeze(0)
+            idx = self.pos[r, v].unsqueeze(1) + steps
             valid = idx < self.length
             vals = torch.gather(self.audio[r, v], 1, idx.clamp(max=self.length - 1))
             vals = vals * valid.to(vals.dtype) * self.gain[r, v].unsqueeze(1)
+            faded = self.faded[r, v].unsqueeze(1)
+            if bool((faded >= 0).any()):
+                k = (faded + steps).to(vals.dtype)
+                ramp = torch.clamp(1.0 - k / float(max(self.fade - 1, 1)), min=0.0)
+                ramp = ramp * (k < float(self.fade)).to(vals.dtype)
+                vals = vals * torch.where(faded >= 0, ramp, torch.ones_like(ramp))
             out[:, start:stop].index_add_(0, r, vals)
         self.pos = torch.clamp(self.pos + span, max=self.length)
+        fading = self.faded >= 0
+        self.faded = torch.where(fading, self.faded + span, self.faded)
+        over = fading & (self.faded >= self.fade)
+        self.pos = torch.where(over, torch.full_like(self.pos, self.length), self.pos)
+        self.faded = torch.where(over, torch.full_like(self.faded, -1), self.faded)
 
     def forward(self, trigger: Tensor, audio: Tensor) -> Tensor:
         """Play a fixed one-shot at every edge: ``trigger [B, N]``, ``audio [length]`` -> ``[B, N]``.

@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from flowshot.errors import FlowshotError
 
 
@@ -25,9 +27,10 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--map", metavar="FILE", help="MIDI map (JSON or TOML): notes -> pads, CC -> knobs")
     p.add_argument("--first-note", type=int, default=36, help="MIDI note of pad 0 (default 36 = C1)")
     p.add_argument("--pads", type=int, default=16, help="number of pads (default 16)")
-    p.add_argument("--polyphony", type=int, default=16, help="voices at once; the oldest is stolen (default 16)")
-    p.add_argument("--velocity-curve", type=float, default=1.0, metavar="EXP",
-                   help="gain = (velocity/127)^EXP (default 1.0, linear)")
+    p.add_argument("--velocity-curve", type=float, default=2.0, metavar="EXP",
+                   help="gain = (velocity/127)^EXP (default 2, the General MIDI curve: "
+                        "40 log10(velocity/127) dB; 1 = linear)")
+    p.add_argument("--polyphony", type=int, default=16, help="voices at once; the oldest is stolen and fades out in 5 ms (default 16)")
     p.add_argument("--choke", action="append", default=None, metavar="PADS",
                    help="choke group as comma-separated pads, e.g. --choke 6,10 (repeatable; "
                         "default: closed/open hat pads from the model's stats)")
@@ -72,10 +75,28 @@ def _add_subcommands(sub: argparse._SubParsersAction) -> None:
     rm.set_defaults(func=cmd_render_midi)
 
 
+def response_ms(engine) -> dict[str, float]:
+    """Change (knob, randomise...) to first re-rendered pad sounding: median and worst, ms."""
+    times = engine.response_times()
+    if not len(times):
+        return {"response_ms_median": 0.0, "response_ms_max": 0.0}
+    return {"response_ms_median": float(np.median(times) * 1e3), "response_ms_max": float(times.max() * 1e3)}
+
+
+def remote_writes_allowed(osc_host: str, allow_remote_writes: bool) -> bool:
+    """Whether OSC may write files: always on loopback, beyond it only when asked for.
+
+    Anyone who can reach a non-loopback address could otherwise fill the disk or overwrite kits.
+    """
+    from flowshot.realtime.osc import is_loopback
+
+    return is_loopback(osc_host) or allow_remote_writes
+
+
 def _build_engine(args: argparse.Namespace, output_rate: int | None, backend=None):
     from flowshot.realtime.backends import load_backend
     from flowshot.realtime.engine import Engine, EngineSettings
-    from flowshot.realtime.kit import load_kit
+    from flowshot.realtime.kit import VELOCITY_EXPONENT_RANGE, load_kit
 
     if backend is None:
         backend = load_backend(args.model, args.backend)
@@ -87,6 +108,10 @@ def _build_engine(args: argparse.Namespace, output_rate: int | None, backend=Non
             raise FlowshotError(f"--choke {args.choke} must be comma-separated pad numbers, e.g. 6,10") from None
     if args.pads < 1 or args.polyphony < 1:
         raise FlowshotError("--pads and --polyphony must be at least 1")
+    lo, hi = VELOCITY_EXPONENT_RANGE
+    # The same range a kit is checked against, so every kit this engine saves loads again.
+    if not lo <= args.velocity_curve <= hi:
+        raise FlowshotError(f"--velocity-curve {args.velocity_curve} is outside {lo:g}..{hi:g}; 1 is linear, 2 the MIDI curve")
     settings = EngineSettings(n_pads=args.pads, first_note=args.first_note, polyphony=args.polyphony,
                               velocity_exponent=args.velocity_curve, choke_groups=chokes, seed=args.seed)
     engine = Engine(backend, settings, output_rate=output_rate or backend.sample_rate)
@@ -171,7 +196,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         return {"xruns": audio.xruns, "callbacks": audio.callbacks, "hits": engine.hits,
                 "renders": engine.render_count, "active_voices": engine.active_voices,
                 "callback_max_ms": audio.callback_max_ms, "load_max": audio.load_max,
-                "render_ms": engine.render_ms, "frames": engine.frames_done, "input_errors": audio.input_errors}
+                "render_ms": engine.render_ms, "frames": engine.frames_done, "input_errors": audio.input_errors,
+                **response_ms(engine)}
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -186,12 +212,12 @@ def cmd_play(args: argparse.Namespace) -> int:
             audio.inputs.append(midi.pump)
             parts.append(f"midi={midi.name}")
         if args.osc is not None:
-            from flowshot.realtime.osc import OscControl, OscServer, is_loopback
+            from flowshot.realtime.osc import OscControl, OscServer
 
             files = Path(args.files_dir)
             if not files.is_dir():
                 raise FlowshotError(f"--files-dir {files} is not a folder")
-            writes = is_loopback(args.osc_host) or args.allow_remote_writes
+            writes = remote_writes_allowed(args.osc_host, args.allow_remote_writes)
             osc = OscServer(OscControl(engine, files, allow_writes=writes, stats=stats), args.osc_host, args.osc)
             osc.start()
             parts.append(f"osc={osc.host}:{osc.port}")
@@ -212,7 +238,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         else:
             from flowshot.realtime.ui import LiveUI
 
-            with LiveUI(engine, stats, title=f"flowshot - {engine.backend.describe()}") as ui:
+            with LiveUI(engine, stats, title=f"flowshot - {engine.backend.describe()}", worker_pid=backend.pid) as ui:
                 while not stop.wait(0.12):
                     ui.refresh()
                     if end is not None and time.monotonic() >= end:

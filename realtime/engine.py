@@ -4,11 +4,14 @@ Threads and what they may do:
 - control threads (MIDI, OSC, UI, offline driver) call ``trigger``/``note_on`` (append to a
   deque: atomic, never blocks) and the latent controls (``set_knob``, ``randomize_pad``,
   ``morph``, ...), which change pad state under ``_lock`` and wake the render thread;
-- the render thread (``start``) waits ~``debounce_ms`` for a burst of changes to settle, runs
-  the model once for all changed pads, and swaps each new buffer in by plain reference
-  assignment (atomic in CPython);
+- the render thread (``start``) waits ~``debounce_ms`` for a burst of changes to settle,
+  renders the changed pads that were played in the last ``RECENT_S`` seconds one at a time,
+  most recent first (so the pad being played answers a knob within a few ms), then the rest
+  in one batched model call, and swaps each new buffer in by plain reference assignment
+  (atomic in CPython);
 - the audio callback (``process``) only mixes: no model call, no lock, no array allocation.
-  A voice keeps the buffer it started with, so re-renders never click a sounding hit.
+  A voice keeps the buffer it started with, so re-renders never click a sounding hit, and a
+  voice that is stolen or choked fades out over ``choke_fade_ms`` instead of stopping dead.
   Nor does it free buffers: a replaced pad buffer is kept by the render thread until every
   voice that could hold it has ended, so its memory is released there, not in the callback.
 """
@@ -28,6 +31,8 @@ from flowshot.errors import FlowshotError
 from flowshot.realtime.backends import Backend
 
 MAX_BLOCK = 16384  # the largest audio block the host expects (larger ones still work)
+RECENT_S = 2.0  # pads hit this recently are re-rendered first, one model call each
+RESPONSE_LOG = 256  # change-to-sound times kept for the stats (a ring)
 
 
 @dataclass
@@ -37,29 +42,32 @@ class EngineSettings:
     Args:
         n_pads: number of pads.
         first_note: MIDI note of pad 0; pad i answers note ``first_note + i``.
-        polyphony: voices that may sound at once; a new hit beyond it steals the oldest.
-        velocity_exponent: gain = (velocity / 127) ** exponent (1 = linear, 2 = softer lows).
+        polyphony: voices that may sound at once; a new hit beyond it steals the oldest,
+            which fades out over ``choke_fade_ms`` (a hard cut would click).
+        velocity_exponent: gain = (velocity / 127) ** exponent; 2 (the default) is the
+            General MIDI / DLS curve, 40 log10(velocity / 127) dB; 1 is linear.
         choke_groups: lists of pads; a hit on one pad fades out sounding voices of the
             OTHER pads of its group (closed hat cuts open hat). None = group the pads whose
             class is ``hat_closed``/``hat_open`` when the model's stats name them.
-        choke_fade_ms: length of the choke fade (long enough not to click).
+        choke_fade_ms: length of the fade of a choked or stolen voice (long enough not to click).
         knob_range: knob values are clamped to [-knob_range, knob_range] (in macro stds).
         temperature: std of new prior draws (``randomize_pad``).
         seed: seed of the prior draws that fill pads the stats do not cover.
-        debounce_ms: the render thread waits this long for more changes before rendering.
+        debounce_ms: the render thread waits this long for more changes before rendering
+            (changes that arrive while it renders are coalesced anyway).
         queue_size: pending triggers kept at most (a flood drops the oldest, never blocks).
     """
 
     n_pads: int = 16
     first_note: int = 36
     polyphony: int = 16
-    velocity_exponent: float = 1.0
+    velocity_exponent: float = 2.0
     choke_groups: list[list[int]] | None = None
     choke_fade_ms: float = 5.0
     knob_range: float = 3.0
     temperature: float = 1.0
     seed: int = 0
-    debounce_ms: float = 8.0
+    debounce_ms: float = 2.0
     queue_size: int = 1024
 
 
@@ -155,10 +163,17 @@ class Engine:
         self.render_count = 0
         self.render_ms = 0.0
         self.render_errors = 0
+        # Seconds from a change (knob, randomise, ...) to the first re-rendered pad being
+        # live, a ring written by the render thread; ``response_times()`` reads it.
+        self._response = np.zeros(RESPONSE_LOG)
+        self._responses = 0
+        self._changed_at: float | None = None
         self.on_render_error = None  # optional callable(str) set by the host for logging
 
-        # Voices: plain Python lists (faster than numpy scalars in a per-block loop).
-        n = s.polyphony
+        # Voices: plain Python lists (faster than numpy scalars in a per-block loop). Twice
+        # ``polyphony`` slots, so a stolen voice can fade out in a slot of its own while
+        # the hit that stole it starts.
+        n = 2 * s.polyphony
         self._v_active = [False] * n
         self._v_buf: list[np.ndarray] = [self.pad_audio[0]] * n
         self._v_pad = [0] * n
@@ -169,7 +184,7 @@ class Engine:
         self._age = 0
         self._fade_len = max(1, int(round(s.choke_fade_ms * 1e-3 * self.output_rate)))
         self._ramp = np.linspace(1.0, 0.0, self._fade_len, dtype=np.float32)
-        self._tmp = np.zeros(8192, np.float32)
+        self._tmp = np.zeros(MAX_BLOCK, np.float32)
         self._queue: collections.deque = collections.deque(maxlen=s.queue_size)
         self.frames_done = 0
         self.last_hit = [-1] * s.n_pads  # frame of each pad's last hit (for the UI)
@@ -281,34 +296,58 @@ class Engine:
 
     def _start_voice(self, pad: int, gain: float) -> None:
         group = self._pad_group[pad]
+        active, fade = self._v_active, self._v_fade
+        slots = range(len(active))
         if group >= 0:
-            for v in range(len(self._v_active)):
-                if self._v_active[v] and self._v_fade[v] < 0 and self._v_pad[v] != pad and self._pad_group[self._v_pad[v]] == group:
-                    self._v_fade[v] = 0
-        slot = -1
+            for v in slots:
+                if active[v] and fade[v] < 0 and self._v_pad[v] != pad and self._pad_group[self._v_pad[v]] == group:
+                    fade[v] = 0
+        live = 0
         oldest = -1
-        for v in range(len(self._v_active)):
-            if not self._v_active[v]:
-                slot = v
-                break
-            if oldest < 0 or self._v_age[v] < self._v_age[oldest]:
-                oldest = v
-        if slot < 0:
-            slot = oldest
+        for v in slots:
+            if active[v] and fade[v] < 0:
+                live += 1
+                if oldest < 0 or self._v_age[v] < self._v_age[oldest]:
+                    oldest = v
+        if live >= self.settings.polyphony:
+            fade[oldest] = 0  # stolen: it fades out in its slot (export/voices.py's rule)
             self.steals += 1
+        # At most ``polyphony`` voices fade at once; beyond that the one furthest into its
+        # fade (ties: the oldest) is cut. Then at most 2 * polyphony - 1 slots are taken.
+        age = self._v_age
+        while True:
+            count, cut = 0, -1
+            for v in slots:
+                if active[v] and fade[v] >= 0:
+                    count += 1
+                    if cut < 0 or fade[v] > fade[cut] or (fade[v] == fade[cut] and age[v] < age[cut]):
+                        cut = v
+            if count <= self.settings.polyphony:
+                break
+            active[cut] = False
+            fade[cut] = -1
+            self._v_buf[cut] = self._silence
+        slot = active.index(False)
         self._age += 1
-        self._v_active[slot] = True
+        active[slot] = True
         self._v_buf[slot] = self.pad_audio[pad]  # the voice keeps this buffer even if the pad re-renders
         self._v_pad[slot] = pad
         self._v_pos[slot] = 0
         self._v_gain[slot] = gain
         self._v_age[slot] = self._age
-        self._v_fade[slot] = -1
+        fade[slot] = -1
         self.last_hit[pad] = self.frames_done
         self.hits += 1
 
     def _mix(self, out: np.ndarray, a: int, b: int) -> None:
         """Add every active voice to out[a:b] and advance it."""
+        step = len(self._tmp)
+        while b - a > step:  # blocks beyond MAX_BLOCK: in pieces the scratch buffer holds
+            self._mix_span(out, a, a + step)
+            a += step
+        self._mix_span(out, a, b)
+
+    def _mix_span(self, out: np.ndarray, a: int, b: int) -> None:
         tmp = self._tmp
         for v in range(len(self._v_active)):
             if not self._v_active[v]:
@@ -334,7 +373,8 @@ class Engine:
 
     @property
     def active_voices(self) -> int:
-        return sum(self._v_active)
+        """Voices that count against the polyphony (sounding, not fading out)."""
+        return sum(1 for v in range(len(self._v_active)) if self._v_active[v] and self._v_fade[v] < 0)
 
     def voices(self) -> list[tuple[int, int, float, bool]]:
         """Sounding voices as (pad, playhead, gain, fading), oldest first (for tests and the UI)."""
@@ -346,6 +386,8 @@ class Engine:
     def _changed(self, pads: list[int] | range) -> None:
         self._dirty.update(pads)
         self._generation += 1
+        if self._changed_at is None:
+            self._changed_at = time.perf_counter()
         self._wake.set()
 
     def _check_pad(self, pad: int) -> int:
@@ -445,15 +487,22 @@ class Engine:
         return p.base
 
     # ------------------------------------------------------------------ rendering
-    def render_pending(self) -> list[int]:
-        """Render every changed pad now (one batched model call); returns the pads rendered."""
+    def render_pending(self, limit: int | None = None) -> list[int]:
+        """Render changed pads now in one batched model call; returns the pads rendered.
+
+        Pads go most recently hit first; ``limit`` renders only that many of them (None:
+        all), the others stay pending.
+        """
         with self._lock:
-            pads = sorted(self._dirty)
-            self._dirty.clear()
+            pads = sorted(self._dirty, key=lambda i: -self.last_hit[i])
             generation = self._generation
             if not pads:
                 self._rendered = generation
                 return []
+            pads = pads[:limit] if limit else pads
+            self._dirty.difference_update(pads)
+            finished = not self._dirty
+            changed_at, self._changed_at = self._changed_at, None
             offset = self.knob_offset()
             bases, fixed = [], []
             for i in pads:
@@ -474,6 +523,8 @@ class Engine:
         except Exception:
             with self._lock:
                 self._dirty.update(pads)  # try again at the next change
+                if self._changed_at is None:
+                    self._changed_at = changed_at
             self.render_errors += 1
             raise
         for j, i in enumerate(order):
@@ -485,10 +536,27 @@ class Engine:
             self.pad_latent[i] = z[j]
             self._retire(self.pad_audio[i])
             self.pad_audio[i] = buf  # atomic swap: voices already playing keep the old one
+            if changed_at is not None:
+                self._response[self._responses % RESPONSE_LOG] = time.perf_counter() - changed_at
+                self._responses += 1
+                changed_at = None
         self.render_ms = (time.perf_counter() - t0) * 1e3
         self.render_count += 1
-        self._rendered = generation
+        if finished:
+            self._rendered = generation
         return order
+
+    def response_times(self) -> np.ndarray:
+        """Seconds from a change to its first re-rendered pad sounding, the last ``RESPONSE_LOG``."""
+        n = min(self._responses, RESPONSE_LOG)
+        return self._response[:n].copy()
+
+    def recent_pending(self) -> list[int]:
+        """Changed pads hit in the last ``RECENT_S`` seconds (at the output rate), most recent first."""
+        since = self.frames_done - RECENT_S * self.output_rate
+        with self._lock:
+            recent = [i for i in self._dirty if self.last_hit[i] >= 0 and self.last_hit[i] >= since]
+        return sorted(recent, key=lambda i: -self.last_hit[i])
 
     def _retire(self, buf: np.ndarray) -> None:
         """Keep a replaced pad buffer until no voice can still hold it, then let it go here.
@@ -524,10 +592,17 @@ class Engine:
             self._wake.wait()
             if self._stop:
                 break
-            time.sleep(debounce)  # let a knob sweep settle into one render
+            time.sleep(debounce)  # let a burst of messages settle into one render
             self._wake.clear()
             try:
-                self.render_pending()
+                # The pads being played first, one call each (a batch of 16 takes ten
+                # times longer than one pad); a newer change starts the round over.
+                for _ in self.recent_pending():
+                    self.render_pending(limit=1)
+                    if self._wake.is_set():
+                        break
+                else:
+                    self.render_pending()
             except Exception as err:  # a failing model must not kill the instrument
                 if self.on_render_error is not None:
                     self.on_render_error(f"render failed: {type(err).__name__}: {err}")

@@ -8,6 +8,7 @@ for another model is refused instead of played as noise.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -73,36 +74,83 @@ def load_kit(engine: Engine, path: str | Path) -> None:
     apply_kit(engine, data, str(path))
 
 
+# A kit/save file can only hold values the engine's setters accept; anything else is a
+# hand-edited or corrupt file, and playing it would be silence, noise or a crash later.
+TEMPERATURE_RANGE = (0.0, 3.0)
+VELOCITY_EXPONENT_RANGE = (0.1, 4.0)
+
+
+def _finite(value: Any, what: str, lo: float | None = None, hi: float | None = None) -> float:
+    # bool is an int and float() parses strings ("nan" too): accept JSON numbers only.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{what} {value!r} is not a finite number")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"{what} {value!r} is outside {lo:g}..{hi:g}")
+    return float(value)
+
+
+def _pad_index(value: Any, what: str, n_pads: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n_pads:
+        raise ValueError(f"{what} {value!r} is not a pad (0..{n_pads - 1})")
+    return value
+
+
+def _vector(value: Any, what: str, d: int) -> np.ndarray | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+        raise ValueError(f"{what} is not a list of numbers")
+    v = np.asarray(value, dtype=np.float64)
+    if v.shape != (d,) or not np.all(np.isfinite(v)):
+        raise ValueError(f"{what} must be {d} finite numbers")
+    return v
+
+
 def apply_kit(engine: Engine, data: Any, where: str = "kit") -> None:
-    """Apply kit data (see ``kit_to_dict``) to ``engine``; raises FlowshotError on any mismatch."""
+    """Apply kit data (see ``kit_to_dict``) to ``engine``; raises FlowshotError on any mismatch.
+
+    Everything is validated before anything is applied: a refused kit leaves the engine as it was.
+    """
     if not isinstance(data, dict) or data.get("flowshot_kit") != KIT_FORMAT:
         raise FlowshotError(f"{where} is not a flowshot kit (format {KIT_FORMAT}); give a file written by kit/save")
     d = engine.backend.latent_dim
-    model = data.get("model") or {}
-    if model.get("latent_dim") != d:
-        raise FlowshotError(f"{where} was made for a model with latent_dim {model.get('latent_dim')}, this one has {d}; load it with its own model")
+    model = data.get("model")
+    dim = model.get("latent_dim") if isinstance(model, dict) else None
+    if dim != d:
+        raise FlowshotError(f"{where} was made for a model with latent_dim {dim}, this one has {d}; load it with its own model")
+    n = engine.n_pads
     try:
+        raw_pads = data["pads"]
+        if not isinstance(raw_pads, list):
+            raise ValueError("pads is not a list")
         pads = []
-        for i, p in enumerate(data["pads"][: engine.n_pads]):
-            base = None if p.get("base") is None else np.asarray(p["base"], dtype=np.float64)
-            latent = None if p.get("latent") is None else np.asarray(p["latent"], dtype=np.float64)
-            for v in (base, latent):
-                if v is not None and (v.shape != (d,) or not np.all(np.isfinite(v))):
-                    raise ValueError(f"pad {i} vector")
+        for i, p in enumerate(raw_pads[:n]):
+            if not isinstance(p, dict):
+                raise ValueError(f"pad {i} is not an object")
+            base = _vector(p.get("base"), f"pad {i} base", d)
+            latent = _vector(p.get("latent"), f"pad {i} latent", d)
             if base is None and latent is None:
                 raise ValueError(f"pad {i} has neither base nor latent")
-            morph = p.get("morph")
             pad = Pad(base=base, latent=latent, label=str(p.get("label", "")), source=str(p.get("source", "")))
+            morph = p.get("morph")
             if morph:
-                pad.morph_target = int(morph["target"])
-                pad.morph_amount = float(morph["amount"])
-                if not 0 <= pad.morph_target < engine.n_pads:
-                    raise ValueError(f"pad {i} morph target")
+                if not isinstance(morph, dict):
+                    raise ValueError(f"pad {i} morph is not an object")
+                pad.morph_target = _pad_index(morph.get("target"), f"pad {i} morph target", n)
+                pad.morph_amount = _finite(morph.get("amount"), f"pad {i} morph amount", 0.0, 1.0)
             pads.append(pad)
-        knobs = [float(k) for k in data.get("knobs", [])]
-        groups = [[int(x) for x in g] for g in data.get("choke_groups", [])]
-        temperature = float(data.get("temperature", engine.temperature))
-        exponent = float(data.get("velocity_exponent", engine.settings.velocity_exponent))
+        raw_knobs = data.get("knobs", [])
+        if not isinstance(raw_knobs, list):
+            raise ValueError("knobs is not a list")
+        knobs = [_finite(k, f"knob {i}") for i, k in enumerate(raw_knobs)]
+        raw_groups = data.get("choke_groups", [])
+        if not isinstance(raw_groups, list) or not all(isinstance(g, list) for g in raw_groups):
+            raise ValueError("choke_groups is not a list of lists")
+        # Checked here, not left to set_choke_groups: it assigns before it validates.
+        groups = [[_pad_index(x, f"choke group {g}: entry", n) for x in g] for g in raw_groups]
+        temperature = _finite(data.get("temperature", engine.temperature), "temperature", *TEMPERATURE_RANGE)
+        exponent = _finite(data.get("velocity_exponent", engine.settings.velocity_exponent),
+                           "velocity_exponent", *VELOCITY_EXPONENT_RANGE)
     except (KeyError, TypeError, ValueError) as err:
         raise FlowshotError(f"{where} has a bad entry ({err}); give a file written by kit/save") from None
     engine.set_choke_groups(groups)

@@ -67,7 +67,7 @@ def load_map(path: str | Path) -> MidiMap:
             m.channel = int(data["channel"])
             if not 1 <= m.channel <= 16:
                 raise ValueError(f"channel {m.channel} (1..16)")
-    except (AttributeError, TypeError, ValueError) as err:
+    except (AttributeError, TypeError, ValueError, OverflowError) as err:  # int(Infinity) overflows
         raise FlowshotError(f"MIDI map {path} has a bad entry ({err}); use {{\"notes\": {{\"36\": 0}}, \"cc\": {{\"21\": 0}}}}") from None
     return m
 

@@ -2,7 +2,7 @@
 
 Addresses (pads and knobs are 0-based):
 
-    /flowshot/pad/<n>/trigger [velocity 0..1]   hit pad n (default velocity 1)
+    /flowshot/pad/<n>/trigger [velocity 0..1]   hit pad n (default velocity 1; 0 or below: ignored)
     /flowshot/note <note> <velocity 0..127>     hit the pad of a MIDI note
     /flowshot/knob/<i> <value>                  knob i in macro stds (clamped to +-range)
     /flowshot/temperature <t>                   temperature of later randomize draws (0..3)
@@ -107,7 +107,13 @@ class OscControl:
             verb = parts[3]
             if verb == "trigger":
                 v = _number(args[0], "velocity") if args else 1.0
-                e.trigger(pad, e.velocity_gain(min(max(v, 0.0), 1.0) * 127.0))
+                if v <= 0.0:
+                    # Like a MIDI note-on at velocity 0: no hit. A silent voice would still
+                    # steal a slot and choke its group. Button surfaces send 0 on release, so
+                    # this is logged under its own key, not counted as refused.
+                    self.log("trigger0", f"OSC {address} with velocity {v:g} hits nothing; ignored")
+                    return None
+                e.trigger(pad, e.velocity_gain(min(v, 1.0) * 127.0))
             elif verb == "randomize":
                 seed = int(_number(args[0], "seed")) if args else None
                 e.randomize_pad(pad, seed)

@@ -171,6 +171,11 @@ class ProcessBackend(Backend):
     def describe(self) -> str:
         return self._describe
 
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id (the live panel shows its CPU use)."""
+        return self._proc.pid
+
     def close(self) -> None:
         try:
             with self._lock:

@@ -92,7 +92,8 @@ def play(engine: Engine, hits: list[tuple[int, int, float]], total: int, blocks:
 
 
 def test_voices_match_shared_voicebank_reference() -> None:
-    """Same hits -> the same mix as flowshot.export.voices.VoiceBank (the shared spec), incl. stealing."""
+    """Same hits -> the same mix as flowshot.export.voices.VoiceBank (the shared spec), incl.
+    stealing with its fade-out."""
     from flowshot.export.voices import VoiceBank
 
     engine = Engine(ToyBackend(toy_stats()), EngineSettings(polyphony=3, choke_groups=[]))
@@ -104,7 +105,7 @@ def test_voices_match_shared_voicebank_reference() -> None:
     ours = play(engine, hits, total, blocks=[64, 100, 37, 256])
     assert engine.steals > 0  # 30 hits of 400 samples over 4000 with 3 voices must steal
 
-    bank = VoiceBank(L, polyphony=3)
+    bank = VoiceBank(L, polyphony=3, fade=engine._fade_len)  # stolen voices fade alike
     trig = torch.zeros(1, total)
     for s, _, g in hits:
         trig[0, s] = g
@@ -438,3 +439,49 @@ def test_pad_buffers_are_separate_arrays() -> None:
     engine = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[]))
     engine.render_pending()
     assert all(a.base is None and a.flags.c_contiguous and a.dtype == np.float32 for a in engine.pad_audio)
+
+
+def test_blocks_beyond_the_scratch_buffer_mix_whole_voices() -> None:
+    """Blocks larger than MAX_BLOCK (e.g. an offline render's) mix every sample of a long voice."""
+    from flowshot.realtime.engine import MAX_BLOCK
+
+    engine = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[]))
+    engine.render_pending()
+    long = np.random.default_rng(3).standard_normal(4 * MAX_BLOCK).astype(np.float32)
+    engine.pad_audio[2] = long
+    engine.trigger(2, 0.5)
+    out = np.zeros(2 * MAX_BLOCK + 123, np.float32)
+    engine.process(out)
+    rest = np.zeros(MAX_BLOCK, np.float32)
+    engine.process(rest)
+    np.testing.assert_allclose(np.concatenate([out, rest]), 0.5 * long[: len(out) + len(rest)], atol=1e-7)
+
+
+def test_knob_move_renders_the_played_pad_first_and_times_it() -> None:
+    """The pad hit last is re-rendered alone first (one pad answers a knob several times
+    sooner than a batch of 16), then the rest in one call; the change-to-sound time is logged."""
+
+    class Recording(ToyBackend):
+        def render(self, z: np.ndarray) -> np.ndarray:
+            self.batches.append(len(z))
+            return super().render(z)
+
+    backend = Recording(toy_stats())
+    backend.batches = []
+    engine = Engine(backend, EngineSettings(choke_groups=[]))
+    engine.start()
+    try:
+        out = np.zeros(64, np.float32)
+        for pad in (9, 5):  # 5 is hit last
+            engine.trigger(pad, 1.0)
+            engine.process(out)
+        backend.batches.clear()
+        old5, old9 = engine.pad_audio[5], engine.pad_audio[9]
+        engine.set_knob(0, 1.5)
+        assert engine.wait_rendered(2.0)
+        assert backend.batches == [1, 1, 14], backend.batches  # pad 5, pad 9, then the rest
+        assert not np.allclose(engine.pad_audio[5], old5) and not np.allclose(engine.pad_audio[9], old9)
+        times = engine.response_times()
+        assert len(times) == 1 and 0 < times[0] < 1.0
+    finally:
+        engine.stop()

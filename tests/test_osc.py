@@ -171,3 +171,30 @@ def test_bad_messages_are_ignored_and_a_flood_keeps_working(rig, caplog: pytest.
     assert elapsed < 5.0  # the server kept up with 1,000 notes/s
     # rate-limited: one log line per kind of problem, not one per message
     assert len(caplog.records) <= len(bad) + 2
+
+
+def test_trigger_at_velocity_zero_starts_no_voice(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Like a MIDI note-on at velocity 0 (a button's release): no voice, no steal, no choke."""
+    engine = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[[1, 2]], polyphony=2))
+    engine.render_pending()
+    control = OscControl(engine, tmp_path)
+    server = OscServer(control, "127.0.0.1", 0)
+    server.start()
+    try:
+        c = Client(server.port)
+        c.send("/flowshot/pad/2/trigger", 1.0)
+        c.send("/flowshot/pad/5/trigger", 1.0)
+        c.sync()
+        engine.process(np.zeros(16, np.float32))
+        with caplog.at_level("WARNING", logger="flowshot.realtime"):
+            for v in (0.0, 0, -0.5, 0.0, 0.0):
+                c.send("/flowshot/pad/1/trigger", v)  # pad 1 would choke pad 2 and steal a slot
+            c.sync()
+        engine.process(np.zeros(16, np.float32))
+    finally:
+        server.stop()
+    assert [(p, fading) for p, _, _, fading in engine.voices()] == [(2, False), (5, False)]
+    assert engine.hits == 2 and engine.steals == 0 and engine.last_hit[1] == -1
+    assert control.refused == 0
+    ignored = [r for r in caplog.records if "hits nothing" in r.getMessage()]
+    assert len(ignored) == 1 and "/flowshot/pad/1/trigger" in ignored[0].getMessage()

@@ -15,22 +15,38 @@ from flowshot.export.voices import VoiceBank
 LENGTH = 50
 
 
-def reference_play(trigger: np.ndarray, shots: list[np.ndarray], polyphony: int) -> np.ndarray:
-    """Naive spec: trigger [N] -> out [N]; the i-th hit plays shots[i % len(shots)]."""
+def reference_play(trigger: np.ndarray, shots: list[np.ndarray], polyphony: int, fade: int = 0) -> np.ndarray:
+    """Naive spec: trigger [N] -> out [N]; the i-th hit plays shots[i % len(shots)].
+
+    A voice is [start, gain, shot, fade_start]; fade_start is the sample its fade-out
+    began (None while not fading); it ends ``fade`` samples later (at once for fade 0).
+    """
+
+    def sounding(v: list, n: int) -> bool:
+        return n - v[0] < LENGTH and (v[3] is None or n - v[3] < fade)
+
     out = np.zeros(len(trigger))
-    voices: list[list] = []  # [start_sample, gain, shot], oldest first
+    voices: list[list] = []  # oldest first
     prev, hit = 0.0, 0
     for n, x in enumerate(trigger):
         if x > 0 >= prev:
-            voices = [v for v in voices if n - v[0] < LENGTH]
-            while len(voices) >= polyphony:
-                voices.pop(0)
-            voices.append([n, x, shots[hit % len(shots)]])
+            voices = [v for v in voices if sounding(v, n)]
+            live = [v for v in voices if v[3] is None]
+            while len(live) >= polyphony:
+                live.pop(0)[3] = n  # stolen: starts fading at n (gone at once when fade is 0)
+            voices = [v for v in voices if sounding(v, n)]
+            fading = [v for v in voices if v[3] is not None]
+            while len(fading) > polyphony:  # cut the one furthest into its fade; ties: oldest
+                cut = min(fading, key=lambda v: (v[3], voices.index(v)))
+                fading.remove(cut)
+                voices.remove(cut)
+            voices.append([n, x, shots[hit % len(shots)], None])
             hit += 1
         prev = x
-        for start, gain, shot in voices:
-            if n - start < LENGTH:
-                out[n] += gain * shot[n - start]
+        for v in voices:
+            if sounding(v, n):
+                ramp = 1.0 if v[3] is None else 1.0 - (n - v[3]) / max(fade - 1, 1)
+                out[n] += v[1] * v[2][n - v[0]] * ramp
     return out
 
 
@@ -61,14 +77,14 @@ def shots() -> torch.Tensor:
     return torch.randn(7, LENGTH, generator=g)
 
 
-@pytest.mark.parametrize("polyphony", [1, 2, 3, 8])
-def test_matches_reference_for_any_block_sizes(shots: torch.Tensor, polyphony: int) -> None:
+@pytest.mark.parametrize("polyphony, fade", [(1, 0), (2, 0), (3, 0), (8, 0), (1, 12), (2, 5), (3, 1), (8, 30)])
+def test_matches_reference_for_any_block_sizes(shots: torch.Tensor, polyphony: int, fade: int) -> None:
     rng = np.random.default_rng(polyphony)
-    trig = random_trigger(rng, 600, 40)  # dense: voices overlap and get stolen
+    trig = random_trigger(rng, 600, 40)  # dense: voices overlap and get stolen (and fade)
     # One batch row so the hit order is the row's own order (shot i = i-th hit).
-    expected = reference_play(trig, list(shots.numpy().astype(np.float64)), polyphony)
+    expected = reference_play(trig, list(shots.numpy().astype(np.float64)), polyphony, fade)
     for sizes in ([600], [64], [1, 7, 13, 64, 3], [128, 5]):
-        bank = torch.jit.script(VoiceBank(LENGTH, polyphony=polyphony))
+        bank = torch.jit.script(VoiceBank(LENGTH, polyphony=polyphony, fade=fade))
         got = run_blocks(bank, torch.from_numpy(trig)[None], shots, sizes)[0].double().numpy()
         assert np.max(np.abs(got - expected)) < 1e-5, (polyphony, sizes)
 
@@ -130,3 +146,19 @@ def test_polyphony_setter_and_lowering() -> None:
     out = bank(trig, torch.ones(LENGTH))
     # Next hit cuts the 3 oldest: 4 voices sounding at sample 0, 2 from sample 1 on.
     assert out[0].tolist() == [4.0, 2.0, 2.0, 2.0] and int(bank.active_voices()[0]) == 2
+
+
+def test_stolen_voice_fades_by_hand() -> None:
+    """A stolen voice ramps from 1 to 0 over ``fade`` samples instead of stopping dead."""
+    bank = torch.jit.script(VoiceBank(LENGTH, polyphony=1, fade=4))
+    trig = torch.zeros(1, 30)
+    trig[0, 0] = 1.0
+    trig[0, 10] = 0.5  # steals the first voice
+    out = bank(trig, torch.ones(LENGTH))[0]
+    expected = torch.cat([torch.ones(10), 0.5 + torch.tensor([1.0, 2 / 3, 1 / 3, 0.0]), torch.full((16,), 0.5)])
+    torch.testing.assert_close(out, expected)
+    assert int(bank.active_voices()[0]) == 1
+    bank.set_fade(0)  # hard cut again, the old behaviour
+    trig = torch.zeros(1, 4)
+    trig[0, 1] = 0.25
+    assert bank(trig, torch.ones(LENGTH))[0].tolist() == [0.5, 0.25, 0.25, 0.25]
