@@ -1,7 +1,9 @@
 """Trigger edges and polyphonic one-shot voices: the ONE definition of how a hit plays.
 
-Shared by the nn~ instrument (scripted into the ``.ts``) and the real-time host, and pinned
-by ``tests/test_voices.py``. The semantics:
+Played by the nn~ instrument (scripted into the ``.ts``) and pinned by ``tests/test_voices.py``;
+the real-time host's engine (``flowshot.realtime.engine``, numpy, no torch in the audio
+process) follows the same rules, and ``tests/test_engine.py`` checks its mix against this
+one sample for sample. The semantics:
 
 - A hit starts at a rising edge of the trigger signal: sample ``n`` with ``trig[n] > 0`` and
   ``trig[n-1] <= 0`` (the sample before the first one ever seen, or after a reset, counts as
