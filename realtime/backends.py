@@ -138,6 +138,11 @@ class Backend:
         """
         return [np.array(a, dtype=np.float32) for a in self.render(z)]
 
+    def render_bases(self, u: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Base points u [P, D] -> (latents z [P, D], P buffers as ``render_pads``)."""
+        z = self.base_to_latent(u)
+        return z, self.render_pads(z)
+
     def base_to_latent(self, u: np.ndarray) -> np.ndarray:
         """Prior flow forward: base points u [P, D] -> latents z [P, D]."""
         raise NotImplementedError

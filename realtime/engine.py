@@ -6,8 +6,9 @@ Threads and what they may do:
   ``morph``, ...), which change pad state under ``_lock`` and wake the render thread;
 - the render thread (``start``) waits ~``debounce_ms`` for a burst of changes to settle,
   renders the changed pads that were played in the last ``RECENT_S`` seconds one at a time,
-  most recent first (so the pad being played answers a knob within a few ms), then the rest
-  in one batched model call, and swaps each new buffer in by plain reference assignment
+  most recent first (so the pad being played answers a knob within a few ms), at most
+  ``RECENT_MAX`` of them, then the rest ``RENDER_CHUNK`` at a time, starting over whenever
+  a newer change arrives, and swaps each new buffer in by plain reference assignment
   (atomic in CPython);
 - the audio callback (``process``) only mixes: no model call, no lock, no array allocation.
   A voice keeps the buffer it started with, so re-renders never click a sounding hit, and a
@@ -31,7 +32,9 @@ from flowshot.errors import FlowshotError
 from flowshot.realtime.backends import Backend
 
 MAX_BLOCK = 16384  # the largest audio block the host expects (larger ones still work)
-RECENT_S = 2.0  # pads hit this recently are re-rendered first, one model call each
+RECENT_S = 2.0  # pads hit this recently are re-rendered first, one model call each...
+RECENT_MAX = 4  # ...at most this many, so a long knob sweep cannot keep the model busy
+RENDER_CHUNK = 4  # the other changed pads go this many per model call
 RESPONSE_LOG = 256  # change-to-sound times kept for the stats (a ring)
 
 
@@ -67,7 +70,7 @@ class EngineSettings:
     knob_range: float = 3.0
     temperature: float = 1.0
     seed: int = 0
-    debounce_ms: float = 2.0
+    debounce_ms: float = 1.0
     queue_size: int = 1024
 
 
@@ -513,13 +516,17 @@ class Engine:
                     bases.append((i, u + offset))
         t0 = time.perf_counter()
         try:
-            z = np.zeros((len(pads), self.backend.latent_dim))
             order = [i for i, _ in bases] + [i for i, _ in fixed]
+            zs, audio = [], []
             if bases:
-                z[: len(bases)] = self.backend.base_to_latent(np.stack([u for _, u in bases]))
-            for j, (_, lat) in enumerate(fixed):
-                z[len(bases) + j] = lat
-            audio = self.backend.render_pads(z)
+                zb, ab = self.backend.render_bases(np.stack([u for _, u in bases]))
+                zs.append(zb)
+                audio += ab
+            if fixed:
+                zf = np.stack([lat for _, lat in fixed])
+                zs.append(zf)
+                audio += self.backend.render_pads(zf)
+            z = np.concatenate(zs)
         except Exception:
             with self._lock:
                 self._dirty.update(pads)  # try again at the next change
@@ -552,11 +559,12 @@ class Engine:
         return self._response[:n].copy()
 
     def recent_pending(self) -> list[int]:
-        """Changed pads hit in the last ``RECENT_S`` seconds (at the output rate), most recent first."""
+        """Changed pads hit in the last ``RECENT_S`` seconds (at the output rate), most recent
+    first, at most ``RECENT_MAX``."""
         since = self.frames_done - RECENT_S * self.output_rate
         with self._lock:
             recent = [i for i in self._dirty if self.last_hit[i] >= 0 and self.last_hit[i] >= since]
-        return sorted(recent, key=lambda i: -self.last_hit[i])
+        return sorted(recent, key=lambda i: -self.last_hit[i])[:RECENT_MAX]
 
     def _retire(self, buf: np.ndarray) -> None:
         """Keep a replaced pad buffer until no voice can still hold it, then let it go here.
@@ -596,13 +604,15 @@ class Engine:
             self._wake.clear()
             try:
                 # The pads being played first, one call each (a batch of 16 takes ten
-                # times longer than one pad); a newer change starts the round over.
+                # times longer than one pad), then the rest a few at a time; a newer
+                # change starts the round over, so it never waits behind a long batch.
                 for _ in self.recent_pending():
                     self.render_pending(limit=1)
                     if self._wake.is_set():
                         break
                 else:
-                    self.render_pending()
+                    while self.render_pending(limit=RENDER_CHUNK) and not self._wake.is_set():
+                        pass
             except Exception as err:  # a failing model must not kill the instrument
                 if self.on_render_error is not None:
                     self.on_render_error(f"render failed: {type(err).__name__}: {err}")

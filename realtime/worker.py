@@ -64,15 +64,18 @@ def _serve(conn: Any, path: str, kind: str, render_rate: int, threads: int) -> N
         if op == "close":
             break
         try:
-            if op == "render":
-                z, name = arg
+            if op in ("render", "render_bases"):
+                # render_bases runs the prior flow first: one round trip instead of two
+                # per re-render, which is most of a single pad's overhead.
+                x, name = arg
+                z = b.base_to_latent(x) if op == "render_bases" else x
                 audio = render(z)
                 if segment is None or segment.name != name:
                     if segment is not None:
                         segment.close()
                     segment = shared_memory.SharedMemory(name=name)
                 np.ndarray(audio.shape, np.float32, buffer=segment.buf)[...] = audio
-                conn.send(("ok", audio.shape))
+                conn.send(("ok", (audio.shape, z)))
             else:
                 conn.send(("ok", ops[op](arg)))
         except FlowshotError as err:
@@ -139,19 +142,26 @@ class ProcessBackend(Backend):
 
     def render_pads(self, z: np.ndarray) -> list[np.ndarray]:
         """Latents z [P, D] -> P float32 buffers [L'] at ``render_rate``, via shared memory."""
-        z = np.asarray(z, dtype=np.float64)
+        return self._render("render", z)[1]
+
+    def render_bases(self, u: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Base points u [P, D] -> (latents, buffers) in one request to the worker."""
+        return self._render("render_bases", u)
+
+    def _render(self, op: str, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        x = np.asarray(x, dtype=np.float64)
         with self._lock:  # the segment is this call's until its pads are copied out
-            need = max(1, len(z)) * self.render_length * 4
+            need = max(1, len(x)) * self.render_length * 4
             if self._segment is None or self._segment.size < need:
                 self._release_segment()
                 self._segment = shared_memory.SharedMemory(create=True, size=need)
-            shape = self._call_locked("render", (z, self._segment.name))
+            shape, z = self._call_locked(op, (x, self._segment.name))
             block = np.ndarray(shape, np.float32, buffer=self._segment.buf)
             pads = [np.empty(shape[1], np.float32) for _ in range(shape[0])]
             for out, row in zip(pads, block):
                 np.copyto(out, row)  # a plain copy releases the GIL
             del block  # no view may outlive the segment
-        return pads
+        return np.asarray(z, dtype=np.float64), pads
 
     def _release_segment(self) -> None:
         if self._segment is not None:
