@@ -369,6 +369,13 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
             **{what: metrics.tone_prominence_db(*spectra[key], tone_hz)
                for what, key in (("real", "real (test)"), ("samples", f"{label} samples"), ("recon", f"{label} recon"))},
         }
+        if tone_hz:
+            model_blocks[label]["comb_lines"] = {
+                "step_hz": tone_hz[0],
+                **{what: metrics.comb_lines(audio, rate, tone_hz[0])
+                   for what, audio, rate in (("real", real.test, sr), ("samples", out["samples"], cfg.audio.sample_rate),
+                                             ("recon", out["recon"], cfg.audio.sample_rate))},
+            }
         latent_maps[label] = (out["modes"], classes)
         if settings.sampler == "both" and sampler == "data":
             flow = prior_samples(loaded.model, n_samples, settings.seed, settings.temperature, None)[2].numpy()
@@ -509,6 +516,16 @@ def markdown_report(result: dict[str, Any]) -> str:
                 worst = int(np.nanargmax(t[what]))
                 cells.append(f"{t[what][worst]:+.1f} at {t['hz'][worst]:.0f} Hz")
             lines.append(f"| {name} | {len(t['hz'])} x {t['hz'][0]:.1f} Hz | " + " | ".join(cells) + " |")
+    combs = {name: m["comb_lines"] for name, m in result["models"].items() if m.get("comb_lines")}
+    if combs:
+        lines += ["", "Spectral lines (peaks 15 dB over the 100 Hz around them, above 200 Hz) per sound, and the share "
+                  "of them on the multiples of the decoder's slowest frame rate, where an up-sampler's imaging comb "
+                  "lies (real partials land there by chance only):", "",
+                  "| model | comb spacing | chance | real (test): lines / on comb | samples | recon |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for name, c in combs.items():
+            cells = [f"{c[w]['lines_per_sound']:.1f} / {100 * c[w]['on_comb']:.0f} %" for w in ("real", "samples", "recon")]
+            lines.append(f"| {name} | {c['step_hz']:.1f} Hz | {100 * c['real']['chance']:.0f} % | " + " | ".join(cells) + " |")
     octaves = result.get("octave_levels_db") or {}
     reference = octaves.get("real (test)")
     if reference:

@@ -333,6 +333,45 @@ def tone_prominence_db(freqs: np.ndarray, power: np.ndarray, at_hz: Sequence[flo
     return out
 
 
+def comb_lines(audio: np.ndarray, sample_rate: int, step_hz: float, min_hz: float = 200.0,
+               prominence_db: float = 15.0, tolerance_hz: float = 3.0) -> dict[str, float]:
+    """Spectral lines of a set of sounds, and how many fall on the multiples of ``step_hz``.
+
+    A learned up-sampler images slow content of its input around the multiples of its input
+    frame rate, so a decoder that leans on that writes a comb of lines spaced by the frame
+    rate: heard as a buzz or a pitch that no drum has. Real partials (cymbals, toms, bells)
+    fall on the comb only by chance, ``2 * tolerance_hz / step_hz`` of them. The steady-tone
+    table (``tone_prominence_db``) misses such a comb when its lines follow each hit's decay.
+
+    A line is a local maximum of a sound's whole-clip spectrum (Hann window) standing
+    ``prominence_db`` over the median of the 100 Hz around it, above ``min_hz``.
+
+    Args:
+        audio: [N, T] sounds.
+        step_hz: the comb's spacing (the decoder's slowest frame rate, see ``frame_rate_harmonics``).
+    Returns:
+        ``lines_per_sound`` (mean), ``on_comb`` (share of all lines within ``tolerance_hz``
+        of a multiple of ``step_hz``; NaN without lines) and ``chance`` (the share by chance).
+    """
+    from scipy.ndimage import median_filter
+    from scipy.signal import find_peaks
+
+    audio = np.asarray(audio, dtype=np.float64).reshape(len(audio), -1)
+    n = audio.shape[-1]
+    freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
+    width = max(3, int(round(100.0 / freqs[1])) | 1)
+    distance = max(1, int(round(2 * tolerance_hz / freqs[1])))
+    power_db = 10 * np.log10(np.abs(np.fft.rfft(audio * np.hanning(n), axis=-1)) ** 2 + 1e-20)
+    total = on = 0
+    for row in power_db:
+        peaks, _ = find_peaks(row - median_filter(row, size=width), height=prominence_db, distance=distance)
+        f = freqs[peaks[freqs[peaks] >= min_hz]]
+        total += len(f)
+        on += int(np.sum(np.abs(f - step_hz * np.round(f / step_hz)) <= tolerance_hz))
+    return {"lines_per_sound": total / max(len(audio), 1), "on_comb": on / total if total else float("nan"),
+            "chance": min(1.0, 2 * tolerance_hz / step_hz)}
+
+
 # --------------------------------------------------------------------------- latents
 
 

@@ -79,6 +79,9 @@ def test_metrics_json_has_every_row_and_key(evaluated: tuple[Path, dict]) -> Non
         tones = block["frame_rate_tones_db"]
         assert tones["hz"] == pytest.approx([125.0 * k for k in range(1, 32)])
         assert all(len(tones[w]) == 31 and all(math.isfinite(v) for v in tones[w]) for w in ("real", "samples", "recon"))
+        comb = block["comb_lines"]
+        assert comb["step_hz"] == pytest.approx(125.0) and comb["real"]["chance"] == pytest.approx(6 / 125)
+        assert all(comb[w]["lines_per_sound"] >= 0 for w in ("real", "samples", "recon"))
     # Real sounds are trimmed to their onset: they reach -20 dB of their peak within a few ms.
     assert 0 <= m["level_test"]["onset_ms"] < 5 and m["level_test"]["attack_db"] > m["level_test"]["rms_db"]
 

@@ -162,3 +162,27 @@ def test_frame_rate_tones_stand_out_only_where_there_is_one() -> None:
     assert max(clean_db) < 4, max(clean_db)
     assert toned_db[3] > 15 and int(np.argmax(toned_db)) == 3, toned_db[:8]
     assert all(abs(a - b) < 1 for i, (a, b) in enumerate(zip(clean_db, toned_db)) if i != 3)
+
+
+def test_comb_lines_tell_an_imaging_comb_from_real_partials() -> None:
+    """Decaying partials at inharmonic frequencies (a cymbal) fall on the 86.1 Hz comb only
+    by chance; lines at its multiples (an up-sampler's images) all do. Noise has no lines."""
+    from flowshot.evaluation.metrics import comb_lines
+
+    sr, n, step = 22050, 16384, 86.1328125
+    rng = np.random.default_rng(1)
+    t = np.arange(n) / sr
+    env = np.exp(-t / 0.15)
+    noise = rng.standard_normal((30, n)) * env * 0.05
+
+    def with_lines(freqs_per_sound: list[np.ndarray]) -> np.ndarray:
+        return noise + np.stack([env * sum(0.05 * np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) for f in fs)
+                                 for fs in freqs_per_sound])
+
+    partials = [rng.uniform(300, 9000, 12) for _ in range(30)]
+    comb = [step * rng.choice(np.arange(4, 100), 12, replace=False) for _ in range(30)]
+    real, imaged, bare = (comb_lines(x, sr, step) for x in (with_lines(partials), with_lines(comb), noise))
+    assert real["chance"] == pytest.approx(6 / step)
+    assert 10 < real["lines_per_sound"] <= 13 and 10 < imaged["lines_per_sound"] <= 13
+    assert real["on_comb"] < 3 * real["chance"] and imaged["on_comb"] > 0.9
+    assert bare["lines_per_sound"] < 1
