@@ -312,7 +312,7 @@ def test_linear_upsampling_decoder_scripts_and_matches(upsample: str, kinds: lis
     torch.manual_seed(0)
     model = FlowVAE(cfg).eval()
     assert [type(up[1]) for up in model.decoder.ups] == kinds
-    assert [getattr(up[1], "balanced", False) for up in model.decoder.ups] == [k == "balanced" for k in upsample.split(",")]
+    assert [getattr(up[1], "balanced", False) for up in model.decoder.ups] == [k == "balanced" for k in cfg.model.upsample_kinds()]
     z = torch.randn(2, cfg.model.latent_dim)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
