@@ -197,7 +197,7 @@ def cmd_play(args: argparse.Namespace) -> int:
                 "renders": engine.render_count, "active_voices": engine.active_voices,
                 "callback_max_ms": audio.callback_max_ms, "load_max": audio.load_max,
                 "render_ms": engine.render_ms, "frames": engine.frames_done, "input_errors": audio.input_errors,
-                **response_ms(engine)}
+                **response_ms(engine), "pending_pads": engine.pending_pads}
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

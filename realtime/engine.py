@@ -171,6 +171,7 @@ class Engine:
         self._response = np.zeros(RESPONSE_LOG)
         self._responses = 0
         self._changed_at: float | None = None
+        self._in_flight = 0  # pads taken for the render under way
         self.on_render_error = None  # optional callable(str) set by the host for logging
 
         # Voices: plain Python lists (faster than numpy scalars in a per-block loop). Twice
@@ -504,6 +505,7 @@ class Engine:
                 return []
             pads = pads[:limit] if limit else pads
             self._dirty.difference_update(pads)
+            self._in_flight = len(pads)
             finished = not self._dirty
             changed_at, self._changed_at = self._changed_at, None
             offset = self.knob_offset()
@@ -529,6 +531,7 @@ class Engine:
             z = np.concatenate(zs)
         except Exception:
             with self._lock:
+                self._in_flight = 0
                 self._dirty.update(pads)  # try again at the next change
                 if self._changed_at is None:
                     self._changed_at = changed_at
@@ -547,11 +550,17 @@ class Engine:
                 self._response[self._responses % RESPONSE_LOG] = time.perf_counter() - changed_at
                 self._responses += 1
                 changed_at = None
+        self._in_flight = 0
         self.render_ms = (time.perf_counter() - t0) * 1e3
         self.render_count += 1
         if finished:
             self._rendered = generation
         return order
+
+    @property
+    def pending_pads(self) -> int:
+        """Pads whose latent or knobs changed and that still play their old render."""
+        return len(self._dirty) + self._in_flight
 
     def response_times(self) -> np.ndarray:
         """Seconds from a change to its first re-rendered pad sounding, the last ``RESPONSE_LOG``."""

@@ -486,3 +486,22 @@ def test_knob_move_renders_the_played_pad_first_and_times_it() -> None:
         assert len(times) == 1 and 0 < times[0] < 1.0
     finally:
         engine.stop()
+
+
+def test_pending_pads_count_the_render_under_way() -> None:
+    """``pending_pads`` (the host's stats) stays above 0 until the last changed pad is live."""
+
+    class Slow(ToyBackend):
+        def render(self, z: np.ndarray) -> np.ndarray:
+            seen.append(engine.pending_pads)
+            return super().render(z)
+
+    seen: list[int] = []
+    engine = Engine(Slow(toy_stats()), EngineSettings(choke_groups=[]))
+    engine.render_pending()
+    seen.clear()
+    engine.set_knob(0, 1.0)
+    assert engine.pending_pads == 16
+    while engine.render_pending(limit=4):
+        pass
+    assert seen == [16, 12, 8, 4] and engine.pending_pads == 0

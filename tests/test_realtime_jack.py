@@ -206,7 +206,8 @@ class Host:
         self.sock.sendto(message(address, *args), ("127.0.0.1", self.osc_port))
 
     def stats(self) -> list[float]:
-        """Host counters over OSC: xruns, callbacks, hits, renders, voices, cb max ms, load, render ms, frames, input errors."""
+        """Host counters over OSC: xruns, callbacks, hits, renders, voices, cb max ms, load, render ms, frames,
+        input errors, change-to-sound median and worst ms, pads pending a re-render."""
         self.osc("/flowshot/stats")
         data, _ = self.sock.recvfrom(65536)
         return list(OscMessage(data).params)
@@ -276,10 +277,11 @@ def test_live_host_on_jack(jack_server: str, ckpt: Path, reference: Engine, tmp_
 
 
 def wait_for_render(host: "Host", renders_before: float, timeout: float = 10.0) -> None:
-    """Until the host has re-rendered its pads after a knob move (debounce + one model call;
-    a fixed sleep is a guess on a loaded machine), then one more period of settling."""
+    """Until the host has re-rendered every pad after a knob move (the played pads first,
+    then the rest a few per model call; a fixed sleep is a guess on a loaded machine), then
+    one more period of settling."""
     deadline = time.monotonic() + timeout
-    while host.stats()[3] <= renders_before:
+    while (stats := host.stats())[3] <= renders_before or stats[12] > 0:
         if time.monotonic() > deadline:
             raise AssertionError(f"the host did not re-render within {timeout} s of a knob move")
         time.sleep(0.02)
