@@ -33,7 +33,7 @@ from flowshot.realtime.backends import Backend
 
 MAX_BLOCK = 16384  # the largest audio block the host expects (larger ones still work)
 RECENT_S = 2.0  # pads hit this recently are re-rendered first, one model call each...
-RECENT_MAX = 4  # ...at most this many, so a long knob sweep cannot keep the model busy
+RECENT_MAX = 4  # ...at most this many, so the pads behind them still get their turn
 RENDER_CHUNK = 4  # the other changed pads go this many per model call
 RESPONSE_LOG = 256  # change-to-sound times kept for the stats (a ring)
 
