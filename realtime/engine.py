@@ -4,12 +4,10 @@ Threads and what they may do:
 - control threads (MIDI, OSC, UI, offline driver) call ``trigger``/``note_on`` (append to a
   deque: atomic, never blocks) and the latent controls (``set_knob``, ``randomize_pad``,
   ``morph``, ...), which change pad state under ``_lock`` and wake the render thread;
-- the render thread (``start``) waits ~``debounce_ms`` for a burst of changes to settle,
-  renders the changed pads that were played in the last ``RECENT_S`` seconds one at a time,
-  most recent first (so the pad being played answers a knob within a few ms), at most
-  ``RECENT_MAX`` of them, then the rest ``RENDER_CHUNK`` at a time, starting over whenever
-  a newer change arrives, and swaps each new buffer in by plain reference assignment
-  (atomic in CPython);
+- the render thread (``start``) renders the changed pads one per model call, most recently
+  hit first (so the pad being played answers a knob within a few ms), starting over
+  whenever a newer change arrives, and swaps each new buffer in by plain reference
+  assignment (atomic in CPython);
 - the audio callback (``process``) only mixes: no model call, no lock, no array allocation.
   A voice keeps the buffer it started with, so re-renders never click a sounding hit, and a
   voice that is stolen or choked fades out over ``choke_fade_ms`` instead of stopping dead.
@@ -32,9 +30,6 @@ from flowshot.errors import FlowshotError
 from flowshot.realtime.backends import Backend
 
 MAX_BLOCK = 16384  # the largest audio block the host expects (larger ones still work)
-RECENT_S = 2.0  # pads hit this recently are re-rendered first, one model call each...
-RECENT_MAX = 4  # ...at most this many, so the pads behind them still get their turn
-RENDER_CHUNK = 4  # the other changed pads go this many per model call
 RESPONSE_LOG = 256  # change-to-sound times kept for the stats (a ring)
 
 
@@ -56,8 +51,9 @@ class EngineSettings:
         knob_range: knob values are clamped to [-knob_range, knob_range] (in macro stds).
         temperature: std of new prior draws (``randomize_pad``).
         seed: seed of the prior draws that fill pads the stats do not cover.
-        debounce_ms: the render thread waits this long for more changes before rendering
-            (changes that arrive while it renders are coalesced anyway).
+        debounce_ms: the render thread waits this long for more changes before rendering;
+            0 (the default) renders at once, and the changes that arrive during a render
+            are coalesced into the next one anyway.
         queue_size: pending triggers kept at most (a flood drops the oldest, never blocks).
     """
 
@@ -70,7 +66,7 @@ class EngineSettings:
     knob_range: float = 3.0
     temperature: float = 1.0
     seed: int = 0
-    debounce_ms: float = 1.0
+    debounce_ms: float = 0.0
     queue_size: int = 1024
 
 
@@ -567,14 +563,6 @@ class Engine:
         n = min(self._responses, RESPONSE_LOG)
         return self._response[:n].copy()
 
-    def recent_pending(self) -> list[int]:
-        """Changed pads hit in the last ``RECENT_S`` seconds (at the output rate), most recent
-    first, at most ``RECENT_MAX``."""
-        since = self.frames_done - RECENT_S * self.output_rate
-        with self._lock:
-            recent = [i for i in self._dirty if self.last_hit[i] >= 0 and self.last_hit[i] >= since]
-        return sorted(recent, key=lambda i: -self.last_hit[i])[:RECENT_MAX]
-
     def _retire(self, buf: np.ndarray) -> None:
         """Keep a replaced pad buffer until no voice can still hold it, then let it go here.
 
@@ -609,19 +597,16 @@ class Engine:
             self._wake.wait()
             if self._stop:
                 break
-            time.sleep(debounce)  # let a burst of messages settle into one render
+            if debounce > 0:
+                time.sleep(debounce)  # let a burst of messages settle into one render
             self._wake.clear()
             try:
-                # The pads being played first, one call each (a batch of 16 takes ten
-                # times longer than one pad), then the rest a few at a time; a newer
-                # change starts the round over, so it never waits behind a long batch.
-                for _ in self.recent_pending():
-                    self.render_pending(limit=1)
-                    if self._wake.is_set():
-                        break
-                else:
-                    while self.render_pending(limit=RENDER_CHUNK) and not self._wake.is_set():
-                        pass
+                # One pad per call, most recently hit first: a model call cannot be
+                # interrupted, so a change waits at most one pad's render for its turn
+                # (a batch of 4 would make it wait three times longer; batching saves
+                # little per pad on one thread). A newer change starts the round over.
+                while self.render_pending(limit=1) and not self._wake.is_set():
+                    pass
             except Exception as err:  # a failing model must not kill the instrument
                 if self.on_render_error is not None:
                     self.on_render_error(f"render failed: {type(err).__name__}: {err}")

@@ -459,8 +459,9 @@ def test_blocks_beyond_the_scratch_buffer_mix_whole_voices() -> None:
 
 
 def test_knob_move_renders_the_played_pad_first_and_times_it() -> None:
-    """The pad hit last is re-rendered alone first (one pad answers a knob several times
-    sooner than a batch of 16), then the rest a few at a time; the change-to-sound time is logged."""
+    """After a knob move the pads re-render one per model call (one pad answers a knob
+    several times sooner than a batch of 16), the pad hit last first, then the one hit
+    before it; the change-to-sound time is logged."""
 
     class Recording(ToyBackend):
         def render(self, z: np.ndarray) -> np.ndarray:
@@ -470,6 +471,15 @@ def test_knob_move_renders_the_played_pad_first_and_times_it() -> None:
     backend = Recording(toy_stats())
     backend.batches = []
     engine = Engine(backend, EngineSettings(choke_groups=[]))
+    order: list[int] = []
+    render_pending = engine.render_pending
+
+    def recorded(limit: int | None = None) -> list[int]:
+        done = render_pending(limit)
+        order.extend(done)
+        return done
+
+    engine.render_pending = recorded
     engine.start()
     try:
         out = np.zeros(64, np.float32)
@@ -477,10 +487,12 @@ def test_knob_move_renders_the_played_pad_first_and_times_it() -> None:
             engine.trigger(pad, 1.0)
             engine.process(out)
         backend.batches.clear()
+        order.clear()
         old5, old9 = engine.pad_audio[5], engine.pad_audio[9]
         engine.set_knob(0, 1.5)
         assert engine.wait_rendered(2.0)
-        assert backend.batches == [1, 1, 4, 4, 4, 2], backend.batches  # pad 5, pad 9, then the rest
+        assert backend.batches == [1] * 16, backend.batches
+        assert order[:2] == [5, 9] and sorted(order) == list(range(16)), order
         assert not np.allclose(engine.pad_audio[5], old5) and not np.allclose(engine.pad_audio[9], old9)
         times = engine.response_times()
         assert len(times) == 1 and 0 < times[0] < 1.0
