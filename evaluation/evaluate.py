@@ -26,7 +26,7 @@ import torch
 from flowshot.errors import FlowshotError
 from flowshot.evaluation import baselines, metrics
 from flowshot.evaluation.embeddings import get_embedding
-from flowshot.model.latents import draw_base, stored_base_quantiles
+from flowshot.model.latents import draw_base, stored_base_mixing, stored_base_quantiles
 
 FLOOR = "real train (floor)"
 CEILING = "noise baseline (ceiling)"
@@ -44,6 +44,7 @@ LATENT_KEYS = (
     "prior_log_prob_samples",
     "base_radius_modes",
     "base_radius_samples",
+    "base_energy_distance",
 )
 PNG_FILES = ("spectrograms.png", "latent_map.png", "per_class.png", "spectra.png")
 
@@ -61,8 +62,8 @@ class EvalSettings:
         embedding: registered embedding name.
         seed: seeds sampling, subsets, k-means and the baseline.
         temperature: scale of the prior's base noise for the samples (1 = the prior itself).
-        sampler: "data" (each base dimension drawn from the training sounds' distribution,
-            the checkpoint's ``base_quantiles``; what ``flowshot generate`` does), "flow"
+        sampler: "data" (base points drawn like the training sounds', the checkpoint's
+            ``base_quantiles`` and ``base_mixing``; what ``flowshot generate`` does), "flow"
             (N(0, T^2) base noise, the flow prior as trained) or "both" (the second as an
             extra row per model).
         max_train: cap on real training sounds embedded as the floor/NDB reference.
@@ -199,22 +200,26 @@ def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch:
 
 @torch.no_grad()
 def prior_samples(model: Any, n: int, seed: int, temperature: float,
-                  quantiles: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  quantiles: torch.Tensor | None, mixing: torch.Tensor | None = None,
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Seeded prior draws of one model: (base points [n, D], latents [n, D], audio [n, L])."""
-    u = draw_base(n, model.latent_dim, temperature, torch.Generator().manual_seed(seed), quantiles)
+    u = draw_base(n, model.latent_dim, temperature, torch.Generator().manual_seed(seed), quantiles, mixing)
     z = _batched(model.base_to_latent, u)
     return u, z, _batched(model.decode, z)[:, 0]
 
 
 @torch.no_grad()
 def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, temperature: float = 1.0,
-                  quantiles: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+                  quantiles: torch.Tensor | None = None, mixing: torch.Tensor | None = None,
+                  ) -> dict[str, np.ndarray]:
     """Prior samples, reconstructions and latent statistics of one model.
 
     Args:
         test: [N, L] test audio at the model's rate and length.
         quantiles: the checkpoint's ``base_quantiles`` for the "data" sampler (None: the
             base noise is used as it is, the flow prior).
+        mixing: the checkpoint's ``base_mixing`` (the "data" sampler's correlations; None:
+            independent dimensions). Unused without ``quantiles``.
 
     Returns:
         dict of arrays: samples [n, L], recon [N, L], modes [N, D], means [N, D],
@@ -222,7 +227,7 @@ def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, tempe
         u_samples [n, D].
     """
     x = torch.from_numpy(test).float().unsqueeze(1)
-    u_samples, z_samples, samples = prior_samples(model, n_samples, seed, temperature, quantiles)
+    u_samples, z_samples, samples = prior_samples(model, n_samples, seed, temperature, quantiles, mixing)
     means, logvars, modes = [], [], []
     for i in range(0, len(x), 64):
         post = model.encode(x[i : i + 64])
@@ -262,6 +267,7 @@ def latent_health(out: dict[str, np.ndarray]) -> dict[str, Any]:
         "prior_log_prob_samples": float(out["log_p_samples"].mean()),
         "base_radius_modes": metrics.base_radius(out["u_modes"]),
         "base_radius_samples": metrics.base_radius(out["u_samples"]),
+        "base_energy_distance": metrics.energy_distance(out["u_samples"], out["u_modes"]),
     }
 
 
@@ -334,7 +340,7 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
             notes.append(f"{label}: no sampling table in the checkpoint (`flowshot stats` adds one): flow prior samples")
             sampler = "flow"
         out = model_outputs(loaded.model, test, n_samples, settings.seed, settings.temperature,
-                            table if sampler == "data" else None)
+                            table if sampler == "data" else None, stored_base_mixing(loaded.meta))
         e_samples = embed(out["samples"], cfg.audio.sample_rate, f"samples of {label}")
         e_recon = embed(out["recon"], cfg.audio.sample_rate, f"reconstructions of {label}")
         e_ref = e_test if test is real.test else embedding.embed_at(test, cfg.audio.sample_rate)
@@ -477,8 +483,8 @@ def markdown_report(result: dict[str, Any]) -> str:
     lines += [
         "",
         "| model | flows | STFT dist ↓ | LSD dB ↓ | emb. dist ↓ | KL nats | active units (var / KL) | "
-        "log p(z) modes / samples | base radius modes / samples |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "log p(z) modes / samples | base radius modes / samples | base energy dist. samples-modes ↓ |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, m in result["models"].items():
         rec, lat = m["reconstruction"], m["latent"]
@@ -487,7 +493,8 @@ def markdown_report(result: dict[str, Any]) -> str:
             f"{_fmt(rec['log_spectral_distance_db'])} | {_fmt(rec['embedding_distance'])} | "
             f"{_fmt(lat['kl_total_nats'])} | {lat['active_units_variance']} / {lat['active_units_kl']} of "
             f"{lat['latent_dim']} | {_fmt(lat['prior_log_prob_modes'])} / {_fmt(lat['prior_log_prob_samples'])} | "
-            f"{_fmt(lat['base_radius_modes'])} / {_fmt(lat['base_radius_samples'])} |"
+            f"{_fmt(lat['base_radius_modes'])} / {_fmt(lat['base_radius_samples'])} | "
+            f"{_fmt(lat['base_energy_distance'])} |"
         )
     lines += [
         "",
@@ -546,7 +553,9 @@ def markdown_report(result: dict[str, Any]) -> str:
         "ceiling is coloured noise with class spectra and decays, which a useful model must beat. KID is "
         "unbiased (about 0 for equal distributions). NDB/K: share of k-means bins of the training sounds "
         "whose share of the row's sounds differs at alpha 0.05 (the floor tests the held-out test sounds). "
-        "Levels are medians over the sounds; the onset is where a sound first comes within 20 dB of its peak "
+        "Base energy distance: the prior samples' base points against the test sounds' posterior modes "
+        "in the prior flow's base space (0 for equal distributions; it judges the sampler before the "
+        "decoder). Levels are medians over the sounds; the onset is where a sound first comes within 20 dB of its peak "
         "(real sounds are trimmed to start there). Energy under 20 Hz: share of each sound's energy, one "
         "unwindowed FFT of the whole sound (offset and rumble; about -40 dB is leakage of the attack).",
         "",

@@ -7,7 +7,8 @@ nn~ methods (every inlet and outlet at audio rate, ratio 1):
   prior's base space (``eps`` from the counter-based generator of ``flowshot.export.rng``:
   key = ``seed``, counter 0 when ``seed >= 0``; an internal hit counter when
   ``seed == -1``; ``marginal_base`` gives each dimension the training sounds' own
-  distribution, see ``flowshot.model.latents``), moves it by
+  distribution and correlates the dimensions as theirs are, see
+  ``flowshot.model.latents``), moves it by
   ``sum_k knob_k * macro_std[k] * macro_directions[k]`` (knob 1.0 = one std along the
   k-th principal direction), maps it with ``base_to_latent`` and decodes one one-shot.
 - ``decode``  in: trigger, D latent channels -> out: audio (the latent present at the edge).
@@ -81,11 +82,15 @@ class FlowshotInstrument(nn_tilde.Module):
         self.register_buffer("base_mean", torch.as_tensor(stats["base_mean"], dtype=torch.float32).clone())
         self.register_buffer("pad_latents", torch.as_tensor(stats["pad_latents"], dtype=torch.float32).reshape(-1, self.latent_dim).clone())
         self.register_buffer("pad_base", torch.as_tensor(stats["pad_base"], dtype=torch.float32).reshape(-1, self.latent_dim).clone())
-        # Random draws follow the training sounds' distribution per base dimension
-        # (flowshot.model.latents.marginal_base); empty = plain N(0, T^2) draws.
+        # Random draws follow the training sounds' distribution per base dimension, and
+        # their correlations (flowshot.model.latents.marginal_base); empty = plain
+        # N(0, T^2) draws, empty mixing = independent dimensions.
         quantiles = stats.get("base_quantiles")
         quantiles = torch.zeros(0, self.latent_dim) if quantiles is None else torch.as_tensor(quantiles, dtype=torch.float32)
         self.register_buffer("base_quantiles", quantiles.reshape(-1, self.latent_dim).clone())
+        mixing = stats.get("base_mixing")
+        mixing = torch.zeros(0, self.latent_dim) if mixing is None else torch.as_tensor(mixing, dtype=torch.float32)
+        self.register_buffer("base_mixing", mixing.reshape(-1, self.latent_dim).clone())
         self.macro_labels = [str(s) for s in stats["macro_labels"]]
         self.pad_classes = [str(s) for s in stats["pad_classes"]]
         self.audio_config = str(audio_config)
@@ -265,7 +270,7 @@ class FlowshotInstrument(nn_tilde.Module):
     @torch.jit.export
     def knob_latent(self, eps: Tensor, knobs: Tensor) -> Tensor:
         """What ``sample`` plays: ``eps [H, D]`` base noise, ``knobs [H, K]`` -> ``z [H, D]``."""
-        u = marginal_base(self.temperature_value * eps, self.base_quantiles)
+        u = marginal_base(self.temperature_value * eps, self.base_quantiles, self.base_mixing)
         u = u + torch.matmul(knobs * self.macro_std, self.macro_directions)
         return self.model.base_to_latent(u)
 

@@ -165,6 +165,7 @@ def export_onnx(loaded: LoadedModel, out_dir: str | Path, stats: dict[str, Any] 
             meta[key] = _to_list(stats[key])
         # Random draws go through these (see flowshot.model.latents.marginal_base); [] when unknown.
         meta["base_quantiles"] = _to_list(stats.get("base_quantiles", []))
+        meta["base_mixing"] = _to_list(stats.get("base_mixing", []))
         (Path(tmp) / "flowshot.json").write_text(json.dumps(meta, indent=1))
         final: dict[str, Path] = {}
         for name in ("encoder", "decoder", "prior"):

@@ -27,8 +27,9 @@ def latent_stats_for(loaded: LoadedModel, data: list[str] | None = None, n_macro
         n_pads: number of pad latents P.
     Returns:
         dict with macro_directions [K, D], macro_std [K], base_mean [D], macro_labels,
-        pad_latents [P, D], pad_classes, pad_base [P, D], base_quantiles [Q, D] (missing
-        only from statistics of an older checkpoint whose training data is not at hand).
+        pad_latents [P, D], pad_classes, pad_base [P, D], base_quantiles [Q, D] and
+        base_mixing [D, D] (missing only from statistics of an older checkpoint whose
+        training data is not at hand).
     """
     if n_macros < 1 or n_macros > loaded.config.model.latent_dim:
         raise FlowshotError(f"--macros {n_macros} is out of range: use 1..{loaded.config.model.latent_dim} (the latent size)")
@@ -36,10 +37,11 @@ def latent_stats_for(loaded: LoadedModel, data: list[str] | None = None, n_macro
     fallback = None
     if not data and isinstance(stored, dict) and all(k in stored for k in _KEYS):
         if torch.as_tensor(stored["macro_directions"]).shape[0] == n_macros:
-            if "base_quantiles" in stored:
+            if "base_quantiles" in stored and "base_mixing" in stored:
                 return stored
-            # Written before the sampling table existed: recompute when the training data
-            # is at hand, else export what there is (random draws then stay N(0, T^2)).
+            # Written before the sampling table (or its mixing) existed: recompute when the
+            # training data is at hand, else export what there is (random draws then stay
+            # N(0, T^2), or independent per dimension).
             fallback = stored
     try:
         return _compute(loaded, data, n_macros, n_pads, progress)

@@ -68,8 +68,8 @@ def _register_generate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=1.0,
                    help="spread of the prior samples: 0 = the centre, 1 = as trained, lower = safer (default 1.0)")
     p.add_argument("--sampler", choices=["data", "flow"], default="data",
-                   help="data (default): each base dimension drawn from the training sounds' own distribution, "
-                   "stored in the checkpoint when training ends (see flowshot stats); flow: the flow prior's "
+                   help="data (default): base points drawn like the training sounds' (each dimension's own "
+                   "distribution, correlated as theirs are), stored in the checkpoint when training ends (see flowshot stats); flow: the flow prior's "
                    "N(0, T^2) as trained")
     _add_output_args(p, "seed of the sampling noise: the same seed gives the same sounds", "generated")
     p.set_defaults(func=run_generate)

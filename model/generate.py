@@ -14,7 +14,7 @@ from torch import Tensor
 
 from flowshot.errors import FlowshotError
 from flowshot.model.checkpoint import LoadedModel, load_model
-from flowshot.model.latents import draw_latents, stored_base_quantiles
+from flowshot.model.latents import draw_latents, stored_base_mixing, stored_base_quantiles
 
 # Decoding in chunks keeps memory flat for large -n.
 DECODE_BATCH = 16
@@ -65,9 +65,9 @@ def generate(
         seed: seed of the sampling noise (same seed -> same sounds).
         float_wav: write 32-bit float WAVs instead of 16-bit PCM.
         loaded: an already loaded model (skips reading ``checkpoint``).
-        sampler: "data" draws each base dimension from the training sounds' distribution
-            (``latents.marginal_base``; the checkpoint's statistics, written when training
-            ends); "flow" draws N(0, T^2) base points, the flow prior as trained.
+        sampler: "data" draws base points like the training sounds' (each dimension's
+            distribution, correlated as theirs are: ``latents.marginal_base``; the
+            checkpoint's statistics, written when training ends); "flow" draws N(0, T^2) base points, the flow prior as trained.
 
     Returns:
         The WAV paths, in order.
@@ -83,7 +83,7 @@ def generate(
     quantiles = sampling_table(loaded, checkpoint, sampler)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     with torch.no_grad():
-        z = draw_latents(model, n, float(temperature), gen, quantiles)
+        z = draw_latents(model, n, float(temperature), gen, quantiles, stored_base_mixing(loaded.meta))
     audio = decode_batched(model, z)
     out_dir = Path(out_dir)
     names = [f"sample-{i:03d}.wav" for i in range(n)]

@@ -26,7 +26,7 @@ import torch
 from flowshot.errors import FlowshotError
 from flowshot.model.checkpoint import LoadedModel, load_model
 from flowshot.model.generate import decode_batched
-from flowshot.model.latents import draw_latents, stored_base_quantiles
+from flowshot.model.latents import draw_latents, stored_base_mixing, stored_base_quantiles
 
 # Dimensions whose KL exceeds this many nats carry information (the usual threshold).
 ACTIVE_NATS = 0.01
@@ -195,15 +195,15 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, checkpo
     step = int(loaded.meta.get("step", 0))
     # Prior samples as `flowshot generate` draws them (the training sounds' base
     # distribution when the checkpoint has it), plus the flow prior's level for comparison.
-    table = stored_base_quantiles(loaded.meta)
+    table, mixing = stored_base_quantiles(loaded.meta), stored_base_mixing(loaded.meta)
     sampler = "data" if table is not None else "flow"
     n_many = max(64, len(audio))
     with torch.no_grad():
-        z_prior = draw_latents(model, GRID_COLUMNS, temperature, torch.Generator().manual_seed(seed), table)
+        z_prior = draw_latents(model, GRID_COLUMNS, temperature, torch.Generator().manual_seed(seed), table, mixing)
         prior = decode_batched(model, z_prior)
         z_post = torch.cat([model.embed(audio[i : i + 16, None]) for i in range(0, len(audio), 16)])
         recon = decode_batched(model, z_post)
-        many = decode_batched(model, draw_latents(model, n_many, temperature, torch.Generator().manual_seed(seed + 1), table))
+        many = decode_batched(model, draw_latents(model, n_many, temperature, torch.Generator().manual_seed(seed + 1), table, mixing))
         many_flow = many if table is None else decode_batched(
             model, draw_latents(model, n_many, temperature, torch.Generator().manual_seed(seed + 1), None))
     pick = pick_preview(classes, GRID_COLUMNS)

@@ -17,7 +17,7 @@ import numpy as np
 
 from flowshot.errors import FlowshotError
 
-_STAT_KEYS = ("macro_directions", "macro_std", "base_mean", "pad_latents", "pad_base", "base_quantiles")
+_STAT_KEYS = ("macro_directions", "macro_std", "base_mean", "pad_latents", "pad_base", "base_quantiles", "base_mixing")
 
 
 @dataclass
@@ -35,6 +35,9 @@ class LatentStats:
         base_quantiles: [Q, D] per-dimension quantiles of the training sounds in base
             space (``flowshot.model.latents.base_quantiles``), or None for files exported
             before they were recorded (random draws then stay N(0, T^2)).
+        base_mixing: [D, D] the correlation of the training sounds' normal scores as a
+            Cholesky factor (``flowshot.model.latents.base_mixing``), or None (independent
+            dimensions).
     """
 
     macro_directions: np.ndarray
@@ -45,14 +48,17 @@ class LatentStats:
     pad_base: np.ndarray | None = None
     pad_classes: list[str] = field(default_factory=list)
     base_quantiles: np.ndarray | None = None
+    base_mixing: np.ndarray | None = None
 
     def base_draw(self, eps: np.ndarray) -> np.ndarray:
         """Noise ``eps [D]`` (times the temperature) -> a random base point like the training
-        sounds', per dimension: numpy twin of ``flowshot.model.latents.marginal_base`` (the
+        sounds', per dimension and correlated as theirs are: numpy twin of ``flowshot.model.latents.marginal_base`` (the
         audio process does not import torch)."""
         table = self.base_quantiles
         if table is None or table.shape[0] < 2:
             return np.asarray(eps, dtype=np.float64)
+        if self.base_mixing is not None:
+            eps = self.base_mixing @ np.ravel(eps)
         q = table.shape[0]
         p = 0.5 * (1.0 + np.array([math.erf(v / math.sqrt(2.0)) for v in np.ravel(eps)]))
         pos = np.clip(p * (q - 1), 0.0, q - 1.0)
@@ -97,6 +103,7 @@ class LatentStats:
             pad_base=arr("pad_base", 2),
             pad_classes=[str(s) for s in stats.get("pad_classes") or []],
             base_quantiles=arr("base_quantiles", 2),
+            base_mixing=arr("base_mixing", 2),
         )
 
 

@@ -66,6 +66,9 @@ def test_json_describes_the_model(onnx_dir) -> None:
     assert len(meta["base_mean"]) == d and len(meta["pad_classes"]) == meta["n_pads"]
     table = np.array(meta["base_quantiles"])  # what the host's random draws go through
     assert table.shape[1] == d and table.shape[0] >= 2 and np.all(np.diff(table, axis=0) >= 0)
+    mixing = np.array(meta["base_mixing"])  # the draws' correlations: a Cholesky factor
+    assert mixing.shape == (d, d) and np.array_equal(mixing, np.tril(mixing))
+    assert np.allclose(np.diag(mixing @ mixing.T), 1.0, atol=1e-5)
     assert sorted(p.name for p in out.iterdir()) == ["decoder.onnx", "encoder.onnx", "flowshot.json", "prior.onnx"]
 
 

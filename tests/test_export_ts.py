@@ -216,9 +216,11 @@ def test_sample_with_seed_is_reproducible_and_equals_offline_decode(exported, ts
     assert torch.equal(y[10:10 + length - 10], y[10 + length:2 * length])  # same seed, same hit
     # Offline: the documented draw, independent of the module.
     eps = gaussian(torch.tensor([7]), torch.tensor([0]), d)
-    # Draws go through the training sounds' per-dimension distribution (tested in test_latents).
+    # Draws go through the training sounds' per-dimension distribution and correlations
+    # (tested in test_latents).
     assert ts.base_quantiles.shape[1] == d and ts.base_quantiles.shape[0] >= 2
-    u = marginal_base(0.5 * eps, ts.base_quantiles) + (knobs * ts.macro_std) @ ts.macro_directions
+    assert ts.base_mixing.shape == (d, d)
+    u = marginal_base(0.5 * eps, ts.base_quantiles, ts.base_mixing) + (knobs * ts.macro_std) @ ts.macro_directions
     with torch.no_grad():
         z = loaded.model.base_to_latent(u)
         ref = loaded.model.decode(z)[0, 0]

@@ -19,6 +19,7 @@ import torch
 
 from flowshot.errors import FlowshotError
 from flowshot.model.latents import (
+    base_mixing,
     base_quantiles,
     compute_latent_stats,
     describe,
@@ -300,15 +301,49 @@ def test_marginal_base_gives_noise_the_training_distribution_of_each_dimension()
     assert torch.equal(marginal_base(eps, torch.zeros(0, 3, dtype=torch.float64)), eps)
 
 
+def test_base_mixing_gives_draws_the_training_correlations() -> None:
+    """Through ``base_mixing`` and ``marginal_base`` the draws correlate (in rank, the
+    copula's own measure) as the training points do, while each dimension keeps its
+    training distribution; independent training points give (nearly) independent draws."""
+    gen = torch.Generator().manual_seed(2)
+    n = 3000
+    a = torch.randn(n, generator=gen, dtype=torch.float64)
+    b = 0.8 * a + 0.6 * torch.randn(n, generator=gen, dtype=torch.float64)  # correlation 0.8
+    u = torch.stack([a.exp(), b ** 3, torch.randn(n, generator=gen, dtype=torch.float64)], 1)  # monotone maps: ranks kept
+
+    def rank_corr(x: torch.Tensor) -> torch.Tensor:
+        return torch.corrcoef(x.argsort(0).argsort(0).double().t())
+
+    table, mixing = base_quantiles(u), base_mixing(u)
+    assert mixing.shape == (3, 3) and torch.equal(mixing, torch.tril(mixing))
+    eps = torch.randn(20000, 3, generator=gen, dtype=torch.float64)
+    drawn = marginal_base(eps, table, mixing)
+    want, got = rank_corr(u), rank_corr(drawn)
+    assert float(want[0, 1]) > 0.7
+    assert float((got - want).abs().max()) < 0.05, (got, want)
+    # Each dimension still follows its own training distribution (KS distance).
+    for j in range(3):
+        grid = torch.linspace(float(u[:, j].min()), float(u[:, j].max()), 400, dtype=torch.float64)
+        ks = ((u[:, j, None] <= grid).double().mean(0) - (drawn[:, j, None] <= grid).double().mean(0)).abs().max()
+        assert float(ks) < 0.03, j
+    # Without mixing the same noise comes out independent.
+    assert float(rank_corr(marginal_base(eps, table))[0, 1].abs()) < 0.05
+    # Few points: the correlation shrinks towards the identity and stays factorisable.
+    few = base_mixing(torch.randn(5, 16, generator=gen, dtype=torch.float64))
+    assert bool(torch.isfinite(few).all()) and float((few @ few.t()).diagonal().sub(1).abs().max()) < 1e-9
+
+
 def test_numpy_base_draw_of_the_host_equals_marginal_base() -> None:
     from flowshot.realtime.backends import LatentStats
 
     gen = torch.Generator().manual_seed(1)
     u = torch.randn(300, D, generator=gen).double() ** 3
-    table = base_quantiles(u)
-    stats = LatentStats.from_mapping({"base_quantiles": table, "macro_directions": torch.zeros(0, D)}, D)
+    u[:, 1] += u[:, 0]  # correlated dimensions, so the mixing matters
+    table, mixing = base_quantiles(u), base_mixing(u)
+    stats = LatentStats.from_mapping({"base_quantiles": table, "base_mixing": mixing,
+                                      "macro_directions": torch.zeros(0, D)}, D)
     for t in (0.0, 0.7, 1.0, 3.0):
         eps = t * torch.randn(D, generator=gen, dtype=torch.float64)
-        want = marginal_base(eps[None], table)[0].numpy()
+        want = marginal_base(eps[None], table, mixing)[0].numpy()
         assert np.allclose(stats.base_draw(eps.numpy()), want, atol=1e-9)
     assert np.array_equal(LatentStats.from_mapping({"macro_directions": torch.zeros(0, D)}, D).base_draw(np.ones(D)), np.ones(D))

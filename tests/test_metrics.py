@@ -6,6 +6,7 @@ import pytest
 from flowshot.evaluation.metrics import (
     active_units,
     base_radius,
+    energy_distance,
     frechet_distance,
     kernel_distance,
     log_spectral_distance,
@@ -96,6 +97,20 @@ def test_diversity_and_latent_helpers() -> None:
     assert mean_pairwise_distance(x) == pytest.approx(np.sqrt(2) * 3.9, rel=0.03)
     assert mean_pairwise_distance(0.1 * x) == pytest.approx(0.1 * mean_pairwise_distance(x))
     assert base_radius(x) == pytest.approx(1.0, abs=0.03)
+
+
+def test_energy_distance_sees_shift_and_dependence() -> None:
+    """0 for one distribution, 2|a - b| between two point masses, and larger for the same
+    marginals with a different correlation than for two draws of one distribution."""
+    assert energy_distance(np.zeros((5, 3)), np.ones((4, 3)) / np.sqrt(3)) == pytest.approx(2.0)
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((800, 2)), rng.standard_normal((800, 2))
+    same = energy_distance(a, b)
+    assert abs(same) < 0.02
+    assert energy_distance(a, b + 0.5) > 10 * abs(same)
+    c = rng.standard_normal(800)
+    correlated = np.stack([c, 0.9 * c + np.sqrt(1 - 0.81) * rng.standard_normal(800)], 1)  # N(0, 1) marginals
+    assert energy_distance(a, correlated) > 5 * abs(same)
     means = np.concatenate([rng.standard_normal((500, 3)), 1e-3 * rng.standard_normal((500, 5))], axis=1)
     assert active_units(means) == 3
 

@@ -128,21 +128,22 @@ def test_generate_writes_distinct_sounds(run: Path, tmp_path: Path) -> None:
 
 def test_generate_samplers_and_the_stats_command(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """--sampler flow draws N(0, T^2) base points (the flow prior), --sampler data sends the same
-    noise through the training sounds' table; a checkpoint without statistics falls back to the
+    noise through the training sounds' table (their correlations, then their quantiles); a checkpoint without statistics falls back to the
     flow prior, and ``flowshot stats`` writes them back without touching the weights."""
     from flowshot.model.checkpoint import atomic_torch_save, load_model
-    from flowshot.model.latents import marginal_base, stored_base_quantiles
+    from flowshot.model.latents import marginal_base, stored_base_mixing, stored_base_quantiles
 
     ckpt = run / f"step-{STEPS:07d}.ckpt"
     loaded = load_model(ckpt)
     model, d = loaded.model, loaded.config.model.latent_dim
-    table = stored_base_quantiles(loaded.meta)
+    table, mixing = stored_base_quantiles(loaded.meta), stored_base_mixing(loaded.meta)
     assert table is not None and table.shape[1] == d  # written when training ended
+    assert mixing is not None and mixing.shape == (d, d)
     eps = torch.randn(3, d, generator=torch.Generator().manual_seed(4)) * 0.9
     with torch.no_grad():
         # 16-bit WAVs clip at full scale.
         want = {"flow": model.decode(model.base_to_latent(eps))[:, 0].clamp(-1, 1).numpy(),
-                "data": model.decode(model.base_to_latent(marginal_base(eps, table)))[:, 0].clamp(-1, 1).numpy()}
+                "data": model.decode(model.base_to_latent(marginal_base(eps, table, mixing)))[:, 0].clamp(-1, 1).numpy()}
     for sampler in ("flow", "data"):
         out = tmp_path / sampler
         assert main(["generate", str(ckpt), "-n", "3", "--temperature", "0.9", "--seed", "4", "--sampler", sampler,
@@ -163,6 +164,7 @@ def test_generate_samplers_and_the_stats_command(run: Path, tmp_path: Path, caps
     assert main(["stats", str(bare)]) == 0
     back = read_checkpoint(bare)
     assert torch.allclose(back["flowshot"]["latent_stats"]["base_quantiles"], table, atol=1e-5)
+    assert torch.allclose(back["flowshot"]["latent_stats"]["base_mixing"], mixing, atol=1e-5)
     for key, value in raw["state_dict"].items():
         assert torch.equal(back["state_dict"][key], value), key
 
