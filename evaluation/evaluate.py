@@ -211,7 +211,7 @@ def prior_samples(model: Any, n: int, seed: int, temperature: float,
 @torch.no_grad()
 def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, temperature: float = 1.0,
                   quantiles: torch.Tensor | None = None, mixing: torch.Tensor | None = None,
-                  ) -> dict[str, np.ndarray]:
+                  train: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Prior samples, reconstructions and latent statistics of one model.
 
     Args:
@@ -220,6 +220,8 @@ def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, tempe
             base noise is used as it is, the flow prior).
         mixing: the checkpoint's ``base_mixing`` (the "data" sampler's correlations; None:
             independent dimensions). Unused without ``quantiles``.
+        train: [M, L] training sounds whose base points (``u_train``) are the floor of the
+            base-space energy distance; None leaves the floor out.
 
     Returns:
         dict of arrays: samples [n, L], recon [N, L], modes [N, D], means [N, D],
@@ -252,6 +254,8 @@ def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, tempe
         "log_p_samples": _batched(model.prior_log_prob, z_samples).numpy(),
         "u_modes": _batched(model.latent_to_base, mode).numpy(),
         "u_samples": u_samples.numpy(),
+        **({} if train is None else {"u_train": _batched(
+            lambda t: model.latent_to_base(model.embed(t)), torch.from_numpy(train).float().unsqueeze(1)).numpy()}),
     }
 
 
@@ -268,6 +272,8 @@ def latent_health(out: dict[str, np.ndarray]) -> dict[str, Any]:
         "base_radius_modes": metrics.base_radius(out["u_modes"]),
         "base_radius_samples": metrics.base_radius(out["u_samples"]),
         "base_energy_distance": metrics.energy_distance(out["u_samples"], out["u_modes"]),
+        **({} if "u_train" not in out else
+           {"base_energy_distance_train": metrics.energy_distance(out["u_train"], out["u_modes"])}),
     }
 
 
@@ -339,8 +345,10 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
         if sampler == "data" and table is None:
             notes.append(f"{label}: no sampling table in the checkpoint (`flowshot stats` adds one): flow prior samples")
             sampler = "flow"
+        # As many training sounds as samples: the energy distance is biased by set size.
+        train = real.train[:n_samples] if real.train is not None and test is real.test else None
         out = model_outputs(loaded.model, test, n_samples, settings.seed, settings.temperature,
-                            table if sampler == "data" else None, stored_base_mixing(loaded.meta))
+                            table if sampler == "data" else None, stored_base_mixing(loaded.meta), train)
         e_samples = embed(out["samples"], cfg.audio.sample_rate, f"samples of {label}")
         e_recon = embed(out["recon"], cfg.audio.sample_rate, f"reconstructions of {label}")
         e_ref = e_test if test is real.test else embedding.embed_at(test, cfg.audio.sample_rate)
@@ -483,7 +491,7 @@ def markdown_report(result: dict[str, Any]) -> str:
     lines += [
         "",
         "| model | flows | STFT dist ↓ | LSD dB ↓ | emb. dist ↓ | KL nats | active units (var / KL) | "
-        "log p(z) modes / samples | base radius modes / samples | base energy dist. samples-modes ↓ |",
+        "log p(z) modes / samples | base radius modes / samples | base energy distance: samples (training sounds) ↓ |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, m in result["models"].items():
@@ -494,7 +502,8 @@ def markdown_report(result: dict[str, Any]) -> str:
             f"{_fmt(lat['kl_total_nats'])} | {lat['active_units_variance']} / {lat['active_units_kl']} of "
             f"{lat['latent_dim']} | {_fmt(lat['prior_log_prob_modes'])} / {_fmt(lat['prior_log_prob_samples'])} | "
             f"{_fmt(lat['base_radius_modes'])} / {_fmt(lat['base_radius_samples'])} | "
-            f"{_fmt(lat['base_energy_distance'])} |"
+            f"{_fmt(lat['base_energy_distance'])}"
+            + (f" ({_fmt(lat['base_energy_distance_train'])})" if "base_energy_distance_train" in lat else "") + " |"
         )
     lines += [
         "",
@@ -555,7 +564,7 @@ def markdown_report(result: dict[str, Any]) -> str:
         "whose share of the row's sounds differs at alpha 0.05 (the floor tests the held-out test sounds). "
         "Base energy distance: the prior samples' base points against the test sounds' posterior modes "
         "in the prior flow's base space (0 for equal distributions; it judges the sampler before the "
-        "decoder). Levels are medians over the sounds; the onset is where a sound first comes within 20 dB of its peak "
+        "decoder), in brackets as many training sounds' modes (the floor). Levels are medians over the sounds; the onset is where a sound first comes within 20 dB of its peak "
         "(real sounds are trimmed to start there). Energy under 20 Hz: share of each sound's energy, one "
         "unwindowed FFT of the whole sound (offset and rumble; about -40 dB is leakage of the attack).",
         "",

@@ -571,24 +571,26 @@ def knob_offset(stats: dict[str, Any], knobs: Sequence[float] | Tensor) -> Tenso
     return (k * std[:used]) @ directions[:used]
 
 
+def _stored_stat(meta: dict[str, Any] | None, key: str) -> Tensor | None:
+    """``latent_stats[key]`` of a checkpoint's meta as a float32 matrix (None when absent)."""
+    stats = (meta or {}).get("latent_stats") or {}
+    value = stats.get(key) if isinstance(stats, dict) else None
+    if value is None:
+        return None
+    value = torch.as_tensor(value, dtype=torch.float32)
+    return value if value.dim() == 2 else None
+
+
 def stored_base_quantiles(meta: dict[str, Any] | None) -> Tensor | None:
     """The ``base_quantiles`` [Q, D] in a checkpoint's meta (None when it has none)."""
-    stats = (meta or {}).get("latent_stats") or {}
-    table = stats.get("base_quantiles") if isinstance(stats, dict) else None
-    if table is None:
-        return None
-    table = torch.as_tensor(table, dtype=torch.float32)
-    return table if table.dim() == 2 and table.shape[0] >= 2 else None
+    table = _stored_stat(meta, "base_quantiles")
+    return table if table is not None and table.shape[0] >= 2 else None
 
 
 def stored_base_mixing(meta: dict[str, Any] | None) -> Tensor | None:
     """The ``base_mixing`` [D, D] in a checkpoint's meta (None when it has none)."""
-    stats = (meta or {}).get("latent_stats") or {}
-    mixing = stats.get("base_mixing") if isinstance(stats, dict) else None
-    if mixing is None:
-        return None
-    mixing = torch.as_tensor(mixing, dtype=torch.float32)
-    return mixing if mixing.dim() == 2 and mixing.shape[0] == mixing.shape[1] > 0 else None
+    mixing = _stored_stat(meta, "base_mixing")
+    return mixing if mixing is not None and mixing.shape[0] == mixing.shape[1] > 0 else None
 
 
 def draw_base(n: int, dim: int, temperature: float, generator: torch.Generator,

@@ -73,6 +73,7 @@ def test_metrics_json_has_every_row_and_key(evaluated: tuple[Path, dict]) -> Non
         assert block["sampler"] == "data"
         assert 0.3 < lat["base_radius_samples"] < 0.9
         assert math.isfinite(lat["base_energy_distance"]) and lat["base_energy_distance"] > 0  # tested in test_metrics
+        assert math.isfinite(lat["base_energy_distance_train"])  # the floor: training sounds' modes
         assert block["level_samples_flow"].keys() == block["level_samples"].keys()
         assert block["per_class"] and all(set(v) == set(RECON_KEYS) for v in block["per_class"].values())
         assert block["level_samples"].keys() == block["level_reconstructions"].keys() == m["level_test"].keys()

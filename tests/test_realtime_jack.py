@@ -265,15 +265,22 @@ class Overload(AssertionError):
     """xruns during a session (jackd names the late clients in the message)."""
 
 
+SESSIONS = 3  # tries of the live session; each xrun-free one must pass every check
+
+
 def test_live_host_on_jack(jack_server: str, ckpt: Path, reference: Engine, tmp_path: Path) -> None:
-    """One session; on xruns a second one. The two cores are shared with other jobs, and a JACK
-    client whose real-time thread the OS does not wake in time is an xrun that no host code
-    can avoid; a host that causes xruns itself fails both sessions."""
-    try:
-        live_session(jack_server, ckpt, reference, tmp_path / "first")
-    except Overload as err:
-        print(f"\nfirst session had xruns, running a second one: {err}")
-        live_session(jack_server, ckpt, reference, tmp_path / "second")
+    """One session; on xruns another, up to ``SESSIONS``. The two cores are shared with other
+    jobs, and a JACK client whose real-time thread the OS does not wake in time is an xrun
+    that no host code can avoid (this VM's bare JACK graph has had 26 in 20 s idle); a host
+    that causes xruns itself fails every session."""
+    for n in range(1, SESSIONS + 1):
+        try:
+            live_session(jack_server, ckpt, reference, tmp_path / f"session-{n}")
+            return
+        except Overload as err:
+            if n == SESSIONS:
+                raise
+            print(f"\nsession {n} had xruns, running another: {err}")
 
 
 def wait_for_render(host: "Host", renders_before: float, timeout: float = 10.0) -> None:
