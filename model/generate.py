@@ -14,7 +14,7 @@ from torch import Tensor
 
 from flowshot.errors import FlowshotError
 from flowshot.model.checkpoint import LoadedModel, load_model
-from flowshot.model.latents import draw_latents, stored_base_mixing, stored_base_quantiles
+from flowshot.model.latents import draw_latents, kernel_base, stored_base_mixing, stored_base_quantiles, stored_kernel
 
 # Decoding in chunks keeps memory flat for large -n.
 DECODE_BATCH = 16
@@ -22,7 +22,7 @@ DECODE_BATCH = 16
 GRID_COLUMNS = 8
 GRID_ROWS = 4
 # How random draws are made: see ``generate``'s ``sampler``.
-SAMPLERS = ("data", "flow")
+SAMPLERS = ("data", "flow", "kernel")
 
 
 def _subtype(float_wav: bool) -> str:
@@ -67,7 +67,9 @@ def generate(
         loaded: an already loaded model (skips reading ``checkpoint``).
         sampler: "data" draws base points like the training sounds' (each dimension's
             distribution, correlated as theirs are: ``latents.marginal_base``; the
-            checkpoint's statistics, written when training ends); "flow" draws N(0, T^2) base points, the flow prior as trained.
+            checkpoint's statistics, written when training ends); "flow" draws N(0, T^2) base
+            points, the flow prior as trained; "kernel" draws around random training sounds'
+            base points (``latents.kernel_base``; T scales the noise, 0 = their own modes).
 
     Returns:
         The WAV paths, in order.
@@ -80,10 +82,19 @@ def generate(
         raise FlowshotError(f"--temperature must be >= 0 (1.0 = as trained), got {temperature}")
     loaded = loaded or load_model(checkpoint)
     cfg, model = loaded.config, loaded.model
-    quantiles = sampling_table(loaded, checkpoint, sampler)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    with torch.no_grad():
-        z = draw_latents(model, n, float(temperature), gen, quantiles, stored_base_mixing(loaded.meta))
+    if sampler == "kernel":
+        kernel = stored_kernel(loaded.meta)
+        if kernel is None:
+            raise FlowshotError(f"{checkpoint} keeps no training base points for --sampler kernel: "
+                                f"run `flowshot stats {checkpoint}` once (it encodes the training sounds)")
+        quantiles = None
+        with torch.no_grad():
+            z = model.base_to_latent(kernel_base(n, float(temperature), gen, *kernel))
+    else:
+        quantiles = sampling_table(loaded, checkpoint, sampler)
+        with torch.no_grad():
+            z = draw_latents(model, n, float(temperature), gen, quantiles, stored_base_mixing(loaded.meta))
     audio = decode_batched(model, z)
     out_dir = Path(out_dir)
     names = [f"sample-{i:03d}.wav" for i in range(n)]
@@ -92,7 +103,7 @@ def generate(
     for r in range(min(GRID_ROWS, (n + GRID_COLUMNS - 1) // GRID_COLUMNS)):
         chunk = audio[r * GRID_COLUMNS : (r + 1) * GRID_COLUMNS]
         rows[f"{r * GRID_COLUMNS}-{r * GRID_COLUMNS + len(chunk) - 1}"] = [a.numpy() for a in chunk]
-    used = "data" if quantiles is not None else "flow"
+    used = sampler if sampler == "kernel" else "data" if quantiles is not None else "flow"
     _grid(rows, cfg.audio.sample_rate, out_dir, f"{Path(checkpoint).name}: prior samples ({used}), T={temperature}, seed {seed}")
     return paths
 

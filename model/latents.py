@@ -48,6 +48,14 @@ DESCRIPTORS = ("brightness", "decay", "noisiness", "pitch")
 # 128 KiB for a 128-d latent.
 N_BASE_QUANTILES = 257
 
+# Training sounds' base points kept for kernel draws (``kernel_base``): a seeded subset
+# beyond this many, 1 MiB for a 128-d latent.
+N_KERNEL_POINTS = 2048
+# Kernel draws add this many of each dimension's spreads of noise (times the temperature)
+# to a training sound's base point: at 1 the draws are as far from every training sound as
+# the copula's, at 0.3 no farther than the sounds' own reconstructions
+# (benchmarks/sampler_study.py, docs/evaluation.md).
+KERNEL_BANDWIDTH = 1.0
 # The base mixing's correlation is shrunk towards the identity by D / (N + D): with few
 # sounds (N near or under D) sample correlations are mostly noise, and the matrix singular.
 # Labelling rule: the winning descriptor must change by more than this (relative) ...
@@ -340,7 +348,9 @@ def compute_latent_stats(
         descriptor change from -2 std to +2 std per knob), ``pad_latents`` [P, D],
         ``pad_base`` [P, D], ``pad_classes`` list[str] (P), ``pad_counts`` list[int]
         (examples per pad), ``n_examples`` int, ``base_quantiles`` [Q, D] and
-        ``base_mixing`` [D, D] (the sampling table). Float32 CPU tensors.
+        ``base_mixing`` [D, D] (the sampling table), ``base_points`` [M, D] (at most
+        ``N_KERNEL_POINTS`` training sounds' base points) and ``base_spread`` [D] (their
+        std per dimension) for kernel draws. Float32 CPU tensors.
     Raises:
         FlowshotError: fewer than two examples, or a model that returns non-finite latents.
     """
@@ -376,6 +386,8 @@ def compute_latent_stats(
             pads = _pads(model, z, used_classes, n_pads, seed)
             quantiles = base_quantiles(u)
             mixing = base_mixing(u)
+            keep = torch.randperm(u.shape[0], generator=torch.Generator().manual_seed(seed))[:N_KERNEL_POINTS]
+            points, spread = u[keep.sort().values], u.std(0)
     finally:
         if was_training and hasattr(model, "train"):
             model.train()
@@ -394,6 +406,8 @@ def compute_latent_stats(
         "n_examples": int(idx.numel()),
         "base_quantiles": quantiles.to(torch.float32).contiguous(),
         "base_mixing": mixing.to(torch.float32).contiguous(),
+        "base_points": points.to(torch.float32).contiguous(),
+        "base_spread": spread.to(torch.float32).contiguous(),
     }
 
 
@@ -591,6 +605,27 @@ def stored_base_mixing(meta: dict[str, Any] | None) -> Tensor | None:
     """The ``base_mixing`` [D, D] in a checkpoint's meta (None when it has none)."""
     mixing = _stored_stat(meta, "base_mixing")
     return mixing if mixing is not None and mixing.shape[0] == mixing.shape[1] > 0 else None
+
+
+def stored_kernel(meta: dict[str, Any] | None) -> tuple[Tensor, Tensor] | None:
+    """(``base_points`` [M, D], ``base_spread`` [D]) of a checkpoint's meta, or None."""
+    points = _stored_stat(meta, "base_points")
+    stats = (meta or {}).get("latent_stats") or {}
+    spread = stats.get("base_spread") if isinstance(stats, dict) else None
+    if points is None or spread is None or points.shape[0] < 1:
+        return None
+    spread = torch.as_tensor(spread, dtype=torch.float32).reshape(-1)
+    return (points, spread) if spread.numel() == points.shape[1] else None
+
+
+def kernel_base(n: int, temperature: float, generator: torch.Generator, points: Tensor, spread: Tensor,
+                bandwidth: float = KERNEL_BANDWIDTH) -> Tensor:
+    """n kernel draws [n, D]: a random training sound's base point plus
+    ``temperature * bandwidth * spread * eps``, ``eps ~ N(0, I)`` (0 = the training
+    sounds' own modes). The point indices come first from ``generator``, then the noise."""
+    idx = torch.randint(0, points.shape[0], (n,), generator=generator)
+    eps = torch.randn(n, points.shape[1], generator=generator)
+    return points[idx] + float(temperature) * float(bandwidth) * spread * eps
 
 
 def draw_base(n: int, dim: int, temperature: float, generator: torch.Generator,

@@ -24,6 +24,7 @@ from flowshot.model.latents import (
     compute_latent_stats,
     describe,
     kmeans,
+    kernel_base,
     knob_offset,
     marginal_base,
 )
@@ -258,6 +259,9 @@ def test_real_tiny_flowvae_stats_are_consistent_and_load_with_weights_only() -> 
     q = stats["base_quantiles"]
     assert q.shape == (40, d)  # Q = min(257, N)
     assert torch.allclose(q[0], u.min(0).values, atol=1e-5) and torch.allclose(q[-1], u.max(0).values, atol=1e-5)
+    # Kernel draws keep these same points (all 40: fewer than N_KERNEL_POINTS) and their spread.
+    assert torch.allclose(stats["base_points"], u, atol=1e-5)
+    assert torch.allclose(stats["base_spread"], u.std(0), atol=1e-5)
     gram = stats["macro_directions"] @ stats["macro_directions"].T
     assert torch.allclose(gram, torch.eye(8), atol=1e-5)
     assert bool((stats["macro_std"][:-1] >= stats["macro_std"][1:]).all())
@@ -331,6 +335,20 @@ def test_base_mixing_gives_draws_the_training_correlations() -> None:
     # Few points: the correlation shrinks towards the identity and stays factorisable.
     few = base_mixing(torch.randn(5, 16, generator=gen, dtype=torch.float64))
     assert bool(torch.isfinite(few).all()) and float((few @ few.t()).diagonal().sub(1).abs().max()) < 1e-9
+
+
+def test_kernel_draws_centre_on_training_points_with_scaled_spread() -> None:
+    """At temperature 0 every kernel draw is a training point; at T the draws' variance is
+    the points' own plus (T * bandwidth * spread)^2 per dimension."""
+    gen = torch.Generator().manual_seed(3)
+    points = torch.randn(50, 4, generator=gen) * torch.tensor([1.0, 2.0, 0.5, 3.0]) + 1.0
+    spread = points.std(0)
+    exact = kernel_base(500, 0.0, torch.Generator().manual_seed(1), points, spread)
+    assert bool(((exact[:, None] - points[None]).abs().amax(-1).min(1).values == 0).all())
+    wide = kernel_base(40000, 0.5, torch.Generator().manual_seed(2), points, spread, bandwidth=1.0)
+    want = points.var(0, unbiased=False) + (0.5 * spread) ** 2
+    assert torch.allclose(wide.var(0), want, rtol=0.05)
+    assert torch.allclose(wide.mean(0), points.mean(0), atol=0.05 * float(spread.max()))
 
 
 def test_numpy_base_draw_of_the_host_equals_marginal_base() -> None:

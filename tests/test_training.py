@@ -151,6 +151,20 @@ def test_generate_samplers_and_the_stats_command(run: Path, tmp_path: Path, caps
         for i in range(3):
             assert np.abs(_read(out / f"sample-{i:03d}.wav")[0] - want[sampler][i]).max() <= 2.0 / 32768, (sampler, i)
     assert np.abs(want["flow"] - want["data"]).max() > 1e-2  # the table changes the draw
+    # --sampler kernel: random training sounds' base points plus scaled noise, same seed same draw.
+    from flowshot.model.latents import KERNEL_BANDWIDTH, stored_kernel
+
+    points, spread = stored_kernel(loaded.meta)
+    assert points.shape[1] == d and points.shape[0] >= 2
+    g = torch.Generator().manual_seed(4)
+    idx = torch.randint(0, len(points), (3,), generator=g)
+    u = points[idx] + 0.9 * KERNEL_BANDWIDTH * spread * torch.randn(3, d, generator=g)
+    with torch.no_grad():
+        kernel = model.decode(model.base_to_latent(u))[:, 0].clamp(-1, 1).numpy()
+    assert main(["generate", str(ckpt), "-n", "3", "--temperature", "0.9", "--seed", "4", "--sampler", "kernel",
+                 "-o", str(tmp_path / "kernel")]) == 0
+    for i in range(3):
+        assert np.abs(_read(tmp_path / "kernel" / f"sample-{i:03d}.wav")[0] - kernel[i]).max() <= 2.0 / 32768, i
 
     bare = tmp_path / "bare.ckpt"
     raw = read_checkpoint(ckpt)
@@ -160,6 +174,8 @@ def test_generate_samplers_and_the_stats_command(run: Path, tmp_path: Path, caps
     assert main(["generate", str(bare), "-n", "3", "--temperature", "0.9", "--seed", "4", "-o", str(tmp_path / "bare")]) == 0
     assert "no latent statistics" in capsys.readouterr().out
     assert np.abs(_read(tmp_path / "bare" / "sample-002.wav")[0] - want["flow"][2]).max() <= 2.0 / 32768
+    assert main(["generate", str(bare), "--sampler", "kernel", "-o", str(tmp_path / "bare-kernel")]) == 2
+    assert "flowshot stats" in capsys.readouterr().err
 
     assert main(["stats", str(bare)]) == 0
     back = read_checkpoint(bare)
