@@ -26,7 +26,7 @@ import torch
 from flowshot.errors import FlowshotError
 from flowshot.evaluation import baselines, metrics
 from flowshot.evaluation.embeddings import get_embedding
-from flowshot.model.latents import draw_base, stored_base_mixing, stored_base_quantiles
+from flowshot.model.latents import draw_base, kernel_base, stored_base_mixing, stored_base_quantiles, stored_kernel
 
 FLOOR = "real train (floor)"
 CEILING = "noise baseline (ceiling)"
@@ -64,8 +64,9 @@ class EvalSettings:
         temperature: scale of the prior's base noise for the samples (1 = the prior itself).
         sampler: "data" (base points drawn like the training sounds', the checkpoint's
             ``base_quantiles`` and ``base_mixing``; what ``flowshot generate`` does), "flow"
-            (N(0, T^2) base noise, the flow prior as trained) or "both" (the second as an
-            extra row per model).
+            (N(0, T^2) base noise, the flow prior as trained), "kernel" (around random
+            training sounds' base points, as ``generate --sampler kernel``) or "both" ("data",
+            and "flow" as an extra row per model).
         max_train: cap on real training sounds embedded as the floor/NDB reference.
         ndb_bins: K for NDB (capped so that a bin holds ~10 reference sounds on average).
     """
@@ -201,9 +202,16 @@ def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch:
 @torch.no_grad()
 def prior_samples(model: Any, n: int, seed: int, temperature: float,
                   quantiles: torch.Tensor | None, mixing: torch.Tensor | None = None,
+                  kernel: tuple[torch.Tensor, torch.Tensor] | None = None,
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Seeded prior draws of one model: (base points [n, D], latents [n, D], audio [n, L])."""
-    u = draw_base(n, model.latent_dim, temperature, torch.Generator().manual_seed(seed), quantiles, mixing)
+    """Seeded prior draws of one model: (base points [n, D], latents [n, D], audio [n, L]).
+    With ``kernel`` (training base points, spread) they are kernel draws, as
+    ``flowshot generate --sampler kernel`` makes them."""
+    gen = torch.Generator().manual_seed(seed)
+    if kernel is not None:
+        u = kernel_base(n, temperature, gen, *kernel)
+    else:
+        u = draw_base(n, model.latent_dim, temperature, gen, quantiles, mixing)
     z = _batched(model.base_to_latent, u)
     return u, z, _batched(model.decode, z)[:, 0]
 
@@ -211,7 +219,8 @@ def prior_samples(model: Any, n: int, seed: int, temperature: float,
 @torch.no_grad()
 def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, temperature: float = 1.0,
                   quantiles: torch.Tensor | None = None, mixing: torch.Tensor | None = None,
-                  train: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                  train: np.ndarray | None = None,
+                  kernel: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
     """Prior samples, reconstructions and latent statistics of one model.
 
     Args:
@@ -222,6 +231,7 @@ def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, tempe
             independent dimensions). Unused without ``quantiles``.
         train: [M, L] training sounds whose base points (``u_train``) are the floor of the
             base-space energy distance; None leaves the floor out.
+        kernel: (training base points, spread) for kernel draws instead (``prior_samples``).
 
     Returns:
         dict of arrays: samples [n, L], recon [N, L], modes [N, D], means [N, D],
@@ -229,7 +239,7 @@ def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, tempe
         u_samples [n, D].
     """
     x = torch.from_numpy(test).float().unsqueeze(1)
-    u_samples, z_samples, samples = prior_samples(model, n_samples, seed, temperature, quantiles, mixing)
+    u_samples, z_samples, samples = prior_samples(model, n_samples, seed, temperature, quantiles, mixing, kernel)
     means, logvars, modes = [], [], []
     for i in range(0, len(x), 64):
         post = model.encode(x[i : i + 64])
@@ -341,14 +351,18 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
             notes.append(f"{label}: test sounds re-read at {cfg.audio.sample_rate} Hz / {cfg.audio.length} samples")
         say(f"{label}: {n_samples} prior samples and {len(test)} reconstructions")
         table = stored_base_quantiles(loaded.meta)
-        sampler = settings.sampler if settings.sampler in ("data", "flow") else "data"
+        sampler = settings.sampler if settings.sampler in ("data", "flow", "kernel") else "data"
+        kernel = stored_kernel(loaded.meta) if sampler == "kernel" else None
+        if sampler == "kernel" and kernel is None:
+            notes.append(f"{label}: no training base points in the checkpoint (`flowshot stats` adds them): data sampler")
+            sampler = "data"
         if sampler == "data" and table is None:
             notes.append(f"{label}: no sampling table in the checkpoint (`flowshot stats` adds one): flow prior samples")
             sampler = "flow"
         # As many training sounds as samples: the energy distance is biased by set size.
         train = real.train[:n_samples] if real.train is not None and test is real.test else None
         out = model_outputs(loaded.model, test, n_samples, settings.seed, settings.temperature,
-                            table if sampler == "data" else None, stored_base_mixing(loaded.meta), train)
+                            table if sampler == "data" else None, stored_base_mixing(loaded.meta), train, kernel)
         e_samples = embed(out["samples"], cfg.audio.sample_rate, f"samples of {label}")
         e_recon = embed(out["recon"], cfg.audio.sample_rate, f"reconstructions of {label}")
         e_ref = e_test if test is real.test else embedding.embed_at(test, cfg.audio.sample_rate)

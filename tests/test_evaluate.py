@@ -146,3 +146,22 @@ def test_bad_checkpoint_is_a_one_line_cli_error(tmp_path: Path, capsys: pytest.C
     assert len(errors) == 1 and "missing.ckpt" in errors[0] and "Traceback" not in err
     assert main(["evaluate", str(tmp_path / "missing.ckpt"), "--data", "builtin:drums", "-n", "1"]) == 2
     assert "-n 1" in capsys.readouterr().err
+
+
+def test_kernel_prior_samples_are_the_generate_kernel_draws(tiny_checkpoint: Path) -> None:
+    """``--sampler kernel`` scores the draws ``flowshot generate --sampler kernel`` makes:
+    the same seeded points and noise, at temperature 0 the training sounds' own modes."""
+    from flowshot.evaluation.evaluate import prior_samples
+    from flowshot.model.checkpoint import load_model
+    from flowshot.model.latents import kernel_base, stored_kernel
+
+    loaded = load_model(tiny_checkpoint)
+    kernel = stored_kernel(loaded.meta)
+    assert kernel is not None  # written when training ended
+    u, z, audio = prior_samples(loaded.model, 5, 3, 0.7, None, None, kernel)
+    assert torch.equal(u, kernel_base(5, 0.7, torch.Generator().manual_seed(3), *kernel))
+    with torch.no_grad():
+        assert torch.allclose(audio, loaded.model.decode(loaded.model.base_to_latent(u))[:, 0], atol=1e-5)
+    u0, _, _ = prior_samples(loaded.model, 5, 3, 0.0, None, None, kernel)
+    points = kernel[0]
+    assert bool(((u0[:, None] - points[None]).abs().amax(-1).min(1).values == 0).all())
