@@ -25,12 +25,6 @@ import numpy as np
 import torch
 
 
-def nearest_distance(e: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Distance from each row of ``e`` [N, E] to its nearest row of ``ref`` [M, E]."""
-    d2 = (e**2).sum(1)[:, None] + (ref**2).sum(1)[None] - 2 * e @ ref.T
-    return np.sqrt(np.clip(d2, 0, None)).min(1)
-
-
 def sustained_share(audio: np.ndarray) -> float:
     """Share of sounds [N, L] whose second half is within 10 dB of their first eighth."""
     n = audio.shape[1]
@@ -87,7 +81,7 @@ def main() -> int:
     for col in ("sampler", "draw seed", "FAD", "KID", "diversity", "novelty", "sustained"):
         table.add_column(col, justify="left" if col == "sampler" else "right")
     table.add_row("held-out sounds", "", "", "", f"{metrics.mean_pairwise_distance(e_test):.2f}",
-                  f"{np.median(nearest_distance(e_test, e_train)):.2f}", f"{sustained_share(real.test):.2f}")
+                  f"{np.median(metrics.all_distances(e_test, e_train).min(1)):.2f}", f"{sustained_share(real.test):.2f}")
     for seed in args.seeds:
         eps = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
         pick = torch.randint(0, len(u_train), (n,), generator=torch.Generator().manual_seed(seed + 1000))
@@ -101,7 +95,7 @@ def main() -> int:
             e = embedding.embed_at(audio, sr)
             table.add_row(name, str(seed), f"{metrics.frechet_distance(e, e_test):.1f}",
                           f"{metrics.kernel_distance(e, e_test).mean:.2f}", f"{metrics.mean_pairwise_distance(e):.2f}",
-                          f"{np.median(nearest_distance(e, e_train)):.2f}", f"{sustained_share(audio):.2f}")
+                          f"{np.median(metrics.all_distances(e, e_train).min(1)):.2f}", f"{sustained_share(audio):.2f}")
     Console().print(table)
     return 0
 

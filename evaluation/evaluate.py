@@ -239,6 +239,10 @@ def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, tempe
         u_samples [n, D].
     """
     x = torch.from_numpy(test).float().unsqueeze(1)
+    extra = {}
+    if train is not None:
+        modes_train = _batched(model.embed, torch.from_numpy(train).float().unsqueeze(1))
+        extra["u_train"] = _batched(model.latent_to_base, modes_train).numpy()
     u_samples, z_samples, samples = prior_samples(model, n_samples, seed, temperature, quantiles, mixing, kernel)
     means, logvars, modes = [], [], []
     for i in range(0, len(x), 64):
@@ -264,8 +268,7 @@ def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, tempe
         "log_p_samples": _batched(model.prior_log_prob, z_samples).numpy(),
         "u_modes": _batched(model.latent_to_base, mode).numpy(),
         "u_samples": u_samples.numpy(),
-        **({} if train is None else {"u_train": _batched(
-            lambda t: model.latent_to_base(model.embed(t)), torch.from_numpy(train).float().unsqueeze(1)).numpy()}),
+        **extra,
     }
 
 

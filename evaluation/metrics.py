@@ -181,15 +181,19 @@ def pairwise_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64), axis=1)
 
 
+def all_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distance between every row of ``a`` [N, E] and every row of ``b`` [M, E]: [N, M]."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    d2 = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T
+    return np.sqrt(np.clip(d2, 0, None))
+
+
 def mean_pairwise_distance(e: np.ndarray) -> float:
     """Diversity: mean Euclidean distance over all distinct pairs of rows of [N, E]."""
-    e = np.asarray(e, dtype=np.float64)
-    n = e.shape[0]
+    n = len(e)
     if n < 2:
         return 0.0
-    sq = (e**2).sum(1)
-    d2 = np.clip(sq[:, None] + sq[None, :] - 2 * e @ e.T, 0, None)
-    return float(np.sqrt(d2)[np.triu_indices(n, 1)].mean())
+    return float(all_distances(e, e)[np.triu_indices(n, 1)].mean())
 
 
 def _magnitudes(x: torch.Tensor, n_fft: int) -> torch.Tensor:
@@ -396,10 +400,4 @@ def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
     sees dependence between dimensions that per-dimension measures miss. Here: prior draws
     against the held-out sounds' posterior modes in base space, where what the sampler does
     is judged before any decoder blurs it."""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-
-    def mean_dist(a: np.ndarray, b: np.ndarray) -> float:
-        d2 = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T
-        return float(np.sqrt(np.clip(d2, 0, None)).mean())
-
-    return 2.0 * mean_dist(x, y) - mean_dist(x, x) - mean_dist(y, y)
+    return float(2.0 * all_distances(x, y).mean() - all_distances(x, x).mean() - all_distances(y, y).mean())

@@ -85,12 +85,10 @@ class FlowshotInstrument(nn_tilde.Module):
         # Random draws follow the training sounds' distribution per base dimension, and
         # their correlations (flowshot.model.latents.marginal_base); empty = plain
         # N(0, T^2) draws, empty mixing = independent dimensions.
-        quantiles = stats.get("base_quantiles")
-        quantiles = torch.zeros(0, self.latent_dim) if quantiles is None else torch.as_tensor(quantiles, dtype=torch.float32)
-        self.register_buffer("base_quantiles", quantiles.reshape(-1, self.latent_dim).clone())
-        mixing = stats.get("base_mixing")
-        mixing = torch.zeros(0, self.latent_dim) if mixing is None else torch.as_tensor(mixing, dtype=torch.float32)
-        self.register_buffer("base_mixing", mixing.reshape(-1, self.latent_dim).clone())
+        for key in ("base_quantiles", "base_mixing"):
+            value = stats.get(key)
+            value = torch.zeros(0, self.latent_dim) if value is None else torch.as_tensor(value, dtype=torch.float32)
+            self.register_buffer(key, value.reshape(-1, self.latent_dim).clone())
         self.macro_labels = [str(s) for s in stats["macro_labels"]]
         self.pad_classes = [str(s) for s in stats["pad_classes"]]
         self.audio_config = str(audio_config)

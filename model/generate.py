@@ -88,11 +88,12 @@ def generate(
         if kernel is None:
             raise FlowshotError(f"{checkpoint} keeps no training base points for --sampler kernel: "
                                 f"run `flowshot stats {checkpoint}` once (it encodes the training sounds)")
-        quantiles = None
+        used = "kernel"
         with torch.no_grad():
             z = model.base_to_latent(kernel_base(n, float(temperature), gen, *kernel))
     else:
         quantiles = sampling_table(loaded, checkpoint, sampler)
+        used = "data" if quantiles is not None else "flow"
         with torch.no_grad():
             z = draw_latents(model, n, float(temperature), gen, quantiles, stored_base_mixing(loaded.meta))
     audio = decode_batched(model, z)
@@ -103,7 +104,6 @@ def generate(
     for r in range(min(GRID_ROWS, (n + GRID_COLUMNS - 1) // GRID_COLUMNS)):
         chunk = audio[r * GRID_COLUMNS : (r + 1) * GRID_COLUMNS]
         rows[f"{r * GRID_COLUMNS}-{r * GRID_COLUMNS + len(chunk) - 1}"] = [a.numpy() for a in chunk]
-    used = sampler if sampler == "kernel" else "data" if quantiles is not None else "flow"
     _grid(rows, cfg.audio.sample_rate, out_dir, f"{Path(checkpoint).name}: prior samples ({used}), T={temperature}, seed {seed}")
     return paths
 

@@ -56,8 +56,7 @@ N_KERNEL_POINTS = 2048
 # the copula's, at 0.3 no farther than the sounds' own reconstructions
 # (benchmarks/sampler_study.py, docs/evaluation.md).
 KERNEL_BANDWIDTH = 1.0
-# The base mixing's correlation is shrunk towards the identity by D / (N + D): with few
-# sounds (N near or under D) sample correlations are mostly noise, and the matrix singular.
+
 # Labelling rule: the winning descriptor must change by more than this (relative) ...
 LABEL_MIN_CHANGE = 0.25
 # ... and by this factor more than the runner-up, else the knob is just "macro N".
@@ -425,7 +424,8 @@ def base_mixing(u: Tensor) -> Tensor:
     after each dimension is mapped to normal scores (ranks through the inverse normal CDF):
     ``eps @ M.T`` turns independent N(0, 1) noise into noise correlated like the training
     sounds, which ``marginal_base`` then gives their marginals (a Gaussian copula). The
-    correlation is shrunk towards the identity by D / (N + D)."""
+    correlation is shrunk towards the identity by D / (N + D): with few sounds (N near or
+    under D) sample correlations are mostly noise, and the matrix singular."""
     n, d = u.shape
     u = u.to(torch.float64)
     ranks = u.argsort(0).argsort(0).to(torch.float64)
@@ -458,9 +458,8 @@ def marginal_base(eps: Tensor, quantiles: Tensor, mixing: Optional[Tensor] = Non
     """
     if quantiles.numel() == 0:
         return eps
-    if mixing is not None:
-        if mixing.numel() > 0:
-            eps = torch.matmul(eps, mixing.t().to(eps.dtype))
+    if mixing is not None and mixing.numel() > 0:
+        eps = torch.matmul(eps, mixing.t().to(eps.dtype))
     q = quantiles.size(0)
     p = 0.5 * (1.0 + torch.erf(eps * 0.7071067811865476))
     pos = (p * (q - 1)).clamp(0.0, q - 1.0)
