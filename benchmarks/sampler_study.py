@@ -10,8 +10,11 @@ Samplers (all in the prior flow's base space, then ``base_to_latent`` and the de
 
 Per sampler and draw seed it prints FAD and KID against the held-out sounds (aisfx
 embedding), diversity, novelty (median embedding distance from each sound to its nearest
-training sound; the held-out sounds' own is the reference) and the share of sustained
-sounds (second half within 10 dB of the first eighth).
+training sound; the held-out sounds' own is the reference), the share of sustained
+sounds (second half within 10 dB of the first eighth), the median RMS level and how far
+the set's long-term spectrum is from the held-out sounds' (mean absolute octave-band
+difference from 40 Hz up, and over the bands from 2.56 kHz up alone: a wide kernel can
+decode bright noise that FAD hardly punishes).
 
     .venv/bin/python benchmarks/sampler_study.py runs/small-bal-s0/last.ckpt --seeds 0 1 --bandwidths 0 0.6 1
 """
@@ -35,12 +38,28 @@ def sustained_share(audio: np.ndarray) -> float:
     return float(((level(slice(0, n // 8)) - level(slice(n // 2, n))) < 10).mean())
 
 
+def level_columns(audio: np.ndarray, reference: np.ndarray, sample_rate: int) -> list[str]:
+    """Median RMS dBFS, then mean |octave level - reference's| from 40 Hz and from 2.56 kHz."""
+    from flowshot.evaluation import metrics
+
+    rms = 10 * np.log10((audio.astype(np.float64) ** 2).mean(1) + 1e-12)
+    bands = np.array(metrics.octave_levels_db(*metrics.long_term_spectrum(audio, sample_rate)))
+    ref = np.array(metrics.octave_levels_db(*metrics.long_term_spectrum(reference, sample_rate)))
+    lows = np.array(metrics.OCTAVE_EDGES[:-1])
+    diff = np.abs(bands - ref)
+    keep = (lows >= 40) & np.isfinite(diff)
+    high = keep & (lows >= 2560)
+    return [f"{np.median(rms):.1f}", f"{diff[keep].mean():.1f}", f"{diff[high].mean():.1f}"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint")
     ap.add_argument("--data", nargs="+", default=["builtin:drums"], help="the training sources (default builtin:drums)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--bandwidths", type=float, nargs="+", default=[0.0, 0.6, 1.0])
+    ap.add_argument("--neighbours", type=int, default=0,
+                    help="also draw between a random training sound and one of its this many nearest (0 = off)")
     ap.add_argument("-n", type=int, default=None, help="draws per sampler (default: the held-out set's size)")
     args = ap.parse_args()
 
@@ -78,10 +97,11 @@ def main() -> int:
     n = args.n or len(real.test)
 
     table = Table(title=f"{args.checkpoint}: samplers through the decoder, {n} draws each")
-    for col in ("sampler", "draw seed", "FAD", "KID", "diversity", "novelty", "sustained"):
+    for col in ("sampler", "draw seed", "FAD", "KID", "diversity", "novelty", "sustained", "RMS dB", "octaves Δ dB", "≥2.56k Δ dB"):
         table.add_column(col, justify="left" if col == "sampler" else "right")
     table.add_row("held-out sounds", "", "", "", f"{metrics.mean_pairwise_distance(e_test):.2f}",
-                  f"{np.median(metrics.all_distances(e_test, e_train).min(1)):.2f}", f"{sustained_share(real.test):.2f}")
+                  f"{np.median(metrics.all_distances(e_test, e_train).min(1)):.2f}", f"{sustained_share(real.test):.2f}",
+                  *level_columns(real.test, real.test, sr))
     for seed in args.seeds:
         eps = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
         pick = torch.randint(0, len(u_train), (n,), generator=torch.Generator().manual_seed(seed + 1000))
@@ -89,14 +109,20 @@ def main() -> int:
                  "copula": latents.marginal_base(eps, quantiles, mixing)}
         for h in args.bandwidths:
             draws[f"kernel h={h:g}"] = u_train[pick] + h * spread * eps
+        if args.neighbours:
+            near = metrics.all_distances(u_train[pick].numpy(), u_train.numpy()).argsort(1)[:, 1:1 + args.neighbours]
+            other = torch.as_tensor(near[np.arange(n), np.random.default_rng(seed).integers(0, args.neighbours, n)])
+            lam = torch.rand(n, 1, generator=torch.Generator().manual_seed(seed + 2000))
+            draws[f"between {args.neighbours} nearest"] = u_train[pick] + lam * (u_train[other] - u_train[pick])
         for name, u in draws.items():
             with torch.no_grad():
                 audio = torch.cat([model.decode(model.base_to_latent(u[i : i + 64])) for i in range(0, n, 64)])[:, 0].numpy()
             e = embedding.embed_at(audio, sr)
             table.add_row(name, str(seed), f"{metrics.frechet_distance(e, e_test):.1f}",
                           f"{metrics.kernel_distance(e, e_test).mean:.2f}", f"{metrics.mean_pairwise_distance(e):.2f}",
-                          f"{np.median(metrics.all_distances(e, e_train).min(1)):.2f}", f"{sustained_share(audio):.2f}")
-    Console().print(table)
+                          f"{np.median(metrics.all_distances(e, e_train).min(1)):.2f}", f"{sustained_share(audio):.2f}",
+                          *level_columns(audio, real.test, sr))
+    Console(width=200).print(table)
     return 0
 
 

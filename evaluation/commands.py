@@ -34,10 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of sampling, subsets, k-means and the baseline")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="scale of the prior's base noise for the samples (default 1.0: the prior itself)")
-    p.add_argument("--sampler", choices=["data", "flow", "kernel", "both"], default="data",
-                   help="prior samples: data (default, as flowshot generate: base points drawn like the "
-                   "training sounds', each dimension's distribution, correlated as theirs are), flow (the flow prior's N(0, T^2)), kernel (around random training "
-                   "sounds, as flowshot generate --sampler kernel), both (data, and flow as an extra row)")
+    p.add_argument("--sampler", choices=["kernel", "data", "flow", "both"], default="kernel",
+                   help="prior samples: kernel (default, as flowshot generate: around random training sounds' "
+                   "base points), data (each dimension like the training sounds', correlated as theirs are), "
+                   "flow (the flow prior's N(0, T^2)), both (kernel, and flow as an extra row)")
     p.add_argument("--max-train", type=int, default=1000, metavar="N",
                    help="at most this many training sounds as the reference (default: 1000)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")

@@ -26,7 +26,7 @@ import torch
 from flowshot.errors import FlowshotError
 from flowshot.evaluation import baselines, metrics
 from flowshot.evaluation.embeddings import get_embedding
-from flowshot.model.latents import draw_base, kernel_base, stored_base_mixing, stored_base_quantiles, stored_kernel
+from flowshot.model.latents import sampler_base
 
 FLOOR = "real train (floor)"
 CEILING = "noise baseline (ceiling)"
@@ -62,11 +62,11 @@ class EvalSettings:
         embedding: registered embedding name.
         seed: seeds sampling, subsets, k-means and the baseline.
         temperature: scale of the prior's base noise for the samples (1 = the prior itself).
-        sampler: "data" (base points drawn like the training sounds', the checkpoint's
-            ``base_quantiles`` and ``base_mixing``; what ``flowshot generate`` does), "flow"
-            (N(0, T^2) base noise, the flow prior as trained), "kernel" (around random
-            training sounds' base points, as ``generate --sampler kernel``) or "both" ("data",
-            and "flow" as an extra row per model).
+        sampler: "kernel" (around random training sounds' base points; what ``flowshot
+            generate`` does), "data" (base points drawn like the training sounds', the
+            checkpoint's ``base_quantiles`` and ``base_mixing``), "flow" (N(0, T^2) base
+            noise, the flow prior as trained) or "both" ("kernel", and "flow" as an extra
+            row per model).
         max_train: cap on real training sounds embedded as the floor/NDB reference.
         ndb_bins: K for NDB (capped so that a bin holds ~10 reference sounds on average).
     """
@@ -79,7 +79,7 @@ class EvalSettings:
     embedding: str = "aisfx"
     seed: int = 0
     temperature: float = 1.0
-    sampler: str = "data"
+    sampler: str = "kernel"
     max_train: int = 1000
     ndb_bins: int = 20
 
@@ -200,50 +200,40 @@ def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch:
 
 
 @torch.no_grad()
-def prior_samples(model: Any, n: int, seed: int, temperature: float,
-                  quantiles: torch.Tensor | None, mixing: torch.Tensor | None = None,
-                  kernel: tuple[torch.Tensor, torch.Tensor] | None = None,
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Seeded prior draws of one model: (base points [n, D], latents [n, D], audio [n, L]).
-    With ``kernel`` (training base points, spread) they are kernel draws, as
-    ``flowshot generate --sampler kernel`` makes them."""
-    gen = torch.Generator().manual_seed(seed)
-    if kernel is not None:
-        u = kernel_base(n, temperature, gen, *kernel)
-    else:
-        u = draw_base(n, model.latent_dim, temperature, gen, quantiles, mixing)
+def prior_samples(model: Any, n: int, seed: int, temperature: float, meta: dict[str, Any] | None = None,
+                  sampler: str = "flow") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """Seeded prior draws of one model as ``flowshot generate --sampler`` makes them:
+    (base points [n, D], latents [n, D], audio [n, L], the sampler used), with the
+    statistics in the checkpoint's ``meta`` (``latents.sampler_base``, which falls back
+    when they are missing)."""
+    u, used = sampler_base(meta, n, model.latent_dim, temperature, torch.Generator().manual_seed(seed), sampler)
     z = _batched(model.base_to_latent, u)
-    return u, z, _batched(model.decode, z)[:, 0]
+    return u, z, _batched(model.decode, z)[:, 0], used
 
 
 @torch.no_grad()
 def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, temperature: float = 1.0,
-                  quantiles: torch.Tensor | None = None, mixing: torch.Tensor | None = None,
-                  train: np.ndarray | None = None,
-                  kernel: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
+                  meta: dict[str, Any] | None = None, sampler: str = "flow",
+                  train: np.ndarray | None = None) -> dict[str, Any]:
     """Prior samples, reconstructions and latent statistics of one model.
 
     Args:
         test: [N, L] test audio at the model's rate and length.
-        quantiles: the checkpoint's ``base_quantiles`` for the "data" sampler (None: the
-            base noise is used as it is, the flow prior).
-        mixing: the checkpoint's ``base_mixing`` (the "data" sampler's correlations; None:
-            independent dimensions). Unused without ``quantiles``.
+        meta, sampler: the checkpoint's meta and how its samples are drawn (``prior_samples``).
         train: [M, L] training sounds whose base points (``u_train``) are the floor of the
             base-space energy distance; None leaves the floor out.
-        kernel: (training base points, spread) for kernel draws instead (``prior_samples``).
 
     Returns:
         dict of arrays: samples [n, L], recon [N, L], modes [N, D], means [N, D],
         kl_per_dim [D], kl [N], log_p_modes [N], log_p_samples [n], u_modes [N, D],
-        u_samples [n, D].
+        u_samples [n, D]; and "sampler", the sampler used.
     """
     x = torch.from_numpy(test).float().unsqueeze(1)
     extra = {}
     if train is not None:
         modes_train = _batched(model.embed, torch.from_numpy(train).float().unsqueeze(1))
         extra["u_train"] = _batched(model.latent_to_base, modes_train).numpy()
-    u_samples, z_samples, samples = prior_samples(model, n_samples, seed, temperature, quantiles, mixing, kernel)
+    u_samples, z_samples, samples, used = prior_samples(model, n_samples, seed, temperature, meta, sampler)
     means, logvars, modes = [], [], []
     for i in range(0, len(x), 64):
         post = model.encode(x[i : i + 64])
@@ -268,6 +258,7 @@ def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, tempe
         "log_p_samples": _batched(model.prior_log_prob, z_samples).numpy(),
         "u_modes": _batched(model.latent_to_base, mode).numpy(),
         "u_samples": u_samples.numpy(),
+        "sampler": used,
         **extra,
     }
 
@@ -353,19 +344,14 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
             test = load_real_sets(loaded, settings.data, settings.max_train, settings.seed).test
             notes.append(f"{label}: test sounds re-read at {cfg.audio.sample_rate} Hz / {cfg.audio.length} samples")
         say(f"{label}: {n_samples} prior samples and {len(test)} reconstructions")
-        table = stored_base_quantiles(loaded.meta)
-        sampler = settings.sampler if settings.sampler in ("data", "flow", "kernel") else "data"
-        kernel = stored_kernel(loaded.meta) if sampler == "kernel" else None
-        if sampler == "kernel" and kernel is None:
-            notes.append(f"{label}: no training base points in the checkpoint (`flowshot stats` adds them): data sampler")
-            sampler = "data"
-        if sampler == "data" and table is None:
-            notes.append(f"{label}: no sampling table in the checkpoint (`flowshot stats` adds one): flow prior samples")
-            sampler = "flow"
+        asked = "kernel" if settings.sampler == "both" else settings.sampler
         # As many training sounds as samples: the energy distance is biased by set size.
         train = real.train[:n_samples] if real.train is not None and test is real.test else None
-        out = model_outputs(loaded.model, test, n_samples, settings.seed, settings.temperature,
-                            table if sampler == "data" else None, stored_base_mixing(loaded.meta), train, kernel)
+        out = model_outputs(loaded.model, test, n_samples, settings.seed, settings.temperature, loaded.meta, asked, train)
+        sampler = out["sampler"]
+        if sampler != asked:
+            notes.append(f"{label}: the checkpoint lacks the statistics of the {asked} sampler "
+                         f"(`flowshot stats` adds them): {sampler} sampler")
         e_samples = embed(out["samples"], cfg.audio.sample_rate, f"samples of {label}")
         e_recon = embed(out["recon"], cfg.audio.sample_rate, f"reconstructions of {label}")
         e_ref = e_test if test is real.test else embedding.embed_at(test, cfg.audio.sample_rate)
@@ -408,8 +394,8 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
                                              ("recon", out["recon"], cfg.audio.sample_rate))},
             }
         latent_maps[label] = (out["modes"], classes)
-        if settings.sampler == "both" and sampler == "data":
-            flow = prior_samples(loaded.model, n_samples, settings.seed, settings.temperature, None)[2].numpy()
+        if settings.sampler == "both" and sampler != "flow":
+            flow = prior_samples(loaded.model, n_samples, settings.seed, settings.temperature)[2].numpy()
             flow_label = f"{label} (flow sampler)"
             rows[flow_label] = distribution_row(embed(flow, cfg.audio.sample_rate, f"flow samples of {label}"),
                                                 e_test, e_train, settings.ndb_bins, settings.seed)

@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="sounds for the macro knobs' directions (default: the data recorded in the checkpoint)")
     ts.add_argument("--macros", type=int, default=8, help="number of macro knobs of `sample` (default 8)")
     ts.add_argument("--polyphony", type=int, default=8, help="overlapping voices, 1..32 (default 8; attribute `polyphony`)")
+    _add_sampler_arg(ts, "`sample`'s random draws")
     ts.set_defaults(func=_run_ts)
 
     onnx = sub.add_parser("onnx", help="encoder.onnx, decoder.onnx, prior.onnx and flowshot.json")
@@ -28,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     onnx.add_argument("-o", "--output", help="target directory (default: onnx/ next to the checkpoint)")
     onnx.add_argument("--data", nargs="+", metavar="DIR", help="sounds for the latent statistics in flowshot.json")
     onnx.add_argument("--macros", type=int, default=8, help="number of macro directions stored (default 8)")
+    _add_sampler_arg(onnx, "the live host's random draws")
     onnx.set_defaults(func=_run_onnx)
 
     patches = sub.add_parser("patches", help="write Pd/Max patches wired for a .ts (one cord per latent channel)")
@@ -40,10 +42,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.set_defaults(func=_run_check)
 
 
+def _add_sampler_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--sampler", choices=["kernel", "data"], default="kernel",
+                   help=f"{what}: kernel (default) around random training sounds, as flowshot generate; "
+                   "data: each dimension like the training sounds', correlated as theirs are (leaves the "
+                   "training sounds' base points out of the file)")
+
+
 def _run_ts(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from flowshot.export.stats import latent_stats_for
+    from flowshot.export.stats import latent_stats_for, for_sampler
     from flowshot.export.ts import export_ts
     from flowshot.model.checkpoint import load_model
 
@@ -57,7 +66,7 @@ def _run_ts(args: argparse.Namespace) -> int:
         raise FlowshotError(f"output name {out.name!r} is too short: nn~ aborts Pd on model names under 3 characters")
     loaded = load_model(args.checkpoint)
     # load_examples / compute_latent_stats draw their own progress bars.
-    stats = latent_stats_for(loaded, args.data, args.macros, progress=True)
+    stats = for_sampler(latent_stats_for(loaded, args.data, args.macros, progress=True), args.sampler)
     with console.status(f"scripting and self-testing {out.name}..."):
         report = export_ts(loaded, out, stats, args.polyphony)
     _print_report(out, report)
@@ -68,13 +77,13 @@ def _run_onnx(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from flowshot.export.onnx import export_onnx
-    from flowshot.export.stats import latent_stats_for
+    from flowshot.export.stats import latent_stats_for, for_sampler
     from flowshot.model.checkpoint import load_model
 
     console = Console(stderr=True)
     out = Path(args.output) if args.output else Path(args.checkpoint).with_name("onnx")
     loaded = load_model(args.checkpoint)
-    stats = latent_stats_for(loaded, args.data, args.macros, progress=True)
+    stats = for_sampler(latent_stats_for(loaded, args.data, args.macros, progress=True), args.sampler)
     with console.status("exporting and checking ONNX graphs..."):
         paths = export_onnx(loaded, out, stats=stats)
     for name, path in paths.items():

@@ -3,14 +3,17 @@
 nn~ methods (every inlet and outlet at audio rate, ratio 1):
 
 - ``sample``  in: trigger, K macro knobs  -> out: audio.
-  A rising edge of the trigger draws ``u = marginal_base(temperature * eps)`` in the
-  prior's base space (``eps`` from the counter-based generator of ``flowshot.export.rng``:
-  key = ``seed``, counter 0 when ``seed >= 0``; an internal hit counter when
-  ``seed == -1``; ``marginal_base`` gives each dimension the training sounds' own
-  distribution and correlates the dimensions as theirs are, see
-  ``flowshot.model.latents``), moves it by
+  A rising edge of the trigger draws a base point ``u`` in the prior's base space
+  (``prior_base``). Its randomness comes from the counter-based generator of
+  ``flowshot.export.rng``: key = ``seed``, counter 0 when ``seed >= 0``; an internal hit
+  counter when ``seed == -1``. With the training sounds' base points stored (the default)
+  it is a kernel draw: a training sound's point, chosen by ``uniform_index``, plus
+  ``temperature * kernel_bandwidth * base_spread * eps`` (temperature 0 plays the training
+  sounds' own modes); without them ``u = marginal_base(temperature * eps)``, each
+  dimension with the training sounds' distribution and correlations (see
+  ``flowshot.model.latents``). ``u`` then moves by
   ``sum_k knob_k * macro_std[k] * macro_directions[k]`` (knob 1.0 = one std along the
-  k-th principal direction), maps it with ``base_to_latent`` and decodes one one-shot.
+  k-th principal direction), is mapped by ``base_to_latent`` and decoded to one one-shot.
 - ``decode``  in: trigger, D latent channels -> out: audio (the latent present at the edge).
 - ``encode``  in: audio -> out: trigger pulse, D latent channels (decode's inlet order).
   A hit is the first sample with ``|x| >= 10**(threshold/20)`` (``threshold`` in dBFS);
@@ -35,11 +38,11 @@ import nn_tilde
 import torch
 from torch import Tensor, nn
 
-from flowshot.export.rng import gaussian
+from flowshot.export.rng import gaussian, uniform_index
 from flowshot.export.voices import VoiceBank
 
 STEAL_FADE_S = 0.005  # a stolen voice's fade-out, as the live host's choke_fade_ms
-from flowshot.model.latents import marginal_base
+from flowshot.model.latents import KERNEL_BANDWIDTH, kernel_point, marginal_base
 
 
 class FlowshotInstrument(nn_tilde.Module):
@@ -82,13 +85,17 @@ class FlowshotInstrument(nn_tilde.Module):
         self.register_buffer("base_mean", torch.as_tensor(stats["base_mean"], dtype=torch.float32).clone())
         self.register_buffer("pad_latents", torch.as_tensor(stats["pad_latents"], dtype=torch.float32).reshape(-1, self.latent_dim).clone())
         self.register_buffer("pad_base", torch.as_tensor(stats["pad_base"], dtype=torch.float32).reshape(-1, self.latent_dim).clone())
-        # Random draws follow the training sounds' distribution per base dimension, and
-        # their correlations (flowshot.model.latents.marginal_base); empty = plain
-        # N(0, T^2) draws, empty mixing = independent dimensions.
-        for key in ("base_quantiles", "base_mixing"):
+        # Random draws: kernel draws around the training sounds' base points when they are
+        # stored, else each base dimension's training distribution and correlations
+        # (flowshot.model.latents.marginal_base); an empty table = plain N(0, T^2) draws,
+        # empty mixing = independent dimensions.
+        for key in ("base_points", "base_spread", "base_quantiles", "base_mixing"):
             value = stats.get(key)
             value = torch.zeros(0, self.latent_dim) if value is None else torch.as_tensor(value, dtype=torch.float32)
             self.register_buffer(key, value.reshape(-1, self.latent_dim).clone())
+        if self.base_spread.size(0) != 1:
+            self.base_points = torch.zeros(0, self.latent_dim)  # points without their spread: no kernel
+        self.kernel_bandwidth = float(stats.get("kernel_bandwidth", KERNEL_BANDWIDTH))
         self.macro_labels = [str(s) for s in stats["macro_labels"]]
         self.pad_classes = [str(s) for s in stats["pad_classes"]]
         self.audio_config = str(audio_config)
@@ -259,16 +266,19 @@ class FlowshotInstrument(nn_tilde.Module):
         return self.model.embed(x)
 
     @torch.jit.export
-    def prior_noise(self, seed: int, counter: int) -> Tensor:
-        """The standard-normal base draw ``[D]`` of hit ``counter`` under key ``seed``."""
-        keys = torch.full((1,), seed, dtype=torch.long)
-        counters = torch.full((1,), counter, dtype=torch.long)
-        return gaussian(keys, counters, self.latent_dim)[0]
+    def prior_base(self, keys: Tensor, counters: Tensor) -> Tensor:
+        """The base points ``[H, D]`` of hits ``counters [H]`` under ``keys [H]`` (the seed),
+        at the current temperature, before the knobs move them."""
+        eps = gaussian(keys, counters, self.latent_dim)
+        if self.base_points.size(0) > 0:
+            index = uniform_index(keys, counters, self.base_points.size(0))
+            return kernel_point(self.base_points, self.base_spread[0], index, eps,
+                                self.temperature_value * self.kernel_bandwidth)
+        return marginal_base(self.temperature_value * eps, self.base_quantiles, self.base_mixing)
 
     @torch.jit.export
-    def knob_latent(self, eps: Tensor, knobs: Tensor) -> Tensor:
-        """What ``sample`` plays: ``eps [H, D]`` base noise, ``knobs [H, K]`` -> ``z [H, D]``."""
-        u = marginal_base(self.temperature_value * eps, self.base_quantiles, self.base_mixing)
+    def knob_latent(self, u: Tensor, knobs: Tensor) -> Tensor:
+        """What ``sample`` plays: base points ``u [H, D]``, ``knobs [H, K]`` -> ``z [H, D]``."""
         u = u + torch.matmul(knobs * self.macro_std, self.macro_directions)
         return self.model.base_to_latent(u)
 
@@ -316,10 +326,7 @@ class FlowshotInstrument(nn_tilde.Module):
             keys = torch.full((hits,), 0x5EED, dtype=torch.long)  # key of the seed == -1 stream
             counters = self.draws + torch.arange(hits, dtype=torch.long)
             self.draws += hits
-        if hits > 0:
-            z = self.knob_latent(gaussian(keys, counters, self.latent_dim).to(x.device), knobs)
-        else:
-            z = torch.zeros(0, self.latent_dim, device=x.device)
+        z = self.knob_latent(self.prior_base(keys, counters).to(x.device), knobs)
         return self._play(x, rows, samples, gains, z)
 
     @torch.jit.export

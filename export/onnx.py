@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from flowshot.errors import FlowshotError
 from flowshot.export.onnx_layout import conv1d_as_conv2d, stay_4d
 from flowshot.model.checkpoint import LoadedModel
+from flowshot.model.latents import KERNEL_BANDWIDTH
 
 OPSET = 17
 # onnxruntime vs PyTorch, max |difference| relative to the output's peak.
@@ -102,6 +103,10 @@ def _to_list(value: Any) -> Any:
     return value
 
 
+def _rounded(value: Tensor) -> list:
+    return [[float(f"{v:.6g}") for v in row] for row in value.detach().cpu().reshape(value.shape[0], -1).tolist()]
+
+
 def export_onnx(loaded: LoadedModel, out_dir: str | Path, stats: dict[str, Any] | None = None,
                 layout: str = "4d", fold: bool = True) -> dict[str, Path]:
     """Write encoder.onnx, decoder.onnx, prior.onnx and flowshot.json into ``out_dir``.
@@ -166,6 +171,12 @@ def export_onnx(loaded: LoadedModel, out_dir: str | Path, stats: dict[str, Any] 
         # Random draws go through these (see flowshot.model.latents.marginal_base); [] when unknown.
         meta["base_quantiles"] = _to_list(stats.get("base_quantiles", []))
         meta["base_mixing"] = _to_list(stats.get("base_mixing", []))
+        # Kernel draws start from these (flowshot.model.latents.kernel_point); [] = none.
+        # Six significant digits keep up to 2,048 x D points a few MB of JSON.
+        points = stats.get("base_points")
+        meta["base_points"] = [] if points is None else _rounded(torch.as_tensor(points))
+        meta["base_spread"] = _to_list(stats.get("base_spread", []))
+        meta["kernel_bandwidth"] = float(stats.get("kernel_bandwidth", KERNEL_BANDWIDTH))
         (Path(tmp) / "flowshot.json").write_text(json.dumps(meta, indent=1))
         final: dict[str, Path] = {}
         for name in ("encoder", "decoder", "prior"):

@@ -53,3 +53,18 @@ def gaussian(keys: Tensor, counters: Tensor, dim: int) -> Tensor:
     u2 = u[:, dim:]
     z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
     return z.to(torch.float32)
+
+
+def uniform_index(keys: Tensor, counters: Tensor, n: int) -> Tensor:
+    """Uniform integers in ``[0, n)``, one per (key, counter) pair: which training sound a
+    kernel draw starts from. Its own salt keeps it independent of ``gaussian``'s values for
+    the same pair; the modulo's bias is below ``n / 2**32``.
+
+    Args:
+        keys, counters: ``[H]`` int64, as for ``gaussian``.
+        n: how many choices (>= 1).
+    Returns:
+        ``[H]`` int64.
+    """
+    base = hash32(hash32(keys ^ 0x1B873593) ^ (counters & 0xFFFFFFFF))
+    return hash32(base ^ 0x5BD1E995) % n

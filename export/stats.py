@@ -9,6 +9,7 @@ import torch
 from flowshot.errors import FlowshotError
 from flowshot.model.checkpoint import LoadedModel
 
+_SAMPLING_KEYS = ("base_quantiles", "base_mixing", "base_points", "base_spread")
 _KEYS = ("macro_directions", "macro_std", "base_mean", "macro_labels", "pad_latents", "pad_classes", "pad_base")
 
 
@@ -27,8 +28,9 @@ def latent_stats_for(loaded: LoadedModel, data: list[str] | None = None, n_macro
         n_pads: number of pad latents P.
     Returns:
         dict with macro_directions [K, D], macro_std [K], base_mean [D], macro_labels,
-        pad_latents [P, D], pad_classes, pad_base [P, D], base_quantiles [Q, D] and
-        base_mixing [D, D] (missing only from statistics of an older checkpoint whose
+        pad_latents [P, D], pad_classes, pad_base [P, D], base_quantiles [Q, D],
+        base_mixing [D, D], base_points [M, D], base_spread [D] and kernel_bandwidth (the
+        sampling statistics, missing only from statistics of an older checkpoint whose
         training data is not at hand).
     """
     if n_macros < 1 or n_macros > loaded.config.model.latent_dim:
@@ -37,19 +39,30 @@ def latent_stats_for(loaded: LoadedModel, data: list[str] | None = None, n_macro
     fallback = None
     if not data and isinstance(stored, dict) and all(k in stored for k in _KEYS):
         if torch.as_tensor(stored["macro_directions"]).shape[0] == n_macros:
-            if "base_quantiles" in stored and "base_mixing" in stored:
+            if all(k in stored for k in _SAMPLING_KEYS):
                 return stored
-            # Written before the sampling table (or its mixing) existed: recompute when the
-            # training data is at hand, else export what there is (random draws then stay
-            # N(0, T^2), or independent per dimension).
+            # Written before some sampling statistics existed: recompute when the training
+            # data is at hand, else export what there is (random draws then fall back to
+            # the copula, independent dimensions or N(0, T^2), whatever is stored).
             fallback = stored
     try:
         return _compute(loaded, data, n_macros, n_pads, progress)
     except FlowshotError as err:
         if fallback is None:
             raise
-        print(f"note: keeping the checkpoint's latent statistics without a sampling table ({err})")
+        missing = ", ".join(k for k in _SAMPLING_KEYS if k not in fallback)
+        print(f"note: keeping the checkpoint's latent statistics without {missing} ({err})")
         return fallback
+
+
+def for_sampler(stats: dict[str, Any], sampler: str) -> dict[str, Any]:
+    """``stats`` for an export whose random draws use ``sampler``: "kernel" keeps
+    everything; "data" leaves the training sounds' base points out, so draws use the copula."""
+    if sampler == "kernel":
+        return stats
+    if sampler == "data":
+        return {k: v for k, v in stats.items() if k not in ("base_points", "base_spread")}
+    raise FlowshotError(f"--sampler {sampler!r} is not known for an export; use kernel or data")
 
 
 def _compute(loaded: LoadedModel, data: list[str] | None, n_macros: int, n_pads: int, progress: bool) -> dict[str, Any]:

@@ -66,13 +66,13 @@ def _register_generate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", metavar="CKPT", help="checkpoint written by flowshot train (e.g. RUN/last.ckpt)")
     p.add_argument("-n", type=int, default=16, help="how many sounds (default 16)")
     p.add_argument("--temperature", type=float, default=1.0,
-                   help="spread of the prior samples: 0 = the centre, 1 = as trained, lower = safer (default 1.0)")
-    p.add_argument("--sampler", choices=["data", "flow", "kernel"], default="data",
-                   help="data (default): base points drawn like the training sounds' (each dimension's own "
-                   "distribution, correlated as theirs are), stored in the checkpoint when training ends (see flowshot stats); flow: the flow prior's "
-                   "N(0, T^2) as trained; kernel: around random training sounds (T scales the noise, 0 = the "
-                   "sounds' own modes; 10 to 15 FAD points nearer held-out sounds and more ringing ones, not yet "
-                   "in exports or the live host)")
+                   help="how far the draws stray (default 1.0): kernel sampler, 0 = the training sounds' own "
+                   "modes, 1 = the bandwidth stored with them; data/flow, 0 = the centre, 1 = as trained")
+    p.add_argument("--sampler", choices=["kernel", "data", "flow"], default="kernel",
+                   help="kernel (default): around random training sounds' base points (T scales the noise, "
+                   "0 = the training sounds' own modes); data: each base dimension drawn like the training "
+                   "sounds', correlated as theirs are; flow: the flow prior's N(0, T^2) as trained. The "
+                   "statistics are stored in the checkpoint when training ends (older ones: flowshot stats)")
     _add_output_args(p, "seed of the sampling noise: the same seed gives the same sounds", "generated")
     p.set_defaults(func=run_generate)
 

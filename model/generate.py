@@ -14,7 +14,7 @@ from torch import Tensor
 
 from flowshot.errors import FlowshotError
 from flowshot.model.checkpoint import LoadedModel, load_model
-from flowshot.model.latents import draw_latents, kernel_base, stored_base_mixing, stored_base_quantiles, stored_kernel
+from flowshot.model.latents import sampler_base
 
 # Decoding in chunks keeps memory flat for large -n.
 DECODE_BATCH = 16
@@ -54,7 +54,7 @@ def generate(
     seed: int = 0,
     float_wav: bool = False,
     loaded: LoadedModel | None = None,
-    sampler: str = "data",
+    sampler: str = "kernel",
 ) -> list[Path]:
     """Sample ``n`` sounds from the prior: ``out_dir/sample-000.wav`` ... and ``grid.png``.
 
@@ -65,11 +65,12 @@ def generate(
         seed: seed of the sampling noise (same seed -> same sounds).
         float_wav: write 32-bit float WAVs instead of 16-bit PCM.
         loaded: an already loaded model (skips reading ``checkpoint``).
-        sampler: "data" draws base points like the training sounds' (each dimension's
-            distribution, correlated as theirs are: ``latents.marginal_base``; the
-            checkpoint's statistics, written when training ends); "flow" draws N(0, T^2) base
-            points, the flow prior as trained; "kernel" draws around random training sounds'
-            base points (``latents.kernel_base``; T scales the noise, 0 = their own modes).
+        sampler: "kernel" draws around random training sounds' base points
+            (``latents.kernel_base``; T scales the noise, 0 = their own modes); "data" draws
+            base points like the training sounds' (each dimension's distribution, correlated
+            as theirs are: ``latents.marginal_base``); "flow" draws N(0, T^2) base points,
+            the flow prior as trained. Both statistics are the checkpoint's, written when
+            training ends (``latents.sampler_base`` falls back when they are missing).
 
     Returns:
         The WAV paths, in order.
@@ -83,19 +84,12 @@ def generate(
     loaded = loaded or load_model(checkpoint)
     cfg, model = loaded.config, loaded.model
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    if sampler == "kernel":
-        kernel = stored_kernel(loaded.meta)
-        if kernel is None:
-            raise FlowshotError(f"{checkpoint} keeps no training base points for --sampler kernel: "
-                                f"run `flowshot stats {checkpoint}` once (it encodes the training sounds)")
-        used = "kernel"
-        with torch.no_grad():
-            z = model.base_to_latent(kernel_base(n, float(temperature), gen, *kernel))
-    else:
-        quantiles = sampling_table(loaded, checkpoint, sampler)
-        used = "data" if quantiles is not None else "flow"
-        with torch.no_grad():
-            z = draw_latents(model, n, float(temperature), gen, quantiles, stored_base_mixing(loaded.meta))
+    u, used = sampler_base(loaded.meta, n, model.latent_dim, float(temperature), gen, sampler)
+    if used != sampler:
+        print(f"note: {Path(checkpoint).name} lacks the latent statistics --sampler {sampler} needs "
+              f"(`flowshot stats {checkpoint}` adds them): drawing with --sampler {used} instead")
+    with torch.no_grad():
+        z = model.base_to_latent(u)
     audio = decode_batched(model, z)
     out_dir = Path(out_dir)
     names = [f"sample-{i:03d}.wav" for i in range(n)]
@@ -106,21 +100,6 @@ def generate(
         rows[f"{r * GRID_COLUMNS}-{r * GRID_COLUMNS + len(chunk) - 1}"] = [a.numpy() for a in chunk]
     _grid(rows, cfg.audio.sample_rate, out_dir, f"{Path(checkpoint).name}: prior samples ({used}), T={temperature}, seed {seed}")
     return paths
-
-
-def sampling_table(loaded: LoadedModel, checkpoint: str | Path, sampler: str) -> Tensor | None:
-    """The base quantiles random draws go through for ``sampler`` (None = plain N(0, T^2)).
-
-    A checkpoint saved before training ended (or by an older flowshot) has none: "data"
-    then falls back to the flow prior and says so once.
-    """
-    if sampler == "flow":
-        return None
-    table = stored_base_quantiles(loaded.meta)
-    if table is None:
-        print(f"note: {Path(checkpoint).name} has no latent statistics (written when training ends): "
-              "sampling the flow prior's N(0, T^2) instead (--sampler flow)")
-    return table
 
 
 def preprocess_file(path: str | Path, loaded: LoadedModel) -> Tensor:

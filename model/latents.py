@@ -52,10 +52,12 @@ N_BASE_QUANTILES = 257
 # beyond this many, 1 MiB for a 128-d latent.
 N_KERNEL_POINTS = 2048
 # Kernel draws add this many of each dimension's spreads of noise (times the temperature)
-# to a training sound's base point: at 1 the draws are as far from every training sound as
-# the copula's, at 0.3 no farther than the sounds' own reconstructions
-# (benchmarks/sampler_study.py, docs/evaluation.md).
-KERNEL_BANDWIDTH = 1.0
+# to a training sound's base point. At 1 the draws are as far from every training sound as
+# the copula's and score best on FAD, but decode to noise 15 to 20 dB too bright above
+# 2.5 kHz; at 0.3 their spectrum errs no more than the copula's, with twice the sustained
+# sounds and more diversity (benchmarks/sampler_study.py, docs/evaluation.md). Stored with
+# the statistics (``kernel_bandwidth``), so exports and the host draw the same way.
+KERNEL_BANDWIDTH = 0.3
 
 # Labelling rule: the winning descriptor must change by more than this (relative) ...
 LABEL_MIN_CHANGE = 0.25
@@ -348,8 +350,8 @@ def compute_latent_stats(
         ``pad_base`` [P, D], ``pad_classes`` list[str] (P), ``pad_counts`` list[int]
         (examples per pad), ``n_examples`` int, ``base_quantiles`` [Q, D] and
         ``base_mixing`` [D, D] (the sampling table), ``base_points`` [M, D] (at most
-        ``N_KERNEL_POINTS`` training sounds' base points) and ``base_spread`` [D] (their
-        std per dimension) for kernel draws. Float32 CPU tensors.
+        ``N_KERNEL_POINTS`` training sounds' base points), ``base_spread`` [D] (their
+        std per dimension) and ``kernel_bandwidth`` (float) for kernel draws. Float32 CPU tensors.
     Raises:
         FlowshotError: fewer than two examples, or a model that returns non-finite latents.
     """
@@ -407,6 +409,7 @@ def compute_latent_stats(
         "base_mixing": mixing.to(torch.float32).contiguous(),
         "base_points": points.to(torch.float32).contiguous(),
         "base_spread": spread.to(torch.float32).contiguous(),
+        "kernel_bandwidth": float(KERNEL_BANDWIDTH),
     }
 
 
@@ -606,25 +609,43 @@ def stored_base_mixing(meta: dict[str, Any] | None) -> Tensor | None:
     return mixing if mixing is not None and mixing.shape[0] == mixing.shape[1] > 0 else None
 
 
-def stored_kernel(meta: dict[str, Any] | None) -> tuple[Tensor, Tensor] | None:
-    """(``base_points`` [M, D], ``base_spread`` [D]) of a checkpoint's meta, or None."""
+def stored_kernel(meta: dict[str, Any] | None) -> tuple[Tensor, Tensor, float] | None:
+    """(``base_points`` [M, D], ``base_spread`` [D], ``kernel_bandwidth``) of a checkpoint's
+    meta, or None. Statistics written before the bandwidth was stored used ``KERNEL_BANDWIDTH``."""
     points = _stored_stat(meta, "base_points")
     stats = (meta or {}).get("latent_stats") or {}
     spread = stats.get("base_spread") if isinstance(stats, dict) else None
     if points is None or spread is None or points.shape[0] < 1:
         return None
     spread = torch.as_tensor(spread, dtype=torch.float32).reshape(-1)
-    return (points, spread) if spread.numel() == points.shape[1] else None
+    bandwidth = float(stats.get("kernel_bandwidth", KERNEL_BANDWIDTH))
+    return (points, spread, bandwidth) if spread.numel() == points.shape[1] else None
+
+
+def kernel_point(points: Tensor, spread: Tensor, index: Tensor, eps: Tensor, scale: float) -> Tensor:
+    """Kernel draws ``points[index] + scale * spread * eps`` [H, D] from ``index`` [H] and
+    noise ``eps`` [H, D] (``scale`` = temperature times bandwidth). The one formula
+    ``generate``, the nn~ ``sample`` method and the live host's randomise share."""
+    return points[index] + scale * spread * eps
 
 
 def kernel_base(n: int, temperature: float, generator: torch.Generator, points: Tensor, spread: Tensor,
                 bandwidth: float = KERNEL_BANDWIDTH) -> Tensor:
     """n kernel draws [n, D]: a random training sound's base point plus
     ``temperature * bandwidth * spread * eps``, ``eps ~ N(0, I)`` (0 = the training
-    sounds' own modes). The point indices come first from ``generator``, then the noise."""
-    idx = torch.randint(0, points.shape[0], (n,), generator=generator)
-    eps = torch.randn(n, points.shape[1], generator=generator)
-    return points[idx] + float(temperature) * float(bandwidth) * spread * eps
+    sounds' own modes).
+
+    Each draw takes its own ``randn(D + 1)`` call on ``generator``: the first value,
+    through the normal CDF, picks the point, the rest is the noise. One call per draw keeps
+    draw i the same whatever n is (one ``randn(n, D + 1)`` would not: torch fills large
+    tensors in vectorised blocks of 16), so the same seed gives the same first sounds."""
+    m, d = points.shape
+    raw = torch.zeros(n, d + 1, dtype=torch.float64)
+    for i in range(n):
+        raw[i] = torch.randn(d + 1, generator=generator, dtype=torch.float64)
+    idx = (0.5 * (1.0 + torch.erf(raw[:, 0] / math.sqrt(2.0))) * m).long().clamp(0, m - 1)
+    eps = raw[:, 1:].to(points.dtype)
+    return kernel_point(points, spread, idx, eps, float(temperature) * float(bandwidth))
 
 
 def draw_base(n: int, dim: int, temperature: float, generator: torch.Generator,
@@ -634,6 +655,24 @@ def draw_base(n: int, dim: int, temperature: float, generator: torch.Generator,
     generator state gives the same ``eps`` either way."""
     eps = torch.randn(n, dim, generator=generator) * float(temperature)
     return eps if quantiles is None else marginal_base(eps, quantiles, mixing)
+
+
+def sampler_base(meta: dict[str, Any] | None, n: int, dim: int, temperature: float, generator: torch.Generator,
+                 sampler: str = "kernel") -> tuple[Tensor, str]:
+    """n random base points [n, D] the way ``sampler`` draws them, and the sampler used.
+
+    "kernel": ``kernel_base`` around the stored training sounds' base points; "data":
+    ``draw_base`` through the stored quantiles and mixing (the copula); "flow": plain
+    N(0, T^2). A checkpoint without the statistics a sampler needs falls back, kernel to
+    data to flow (the second value says which ran, so callers can say so)."""
+    if sampler == "kernel":
+        kernel = stored_kernel(meta)
+        if kernel is not None:
+            return kernel_base(n, temperature, generator, *kernel), "kernel"
+        sampler = "data"
+    table = stored_base_quantiles(meta) if sampler == "data" else None
+    u = draw_base(n, dim, temperature, generator, table, stored_base_mixing(meta))
+    return u, ("data" if table is not None else "flow")
 
 
 def draw_latents(model: Any, n: int, temperature: float, generator: torch.Generator,

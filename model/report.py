@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from flowshot.errors import FlowshotError
 from flowshot.model.checkpoint import LoadedModel, load_model
 from flowshot.model.generate import decode_batched
-from flowshot.model.latents import draw_latents, stored_base_mixing, stored_base_quantiles
+from flowshot.model.latents import sampler_base
 
 # Dimensions whose KL exceeds this many nats carry information (the usual threshold).
 ACTIVE_NATS = 0.01
@@ -194,18 +195,19 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, checkpo
 
     step = int(loaded.meta.get("step", 0))
     # Prior samples as `flowshot generate` draws them (the training sounds' base
-    # distribution when the checkpoint has it), plus the flow prior's level for comparison.
-    table, mixing = stored_base_quantiles(loaded.meta), stored_base_mixing(loaded.meta)
-    sampler = "data" if table is not None else "flow"
+    # points when the checkpoint keeps them), plus the flow prior's level for comparison.
     n_many = max(64, len(audio))
+
+    def draw(n: int, draw_seed: int, sampler: str) -> tuple[Tensor, str]:
+        u, used = sampler_base(loaded.meta, n, model.latent_dim, temperature, torch.Generator().manual_seed(draw_seed), sampler)
+        return decode_batched(model, model.base_to_latent(u)), used
+
     with torch.no_grad():
-        z_prior = draw_latents(model, GRID_COLUMNS, temperature, torch.Generator().manual_seed(seed), table, mixing)
-        prior = decode_batched(model, z_prior)
+        prior, sampler = draw(GRID_COLUMNS, seed, "kernel")
         z_post = torch.cat([model.embed(audio[i : i + 16, None]) for i in range(0, len(audio), 16)])
         recon = decode_batched(model, z_post)
-        many = decode_batched(model, draw_latents(model, n_many, temperature, torch.Generator().manual_seed(seed + 1), table, mixing))
-        many_flow = many if table is None else decode_batched(
-            model, draw_latents(model, n_many, temperature, torch.Generator().manual_seed(seed + 1), None))
+        many, _ = draw(n_many, seed + 1, "kernel")
+        many_flow = many if sampler == "flow" else draw(n_many, seed + 1, "flow")[0]
     pick = pick_preview(classes, GRID_COLUMNS)
     rows = {"prior": list(prior.numpy()), "real": [audio[i].numpy() for i in pick], "recon": [recon[i].numpy() for i in pick]}
     spectrogram_grid(rows, cfg.audio.sample_rate, out / "grid.png",
@@ -258,7 +260,7 @@ def _markdown(r: dict[str, Any]) -> str:
         f"| active units (KL > {ACTIVE_NATS} nats) | {r['active_units']} / {r['latent_dim']} |",
         _level_row("real", r["level_real"]),
         _level_row(f"prior samples ({r.get('sampler', 'flow')} sampler)", r["level_prior_samples"]),
-        *([_level_row("prior samples (flow sampler)", r["level_prior_samples_flow"])] if r.get("sampler") == "data" else []),
+        *([_level_row("prior samples (flow sampler)", r["level_prior_samples_flow"])] if r.get("sampler") not in (None, "flow") else []),
         _level_row("reconstructions", r["level_reconstructions"]),
         "",
         "Pictures: `grid.png`, `curves.png`, `kl_per_dim.png`; the grid's sounds as WAVs.",

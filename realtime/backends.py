@@ -17,7 +17,11 @@ import numpy as np
 
 from flowshot.errors import FlowshotError
 
-_STAT_KEYS = ("macro_directions", "macro_std", "base_mean", "pad_latents", "pad_base", "base_quantiles", "base_mixing")
+_STAT_KEYS = ("macro_directions", "macro_std", "base_mean", "pad_latents", "pad_base", "base_quantiles", "base_mixing",
+              "base_points", "base_spread")
+# flowshot.model.latents.KERNEL_BANDWIDTH, for statistics written before it was stored
+# (the audio process does not import torch).
+_KERNEL_BANDWIDTH = 0.3
 
 
 @dataclass
@@ -38,6 +42,11 @@ class LatentStats:
         base_mixing: [D, D] the correlation of the training sounds' normal scores as a
             Cholesky factor (``flowshot.model.latents.base_mixing``), or None (independent
             dimensions).
+        base_points: [M, D] training sounds' base points for kernel draws, or None (random
+            draws then go through ``base_quantiles``).
+        base_spread: [D] their std per dimension.
+        kernel_bandwidth: kernel draws add ``temperature * kernel_bandwidth * base_spread``
+            times N(0, 1) noise to a random one of ``base_points``.
     """
 
     macro_directions: np.ndarray
@@ -49,6 +58,21 @@ class LatentStats:
     pad_classes: list[str] = field(default_factory=list)
     base_quantiles: np.ndarray | None = None
     base_mixing: np.ndarray | None = None
+    base_points: np.ndarray | None = None
+    base_spread: np.ndarray | None = None
+    kernel_bandwidth: float = _KERNEL_BANDWIDTH
+
+    def random_base(self, rng: np.random.Generator, temperature: float) -> np.ndarray:
+        """One random base point [D] as ``flowshot generate`` draws it: a kernel draw when the
+        training sounds' points are stored (numpy twin of ``flowshot.model.latents.kernel_point``),
+        else ``base_draw`` of ``temperature`` times N(0, 1) noise. ``rng`` gives the point's
+        index first, then the noise."""
+        d = self.base_mean.shape[0]
+        if self.base_points is not None and self.base_spread is not None:
+            index = int(rng.integers(0, len(self.base_points)))
+            eps = rng.standard_normal(d)
+            return self.base_points[index] + temperature * self.kernel_bandwidth * self.base_spread * eps
+        return self.base_draw(rng.standard_normal(d) * temperature)
 
     def base_draw(self, eps: np.ndarray) -> np.ndarray:
         """Noise ``eps [D]`` (times the temperature) -> a random base point like the training
@@ -104,7 +128,16 @@ class LatentStats:
             pad_classes=[str(s) for s in stats.get("pad_classes") or []],
             base_quantiles=arr("base_quantiles", 2),
             base_mixing=arr("base_mixing", 2),
+            **_kernel(arr("base_points", 2), arr("base_spread", 1), stats.get("kernel_bandwidth")),
         )
+
+
+def _kernel(points: np.ndarray | None, spread: np.ndarray | None, bandwidth: Any) -> dict[str, Any]:
+    """The kernel fields of ``LatentStats``: none unless points and a matching spread are there."""
+    if points is None or spread is None or spread.shape[0] != points.shape[1]:
+        return {}
+    return {"base_points": points, "base_spread": spread,
+            "kernel_bandwidth": _KERNEL_BANDWIDTH if bandwidth is None else float(np.asarray(bandwidth).reshape(-1)[0])}
 
 
 class Backend:
@@ -308,6 +341,8 @@ def _load_ts(p: Path) -> Backend:
         raw = {k: buffers[k] for k in _STAT_KEYS if k in buffers}
         raw["macro_labels"] = list(m.get_macro_labels()) if hasattr(m, "get_macro_labels") else []
         raw["pad_classes"] = list(m.get_pad_classes()) if hasattr(m, "get_pad_classes") else []
+        if hasattr(m, "kernel_bandwidth"):
+            raw["kernel_bandwidth"] = float(m.kernel_bandwidth)
     except Exception as err:
         raise FlowshotError(f"{p}: get_info/buffers failed ({type(err).__name__}); re-export it with `flowshot export ts`") from None
     m.eval()

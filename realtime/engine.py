@@ -49,7 +49,7 @@ class EngineSettings:
             class is ``hat_closed``/``hat_open`` when the model's stats name them.
         choke_fade_ms: length of the fade of a choked or stolen voice (long enough not to click).
         knob_range: knob values are clamped to [-knob_range, knob_range] (in macro stds).
-        temperature: std of new prior draws (``randomize_pad``).
+        temperature: how far new random draws stray (``randomize_pad``; ``LatentStats.random_base``).
         seed: seed of the prior draws that fill pads the stats do not cover.
         debounce_ms: the render thread waits this long for more changes before rendering;
             0 (the default) renders at once, and the changes that arrive during a render
@@ -201,9 +201,11 @@ class Engine:
         return len(self.knobs)
 
     def _prior_draw(self, seed: int, temperature: float) -> np.ndarray:
-        eps = np.random.default_rng(seed).standard_normal(self.backend.latent_dim) * temperature
+        rng = np.random.default_rng(seed)
         stats = self.backend.stats
-        return stats.base_draw(eps) if stats is not None else eps
+        if stats is None:
+            return rng.standard_normal(self.backend.latent_dim) * temperature
+        return stats.random_base(rng, temperature)
 
     def _initial_pads(self, n: int) -> list[Pad]:
         stats = self.backend.stats

@@ -259,6 +259,30 @@ def test_randomize_draws_through_the_sampling_table() -> None:
     np.testing.assert_allclose(engine.pads[2].base, (table[24] + table[25]) / 2, rtol=1e-9)
 
 
+def test_randomize_is_a_kernel_draw_when_training_points_are_stored() -> None:
+    """With the training sounds' base points, a pad's random draw is one of them plus
+    temperature x bandwidth x spread of noise (``LatentStats.random_base``, the twin of
+    ``flowshot.model.latents.kernel_point``), as ``flowshot generate`` draws."""
+    rng = np.random.default_rng(0)
+    points, spread = rng.standard_normal((9, D)) * 3.0, np.array([0.5, 1.0, 2.0, 0.1][:D])
+    stats = dataclasses.replace(toy_stats(), base_quantiles=np.sort(rng.standard_normal((20, D)), axis=0),
+                                base_points=points, base_spread=spread, kernel_bandwidth=0.4)
+    engine = Engine(ToyBackend(stats), EngineSettings(choke_groups=[]))
+    engine.set_temperature(0.0)
+    seen = set()
+    for seed in range(40):
+        engine.randomize_pad(1, seed=seed)
+        match = np.flatnonzero(np.all(points == engine.pads[1].base, axis=1))
+        assert len(match) == 1  # temperature 0: exactly a training point
+        seen.add(int(match[0]))
+    assert len(seen) >= 7  # and not always the same one
+    engine.set_temperature(1.5)
+    engine.randomize_pad(1, seed=11)
+    g = np.random.default_rng(11)
+    index = int(g.integers(0, len(points)))
+    np.testing.assert_allclose(engine.pads[1].base, points[index] + 1.5 * 0.4 * spread * g.standard_normal(D))
+
+
 def test_no_stats_falls_back_to_seeded_prior_and_axis_knobs() -> None:
     e1 = Engine(ToyBackend(None), EngineSettings(seed=5))
     e2 = Engine(ToyBackend(None), EngineSettings(seed=5))

@@ -52,7 +52,7 @@ def test_metrics_json_has_every_row_and_key(evaluated: tuple[Path, dict]) -> Non
     label = "run/last.ckpt"
     flow = "(flow sampler)"
     assert list(m["rows"]) == [FLOOR, label, f"{label} {flow}", f"{label} (2)", f"{label} (2) {flow}", CEILING]
-    assert m["sampler"] == "both" and not any("no sampling table" in note for note in m["notes"])
+    assert m["sampler"] == "both" and not any("lacks the statistics" in note for note in m["notes"])
     assert m["embedding"] == "aisfx" and m["embedding_dim"] == 512
     assert m["n_samples"] == 12 and m["n_test"] >= 2 and m["n_train_reference"] == 24
     assert "held-out" in m["notes"][0]
@@ -68,9 +68,9 @@ def test_metrics_json_has_every_row_and_key(evaluated: tuple[Path, dict]) -> Non
         lat = block["latent"]
         assert lat["latent_dim"] == 16 and len(lat["kl_per_dim"]) == 16
         assert 0 <= lat["active_units_variance"] <= 16 and 0 <= lat["active_units_kl"] <= 16
-        # Data-sampler draws land where the training sounds do in base space, well inside
-        # N(0, I)'s radius 1 for this briefly trained model (its test modes: about 0.56).
-        assert block["sampler"] == "data"
+        # Kernel draws (the default) land where the training sounds do in base space, well
+        # inside N(0, I)'s radius 1 for this briefly trained model (its test modes: about 0.56).
+        assert block["sampler"] == "kernel"
         assert 0.3 < lat["base_radius_samples"] < 0.9
         assert math.isfinite(lat["base_energy_distance"]) and lat["base_energy_distance"] > 0  # tested in test_metrics
         assert math.isfinite(lat["base_energy_distance_train"])  # the floor: training sounds' modes
@@ -149,8 +149,8 @@ def test_bad_checkpoint_is_a_one_line_cli_error(tmp_path: Path, capsys: pytest.C
 
 
 def test_kernel_prior_samples_are_the_generate_kernel_draws(tiny_checkpoint: Path) -> None:
-    """``--sampler kernel`` scores the draws ``flowshot generate --sampler kernel`` makes:
-    the same seeded points and noise, at temperature 0 the training sounds' own modes."""
+    """``--sampler kernel`` (the default) scores the draws ``flowshot generate`` makes: the
+    same seeded points and noise, at temperature 0 the training sounds' own modes."""
     from flowshot.evaluation.evaluate import prior_samples
     from flowshot.model.checkpoint import load_model
     from flowshot.model.latents import kernel_base, stored_kernel
@@ -158,10 +158,15 @@ def test_kernel_prior_samples_are_the_generate_kernel_draws(tiny_checkpoint: Pat
     loaded = load_model(tiny_checkpoint)
     kernel = stored_kernel(loaded.meta)
     assert kernel is not None  # written when training ended
-    u, z, audio = prior_samples(loaded.model, 5, 3, 0.7, None, None, kernel)
+    u, z, audio, used = prior_samples(loaded.model, 5, 3, 0.7, loaded.meta, "kernel")
+    assert used == "kernel"
     assert torch.equal(u, kernel_base(5, 0.7, torch.Generator().manual_seed(3), *kernel))
     with torch.no_grad():
         assert torch.allclose(audio, loaded.model.decode(loaded.model.base_to_latent(u))[:, 0], atol=1e-5)
-    u0, _, _ = prior_samples(loaded.model, 5, 3, 0.0, None, None, kernel)
+    u0, _, _, _ = prior_samples(loaded.model, 5, 3, 0.0, loaded.meta, "kernel")
     points = kernel[0]
     assert bool(((u0[:, None] - points[None]).abs().amax(-1).min(1).values == 0).all())
+    # Without the points (an older checkpoint) the kernel sampler falls back to the copula.
+    bare = {"latent_stats": {k: v for k, v in loaded.meta["latent_stats"].items() if k != "base_points"}}
+    assert prior_samples(loaded.model, 5, 3, 0.7, bare, "kernel")[3] == "data"
+    assert prior_samples(loaded.model, 5, 3, 0.7, {}, "kernel")[3] == "flow"

@@ -69,6 +69,17 @@ def test_json_describes_the_model(onnx_dir) -> None:
     mixing = np.array(meta["base_mixing"])  # the draws' correlations: a Cholesky factor
     assert mixing.shape == (d, d) and np.array_equal(mixing, np.tril(mixing))
     assert np.allclose(np.diag(mixing @ mixing.T), 1.0, atol=1e-5)
+    # Kernel draws (the default): the training sounds' base points, rounded to six
+    # significant digits, with their spread and the bandwidth, as the checkpoint stores them.
+    from flowshot.model.latents import stored_kernel
+
+    points, spread, bandwidth = stored_kernel(loaded.meta)
+    assert np.allclose(np.array(meta["base_points"]), points.numpy(), rtol=1e-5, atol=1e-6)
+    assert np.allclose(meta["base_spread"], spread.numpy()) and meta["kernel_bandwidth"] == bandwidth
+    from flowshot.realtime.backends import LatentStats
+
+    host = LatentStats.from_mapping(meta, d)
+    assert host.base_points.shape == tuple(points.shape) and host.kernel_bandwidth == bandwidth
     assert sorted(p.name for p in out.iterdir()) == ["decoder.onnx", "encoder.onnx", "flowshot.json", "prior.onnx"]
 
 

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from flowshot.cli import main as cli_main
-from flowshot.export.rng import gaussian
+from flowshot.export.rng import gaussian, uniform_index
 from flowshot.model.checkpoint import flowshot_meta, load_model
 from flowshot.model.config import preset
-from flowshot.model.latents import marginal_base
+from flowshot.model.latents import marginal_base, stored_kernel
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -214,18 +214,41 @@ def test_sample_with_seed_is_reproducible_and_equals_offline_decode(exported, ts
         y = ts.sample(x)[0, 0]
         played = ts.last_latent[0].clone()
     assert torch.equal(y[10:10 + length - 10], y[10 + length:2 * length])  # same seed, same hit
-    # Offline: the documented draw, independent of the module.
-    eps = gaussian(torch.tensor([7]), torch.tensor([0]), d)
-    # Draws go through the training sounds' per-dimension distribution and correlations
-    # (tested in test_latents).
-    assert ts.base_quantiles.shape[1] == d and ts.base_quantiles.shape[0] >= 2
-    assert ts.base_mixing.shape == (d, d)
-    u = marginal_base(0.5 * eps, ts.base_quantiles, ts.base_mixing) + (knobs * ts.macro_std) @ ts.macro_directions
+    # Offline: the documented draw, independent of the module: a kernel draw around the
+    # training sound that uniform_index picks, with the stored spread and bandwidth.
+    keys, counters = torch.tensor([7]), torch.tensor([0])
+    eps = gaussian(keys, counters, d)
+    points, spread, bandwidth = stored_kernel(loaded.meta)
+    assert torch.allclose(ts.base_points, points, atol=1e-5) and ts.kernel_bandwidth == bandwidth
+    index = uniform_index(keys, counters, len(points))
+    u = points[index] + 0.5 * bandwidth * spread * eps + (knobs * ts.macro_std) @ ts.macro_directions
     with torch.no_grad():
         z = loaded.model.base_to_latent(u)
         ref = loaded.model.decode(z)[0, 0]
     assert peak_err(played, z[0]) < REL_TOL
     assert peak_err(y[10:10 + length], ref) < REL_TOL
+
+
+def test_data_sampler_export_draws_through_the_copula(exported) -> None:
+    """``flowshot export ts --sampler data`` leaves the training points out: ``sample``'s
+    draws then go through the quantiles and mixing (``marginal_base``), and temperature 0
+    gives every dimension's median whatever the seed."""
+    from flowshot.export.stats import for_sampler
+    from flowshot.export.ts import build_instrument
+
+    loaded, _ = exported
+    stats = for_sampler(loaded.meta["latent_stats"], "data")
+    assert "base_points" not in stats
+    inst = build_instrument(loaded, stats)
+    assert inst.base_points.shape[0] == 0 and inst.base_mixing.shape[0] == inst.latent_dim
+    keys, counters = torch.tensor([3, 3]), torch.tensor([0, 1])
+    eps = gaussian(keys, counters, inst.latent_dim)
+    inst.set_temperature(0.8)
+    want = marginal_base(0.8 * eps, inst.base_quantiles, inst.base_mixing)
+    assert torch.allclose(inst.prior_base(keys, counters), want, atol=1e-6)
+    inst.set_temperature(0.0)
+    median = marginal_base(torch.zeros(1, inst.latent_dim), inst.base_quantiles, inst.base_mixing)
+    assert torch.allclose(inst.prior_base(keys, counters), median.expand(2, -1), atol=1e-6)
 
 
 def test_free_running_seed_gives_new_draws(ts) -> None:

@@ -365,3 +365,29 @@ def test_numpy_base_draw_of_the_host_equals_marginal_base() -> None:
         want = marginal_base(eps[None], table, mixing)[0].numpy()
         assert np.allclose(stats.base_draw(eps.numpy()), want, atol=1e-9)
     assert np.array_equal(LatentStats.from_mapping({"macro_directions": torch.zeros(0, D)}, D).base_draw(np.ones(D)), np.ones(D))
+
+
+def test_host_kernel_draw_is_kernel_point_with_the_same_default_bandwidth() -> None:
+    """The host (which does not import torch) keeps its own copy of the default bandwidth
+    for statistics written before it was stored, and the same formula."""
+    from flowshot.model.latents import KERNEL_BANDWIDTH, kernel_point
+    from flowshot.realtime.backends import _KERNEL_BANDWIDTH, LatentStats
+
+    assert _KERNEL_BANDWIDTH == KERNEL_BANDWIDTH
+    gen = torch.Generator().manual_seed(5)
+    points = torch.randn(12, D, generator=gen, dtype=torch.float64)
+    spread = points.std(0)
+    stats = LatentStats.from_mapping({"base_points": points, "base_spread": spread,
+                                      "macro_directions": torch.zeros(0, D)}, D)
+    assert stats.kernel_bandwidth == KERNEL_BANDWIDTH
+    rng = np.random.default_rng(9)
+    got = stats.random_base(rng, 0.7)
+    rng = np.random.default_rng(9)
+    index = int(rng.integers(0, 12))
+    eps = torch.from_numpy(rng.standard_normal(D))
+    want = kernel_point(points, spread, torch.tensor([index]), eps[None], 0.7 * KERNEL_BANDWIDTH)[0]
+    assert np.allclose(got, want.numpy(), atol=1e-12)
+    # A spread that does not fit the points is no kernel: draws go through the table path.
+    odd = LatentStats.from_mapping({"base_points": points, "base_spread": spread[:2],
+                                    "macro_directions": torch.zeros(0, D)}, D)
+    assert odd.base_points is None
