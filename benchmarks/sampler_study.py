@@ -116,7 +116,7 @@ def main() -> int:
             draws[f"between {args.neighbours} nearest"] = u_train[pick] + lam * (u_train[other] - u_train[pick])
         for name, u in draws.items():
             with torch.no_grad():
-                audio = torch.cat([model.decode(model.base_to_latent(u[i : i + 64])) for i in range(0, n, 64)])[:, 0].numpy()
+                audio = torch.cat([model.render(model.base_to_latent(u[i : i + 64])) for i in range(0, n, 64)])[:, 0].numpy()
             e = embedding.embed_at(audio, sr)
             table.add_row(name, str(seed), f"{metrics.frechet_distance(e, e_test):.1f}",
                           f"{metrics.kernel_distance(e, e_test).mean:.2f}", f"{metrics.mean_pairwise_distance(e):.2f}",

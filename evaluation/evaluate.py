@@ -208,7 +208,7 @@ def prior_samples(model: Any, n: int, seed: int, temperature: float, meta: dict[
     when they are missing)."""
     u, used = sampler_base(meta, n, model.latent_dim, temperature, torch.Generator().manual_seed(seed), sampler)
     z = _batched(model.base_to_latent, u)
-    return u, z, _batched(model.decode, z)[:, 0], used
+    return u, z, _batched(model.render, z)[:, 0], used
 
 
 @torch.no_grad()
@@ -241,7 +241,7 @@ def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, tempe
         logvars.append(post.logvar)
         modes.append(model.posterior_mode(post))
     mean, logvar, mode = torch.cat(means), torch.cat(logvars), torch.cat(modes)
-    recon = _batched(model.decode, mode)[:, 0]
+    recon = _batched(model.render, mode)[:, 0]
     # Monte-Carlo KL (log q - log p through both flows) with seeded noise; the per-dimension
     # split is the base Gaussian's closed form, as in training.
     torch.manual_seed(seed)

@@ -248,7 +248,7 @@ class FlowshotInstrument(nn_tilde.Module):
     @torch.jit.export
     def decode_latent(self, z: Tensor) -> Tensor:
         """``z [B, D]`` -> audio ``[B, 1, length]``."""
-        return self.model.decode(z)
+        return self.model.render(z)
 
     @torch.jit.export
     def base_to_latent(self, u: Tensor) -> Tensor:
@@ -302,7 +302,7 @@ class FlowshotInstrument(nn_tilde.Module):
 
     def _play(self, x: Tensor, rows: Tensor, samples: Tensor, gains: Tensor, z: Tensor) -> Tensor:
         if rows.size(0) > 0:
-            audio = self._to_rate(self.model.decode(z)[:, 0], self.host_length)
+            audio = self._to_rate(self.model.render(z)[:, 0], self.host_length)
             self.last_latent[rows] = z
         else:
             audio = torch.zeros(0, self.host_length, device=x.device)

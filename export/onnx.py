@@ -44,14 +44,14 @@ class EncoderGraph(nn.Module):
 
 
 class DecoderGraph(nn.Module):
-    """latent ``z [B, D]`` -> audio ``[B, 1, L]``."""
+    """latent ``z [B, D]`` -> audio ``[B, 1, L]`` as played (``FlowVAE.render``)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.model.decode(z)
+        return self.model.render(z)
 
 
 class PriorGraph(nn.Module):

@@ -31,8 +31,8 @@ def _subtype(float_wav: bool) -> str:
 
 @torch.no_grad()
 def decode_batched(model: torch.nn.Module, z: Tensor) -> Tensor:
-    """z [N, D] -> audio [N, L] (decoded DECODE_BATCH at a time)."""
-    return torch.cat([model.decode(z[i : i + DECODE_BATCH])[:, 0] for i in range(0, len(z), DECODE_BATCH)])
+    """z [N, D] -> audio [N, L] as played (``FlowVAE.render``, DECODE_BATCH at a time)."""
+    return torch.cat([model.render(z[i : i + DECODE_BATCH])[:, 0] for i in range(0, len(z), DECODE_BATCH)])
 
 
 def _write_set(
@@ -157,7 +157,7 @@ def vary(
         u = model.latent_to_base(z)
         offsets = torch.randn(n, u.shape[1], generator=gen) * float(spread)
         z_var = model.base_to_latent(u + offsets)
-        recon = model.decode(z)[:, 0]
+        recon = model.render(z)[:, 0]
     variations = decode_batched(model, z_var)
     out_dir = Path(out_dir)
     sr, subtype = cfg.audio.sample_rate, _subtype(float_wav)

@@ -60,6 +60,10 @@ class FlowVAE(nn.Module):
         self.length = int(cfg.audio.length)
         self.sample_rate = int(cfg.audio.sample_rate)
         self.preroll = int(m.decoder_preroll * m.hop)  # samples the decoder makes before the sound
+        # No training example peaks above this (its normalisation's target, or the
+        # loudness mode's limit): ``render`` holds the played one-shots under it too.
+        a = cfg.audio
+        self.peak_ceiling = float(10.0 ** ((a.target_peak_db if a.normalize == "peak" else -0.1) / 20.0))
         self.pqmf = PQMF(m.pqmf_bands, m.pqmf_attenuation)
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
@@ -121,6 +125,16 @@ class FlowVAE(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         """latent z [B,D] -> audio [B,1,L]."""
         return self.pqmf.synthesis(self.decoder(z))[..., self.preroll:]
+
+    @torch.jit.export
+    def render(self, z: Tensor) -> Tensor:
+        """latent z [B,D] -> the one-shot as played [B,1,L]: ``decode``, scaled down (never
+        up) where it peaks over ``peak_ceiling``. The decoder overshoots: a fifth of the
+        small preset's random draws peak over 0 dBFS, by up to 5.5 dB, and would clip
+        in a WAV or a host's mix. Training and its losses use ``decode``."""
+        y = self.decode(z)
+        peak = y.abs().amax(dim=-1, keepdim=True).clamp_min(1e-9)
+        return y * torch.clamp(self.peak_ceiling / peak, max=1.0)
 
     @torch.jit.export
     def embed(self, x: Tensor) -> Tensor:

@@ -222,7 +222,7 @@ class TorchBackend(Backend):
             return fn(t).detach().cpu().numpy()
 
     def render(self, z: np.ndarray) -> np.ndarray:
-        fn = self._m.decode_latent if self._scripted else self._m.decode
+        fn = self._m.decode_latent if self._scripted else self._m.render
         return self._run(fn, z).reshape(len(z), -1)[:, : self.length].astype(np.float32)
 
     def base_to_latent(self, u: np.ndarray) -> np.ndarray:

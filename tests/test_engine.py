@@ -359,7 +359,7 @@ def test_real_checkpoint_pads_equal_model_decode(rt_checkpoint: Path) -> None:
     model = load_model(rt_checkpoint).model
     u = np.stack([engine.pad_base_point(i) for i in range(16)]) + engine.knob_offset()
     with torch.no_grad():
-        ref = model.decode(model.base_to_latent(torch.tensor(u, dtype=torch.float32)))[:, 0].numpy()
+        ref = model.render(model.base_to_latent(torch.tensor(u, dtype=torch.float32)))[:, 0].numpy()
     got = np.stack(engine.pad_audio)
     assert got.shape == (16, backend.length)
     assert np.max(np.abs(got - ref)) <= 1e-5 * max(1.0, np.abs(ref).max())

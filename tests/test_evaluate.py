@@ -162,7 +162,7 @@ def test_kernel_prior_samples_are_the_generate_kernel_draws(tiny_checkpoint: Pat
     assert used == "kernel"
     assert torch.equal(u, kernel_base(5, 0.7, torch.Generator().manual_seed(3), *kernel))
     with torch.no_grad():
-        assert torch.allclose(audio, loaded.model.decode(loaded.model.base_to_latent(u))[:, 0], atol=1e-5)
+        assert torch.allclose(audio, loaded.model.render(loaded.model.base_to_latent(u))[:, 0], atol=1e-5)
     u0, _, _, _ = prior_samples(loaded.model, 5, 3, 0.0, loaded.meta, "kernel")
     points = kernel[0]
     assert bool(((u0[:, None] - points[None]).abs().amax(-1).min(1).values == 0).all())

@@ -122,7 +122,7 @@ def test_host_methods_and_buffers(exported, ts) -> None:
     assert len(ts.get_macro_labels()) == K and len(ts.get_pad_classes()) == p
     z = torch.randn(3, d)
     with torch.no_grad():
-        assert peak_err(ts.decode_latent(z), loaded.model.decode(z)) < REL_TOL
+        assert peak_err(ts.decode_latent(z), loaded.model.render(z)) < REL_TOL
         assert peak_err(ts.base_to_latent(z), loaded.model.base_to_latent(z)) < REL_TOL
         assert peak_err(ts.latent_to_base(z), loaded.model.latent_to_base(z)) < REL_TOL
         x = 0.3 * torch.randn(2, 1, length)
@@ -193,7 +193,7 @@ def test_decode_hit_equals_model_decode(exported, ts) -> None:
     with torch.inference_mode():
         y = ts.decode(x)[0, 0]
     with torch.no_grad():
-        ref = loaded.model.decode(z)[:, 0]
+        ref = loaded.model.render(z)[:, 0]
     expected = torch.zeros(3 * length)
     expected[100:100 + length] += 0.6 * ref[0]
     expected[901:901 + length] += 0.25 * ref[1]
@@ -224,7 +224,7 @@ def test_sample_with_seed_is_reproducible_and_equals_offline_decode(exported, ts
     u = points[index] + 0.5 * bandwidth * spread * eps + (knobs * ts.macro_std) @ ts.macro_directions
     with torch.no_grad():
         z = loaded.model.base_to_latent(u)
-        ref = loaded.model.decode(z)[0, 0]
+        ref = loaded.model.render(z)[0, 0]
     assert peak_err(played, z[0]) < REL_TOL
     assert peak_err(y[10:10 + length], ref) < REL_TOL
 
@@ -292,7 +292,7 @@ def test_encode_detects_once_and_forward_replaces(exported, ts) -> None:
     m.set_threshold(-20.0)
     with torch.inference_mode():
         y = m.forward(x)[0, 0]
-        ref = loaded.model.decode(z.unsqueeze(0))[0, 0] * window.abs().max()
+        ref = loaded.model.render(z.unsqueeze(0))[0, 0] * window.abs().max()
     assert torch.all(y[:p] == 0) and peak_err(y[p:p + length], ref) < REL_TOL
 
 
@@ -346,7 +346,7 @@ def test_host_sample_rate_resamples_each_hit(exported, ts) -> None:
     with torch.inference_mode():
         y = torch.cat([ts.decode(x[:, :, i:i + 512]) for i in range(0, x.size(2), 512)], dim=2)[0, 0]
     with torch.no_grad():
-        ref = loaded.model.decode(z)[0, 0]
+        ref = loaded.model.render(z)[0, 0]
     # Twice as long at twice the rate; linear interpolation with half-sample centres puts
     # host sample 2k+1 at model position k + 1/4.
     assert torch.all(y[50 + 2 * length:] == 0) and y[50 + 2 * length - 1] != 0

@@ -388,3 +388,21 @@ def test_highpass_outside_training_filters_only_in_eval_mode_and_exports() -> No
         scripted = torch.jit.script(model)
     with torch.no_grad():
         torch.testing.assert_close(scripted.decode(z)[:, 0].numpy(), filtered, atol=1e-5, rtol=1e-5)
+
+
+def test_render_holds_one_shots_under_the_training_data_peak() -> None:
+    """``render`` (what every player uses) leaves a one-shot that peaks under the data's
+    ceiling as ``decode`` made it, and scales one that overshoots down to the ceiling,
+    shape intact; the ceiling follows the audio normalisation."""
+    cfg = preset("tiny")
+    model = FlowVAE(cfg).eval()
+    assert model.peak_ceiling == pytest.approx(10 ** (cfg.audio.target_peak_db / 20))
+    assert FlowVAE(cfg.replace(**{"audio.normalize": "loudness"})).peak_ceiling == pytest.approx(10 ** (-0.1 / 20))
+    t = torch.linspace(0, 1, cfg.audio.length)
+    shape = torch.sin(200 * t) * torch.exp(-5 * t)
+    made = torch.stack([0.5 * shape / shape.abs().max(), 3.0 * shape / shape.abs().max()])[:, None]
+    model.decode = lambda z: made  # the decoder's output, fixed: one quiet, one 3x full scale
+    out = model.render(torch.zeros(2, cfg.model.latent_dim))
+    assert torch.equal(out[0], made[0])
+    assert float(out[1].abs().max()) == pytest.approx(model.peak_ceiling, rel=1e-6)
+    assert torch.allclose(out[1] / model.peak_ceiling, made[1] / 3.0, atol=1e-6)
