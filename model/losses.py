@@ -72,6 +72,23 @@ def zero_phase_highpass(x: Tensor, cutoff_hz: float, sample_rate: float, order: 
     return torch.fft.irfft(torch.fft.rfft(x, n=n) * gain, n=n)[..., : x.shape[-1]]
 
 
+# Log-spaced bands start here; everything below is one band (offset and rumble).
+LOG_BAND_LOW_HZ = 40.0
+
+
+def log_band_matrix(n_fft: int, sample_rate: float, bands: int) -> Tensor:
+    """Averaging matrix [G, n_fft//2+1] of log-spaced bands: 0 to ``LOG_BAND_LOW_HZ``, then
+    ``bands - 1`` bands of equal ratio up to Nyquist. Each row averages the bins whose
+    frequency falls in its band; bands no bin falls in (low ones, at small FFT sizes) are
+    left out, so G <= bands."""
+    freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * sample_rate / n_fft
+    inner = LOG_BAND_LOW_HZ * (sample_rate / 2 / LOG_BAND_LOW_HZ) ** torch.linspace(0, 1, bands, dtype=torch.float64)
+    edges = torch.cat([torch.zeros(1, dtype=torch.float64), inner[:-1], torch.tensor([float("inf")], dtype=torch.float64)])
+    rows = [((freqs >= lo) & (freqs < hi)).to(torch.float64) for lo, hi in zip(edges[:-1], edges[1:])]
+    rows = [r / r.sum() for r in rows if r.sum() > 0]
+    return torch.stack(rows).to(torch.float32)
+
+
 class MultiScaleSTFTLoss(nn.Module):
     """Multi-resolution STFT distance on linear and log magnitudes.
 
@@ -86,7 +103,8 @@ class MultiScaleSTFTLoss(nn.Module):
     * log term: ``mean |log(X + eps) - log(Y + eps)|``; it sees quiet partials and decay
       tails that barely move the linear term.
     * band term (``band_weight`` > 0): the same log distance on energies averaged over
-      ``bands`` equal-width frequency bands and 4 frames. For noise, whose phase the
+      ``bands`` frequency bands (equal-width, or with ``band_spacing="log"`` equal ratios
+      from ``LOG_BAND_LOW_HZ`` up, below it one band) and 4 frames. For noise, whose phase the
       model cannot match, the per-bin terms are biased low: between two independent
       noises, spectral convergence is smallest when the prediction is 2 to 2.5 dB too
       quiet (the log term is unbiased but noisy). Averaged energies are nearly
@@ -109,8 +127,11 @@ class MultiScaleSTFTLoss(nn.Module):
         floor: per-bin magnitude floor of the spectral-convergence denominator.
         band_weight: weight of the band-energy term (0 = off).
         bands: frequency bands of the band-energy term.
+        band_spacing: "linear" (equal widths) or "log" (equal ratios; needs
+            ``sample_rate``). Equal widths at 22 kHz put everything under 689 Hz, a kick's
+            or tom's whole body, in one band of 16; log bands give 80-640 Hz three.
         log_highpass_hz: cut-off below which the log and band terms hear nothing (0 = off).
-        sample_rate: of the audio; needed when ``log_highpass_hz`` is set.
+        sample_rate: of the audio; needed when ``log_highpass_hz`` is set or bands are log.
     """
 
     def __init__(
@@ -124,8 +145,13 @@ class MultiScaleSTFTLoss(nn.Module):
         bands: int = 16,
         log_highpass_hz: float = 0.0,
         sample_rate: float = 0.0,
+        band_spacing: str = "linear",
     ) -> None:
         super().__init__()
+        if band_spacing not in ("linear", "log"):
+            raise ValueError(f"band_spacing must be 'linear' or 'log', got {band_spacing!r}")
+        if band_spacing == "log" and not sample_rate > 2 * LOG_BAND_LOW_HZ:
+            raise ValueError(f"log-spaced bands need a sample rate above {2 * LOG_BAND_LOW_HZ:g} Hz, got {sample_rate}")
         if log_highpass_hz > 0 and not 0 < 2 * log_highpass_hz < sample_rate:
             raise ValueError(f"log_highpass_hz {log_highpass_hz} needs a sample rate above twice it, got {sample_rate}")
         if not scales:
@@ -139,9 +165,12 @@ class MultiScaleSTFTLoss(nn.Module):
         self.bands = int(bands)
         self.log_highpass_hz = float(log_highpass_hz)
         self.sample_rate = float(sample_rate)
+        self.band_spacing = band_spacing
         for n in self.scales:
             # Buffers follow the module to the loss's device / dtype; not saved in checkpoints.
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
+            if band_spacing == "log":
+                self.register_buffer(f"bands_{n}", log_band_matrix(n, self.sample_rate, self.bands), persistent=False)
 
     def _magnitude(self, x: Tensor, n: int) -> Tensor:
         """x [B,T] -> magnitudes [B, n//2+1, frames], in amplitude units."""
@@ -153,9 +182,13 @@ class MultiScaleSTFTLoss(nn.Module):
         # sqrt(p + tiny): |.| has an infinite slope at 0, which turns silence into NaN grads.
         return torch.sqrt(power + 1e-14) / window.sum()
 
-    def _band_energy(self, mag: Tensor) -> Tensor:
-        """Magnitudes [B, F, frames] -> mean power per band and 4 frames [B, bands, ceil(frames/4)]."""
+    def _band_energy(self, mag: Tensor, n: int) -> Tensor:
+        """Magnitudes [B, F, frames] of FFT size n -> mean power per band and 4 frames
+        [B, bands, ceil(frames/4)] (log bands: those holding at least one bin)."""
         frames = (mag.shape[2] + 3) // 4
+        if self.band_spacing == "log":
+            bands: Tensor = getattr(self, f"bands_{n}").to(dtype=mag.dtype)
+            return F.adaptive_avg_pool1d(torch.einsum("gf,bft->bgt", bands, mag.square()), frames)
         return F.adaptive_avg_pool2d(mag.square()[:, None], (min(self.bands, mag.shape[1]), frames))[:, 0]
 
     def components(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -189,7 +222,7 @@ class MultiScaleSTFTLoss(nn.Module):
             log_total = log_total + (torch.log(mx + self.log_eps) - torch.log(my + self.log_eps)).abs().mean()
             if self.band_weight > 0:
                 eps = self.log_eps**2  # power units: the same -100 dB
-                ex, ey = self._band_energy(mx), self._band_energy(my)
+                ex, ey = self._band_energy(mx, n), self._band_energy(my, n)
                 band_total = band_total + 0.5 * (torch.log(ex + eps) - torch.log(ey + eps)).abs().mean()
         k = len(self.scales)
         return lin_total / k, log_total / k, band_total / k
