@@ -616,7 +616,7 @@
       20
      ],
      "outlettype": [],
-     "text": "temperature: 0 = the typical sound, 1 = as trained"
+     "text": "temperature: 0 = a training sound itself, 1 = around it"
     }
    },
    {
