@@ -265,14 +265,16 @@ class Overload(AssertionError):
     """xruns during a session (jackd names the late clients in the message)."""
 
 
-SESSIONS = 5  # tries of the live session; each xrun-free one must pass every check
+SESSIONS = 8  # tries of the live session; each xrun-free one must pass every check
+SETTLE_S = 3.0  # pause after a session with xruns: this VM's overloads come in bursts
 
 
 def test_live_host_on_jack(jack_server: str, ckpt: Path, reference: Engine, tmp_path: Path) -> None:
     """One session; on xruns another, up to ``SESSIONS``. The two cores are shared with other
     jobs, and a JACK client whose real-time thread the OS does not wake in time is an xrun
-    that no host code can avoid (this VM's bare JACK graph has had 26 in 20 s idle); a host
-    that causes xruns itself fails every session."""
+    that no host code can avoid (this VM's bare JACK graph has had 26 in 20 s idle; on
+    2026-12-02 the code of the day before failed all five tries in one run of three, as did
+    the day's own); a host that causes xruns itself fails every session."""
     for n in range(1, SESSIONS + 1):
         try:
             live_session(jack_server, ckpt, reference, tmp_path / f"session-{n}")
@@ -280,7 +282,8 @@ def test_live_host_on_jack(jack_server: str, ckpt: Path, reference: Engine, tmp_
         except Overload as err:
             if n == SESSIONS:
                 raise
-            print(f"\nsession {n} had xruns, running another: {err}")
+            print(f"\nsession {n} had xruns, running another in {SETTLE_S:g} s: {err}")
+            time.sleep(SETTLE_S)
 
 
 def wait_for_render(host: "Host", renders_before: float, timeout: float = 10.0) -> None:
