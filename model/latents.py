@@ -673,11 +673,3 @@ def sampler_base(meta: dict[str, Any] | None, n: int, dim: int, temperature: flo
     table = stored_base_quantiles(meta) if sampler == "data" else None
     u = draw_base(n, dim, temperature, generator, table, stored_base_mixing(meta))
     return u, ("data" if table is not None else "flow")
-
-
-def draw_latents(model: Any, n: int, temperature: float, generator: torch.Generator,
-                 quantiles: Tensor | None, mixing: Tensor | None = None) -> Tensor:
-    """n random latents [n, D]: ``draw_base`` mapped by the model's ``base_to_latent``."""
-    u = draw_base(n, model.latent_dim, temperature, generator, quantiles, mixing)
-    device, dtype = _model_place(model)
-    return model.base_to_latent(u.to(device, dtype))
