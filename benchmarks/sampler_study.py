@@ -108,7 +108,7 @@ def main() -> int:
         draws = {"independent": latents.marginal_base(eps, quantiles),
                  "copula": latents.marginal_base(eps, quantiles, mixing)}
         for h in args.bandwidths:
-            draws[f"kernel h={h:g}"] = u_train[pick] + h * spread * eps
+            draws[f"kernel h={h:g}"] = latents.kernel_point(u_train, spread, pick, eps, h)
         if args.neighbours:
             near = metrics.all_distances(u_train[pick].numpy(), u_train.numpy()).argsort(1)[:, 1:1 + args.neighbours]
             other = torch.as_tensor(near[np.arange(n), np.random.default_rng(seed).integers(0, args.neighbours, n)])

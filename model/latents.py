@@ -643,7 +643,7 @@ def kernel_base(n: int, temperature: float, generator: torch.Generator, points: 
     raw = torch.zeros(n, d + 1, dtype=torch.float64)
     for i in range(n):
         raw[i] = torch.randn(d + 1, generator=generator, dtype=torch.float64)
-    idx = (0.5 * (1.0 + torch.erf(raw[:, 0] / math.sqrt(2.0))) * m).long().clamp(0, m - 1)
+    idx = (torch.special.ndtr(raw[:, 0]) * m).long().clamp(0, m - 1)
     eps = raw[:, 1:].to(points.dtype)
     return kernel_point(points, spread, idx, eps, float(temperature) * float(bandwidth))
 
