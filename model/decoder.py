@@ -131,7 +131,7 @@ class Decoder(nn.Module):
         with torch.no_grad():
             # Noise starts ~55 dB down: the model turns it up where the data is noisy,
             # rather than having to learn silence out of a hiss.
-            self.out.bias[2 * self.bands:] = -4.0
+            self.out.bias[2 * self.bands:] = float(m.noise_init_bias)
         self.highpass_taps = 0
         self.highpass_in_training = bool(m.highpass_in_training)
         if m.highpass_hz > 0:

@@ -109,6 +109,12 @@ class MultiScaleSTFTLoss(nn.Module):
       noises, spectral convergence is smallest when the prediction is 2 to 2.5 dB too
       quiet (the log term is unbiased but noisy). Averaged energies are nearly
       deterministic, so their distance is smallest at the right level.
+    * spectrum term (``spectrum_weight`` > 0): the same log distance on each band's energy
+      averaged over the whole sound (its long-term spectrum, the band term's bands). The
+      per-bin and 4-frame terms weigh every cell alike, so the few loud frames of a hit,
+      where its level lives, are a small share of them; the whole sound's energy per
+      band is set by those frames. A gain error of d dB costs it d * ln(10) / 20, whatever
+      the sound's envelope.
 
     With ``log_highpass_hz`` set, the log and band terms compare both sounds high-passed
     there (``zero_phase_highpass``); the linear term still hears everything. Those two
@@ -131,6 +137,7 @@ class MultiScaleSTFTLoss(nn.Module):
             ``sample_rate``). Equal widths at 22 kHz put everything under 689 Hz, a kick's
             or tom's whole body, in one band of 16; log bands give 80-640 Hz three.
         log_highpass_hz: cut-off below which the log and band terms hear nothing (0 = off).
+        spectrum_weight: weight of the long-term-spectrum term (0 = off).
         sample_rate: of the audio; needed when ``log_highpass_hz`` is set or bands are log.
     """
 
@@ -146,6 +153,7 @@ class MultiScaleSTFTLoss(nn.Module):
         log_highpass_hz: float = 0.0,
         sample_rate: float = 0.0,
         band_spacing: str = "linear",
+        spectrum_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if band_spacing not in ("linear", "log"):
@@ -166,6 +174,7 @@ class MultiScaleSTFTLoss(nn.Module):
         self.log_highpass_hz = float(log_highpass_hz)
         self.sample_rate = float(sample_rate)
         self.band_spacing = band_spacing
+        self.spectrum_weight = float(spectrum_weight)
         for n in self.scales:
             # Buffers follow the module to the loss's device / dtype; not saved in checkpoints.
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
@@ -182,24 +191,25 @@ class MultiScaleSTFTLoss(nn.Module):
         # sqrt(p + tiny): |.| has an infinite slope at 0, which turns silence into NaN grads.
         return torch.sqrt(power + 1e-14) / window.sum()
 
-    def _band_energy(self, mag: Tensor, n: int) -> Tensor:
+    def _band_energy(self, mag: Tensor, n: int, whole: bool = False) -> Tensor:
         """Magnitudes [B, F, frames] of FFT size n -> mean power per band and 4 frames
-        [B, bands, ceil(frames/4)] (log bands: those holding at least one bin)."""
-        frames = (mag.shape[2] + 3) // 4
+        [B, bands, ceil(frames/4)], or over all frames [B, bands, 1] when ``whole`` (log
+        bands: those holding at least one bin)."""
+        frames = 1 if whole else (mag.shape[2] + 3) // 4
         if self.band_spacing == "log":
             bands: Tensor = getattr(self, f"bands_{n}").to(dtype=mag.dtype)
             return F.adaptive_avg_pool1d(torch.einsum("gf,bft->bgt", bands, mag.square()), frames)
         return F.adaptive_avg_pool2d(mag.square()[:, None], (min(self.bands, mag.shape[1]), frames))[:, 0]
 
-    def components(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Unweighted (linear, log, band) terms, each averaged over scales and examples
-        (band is 0 when ``band_weight`` is 0: it is not computed).
+    def components(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Unweighted (linear, log, band, spectrum) terms, each averaged over scales and
+        examples (band and spectrum are 0 when their weight is 0: they are not computed).
 
         Args:
             x: prediction [B,1,T] or [B,T].
             y: target, same shape.
         Returns:
-            three scalars.
+            four scalars.
         """
         x, y = _as_batch(x), _as_batch(y)
         if x.shape != y.shape:
@@ -211,6 +221,8 @@ class MultiScaleSTFTLoss(nn.Module):
         lin_total = x.new_zeros(())
         log_total = x.new_zeros(())
         band_total = x.new_zeros(())
+        spectrum_total = x.new_zeros(())
+        eps = self.log_eps**2  # power units: the same -100 dB
         for n in self.scales:
             mx, my = self._magnitude(x, n), self._magnitude(y, n)
             bins = my.shape[1] * my.shape[2]
@@ -221,16 +233,19 @@ class MultiScaleSTFTLoss(nn.Module):
                 mx, my = self._magnitude(xl, n), self._magnitude(yl, n)
             log_total = log_total + (torch.log(mx + self.log_eps) - torch.log(my + self.log_eps)).abs().mean()
             if self.band_weight > 0:
-                eps = self.log_eps**2  # power units: the same -100 dB
                 ex, ey = self._band_energy(mx, n), self._band_energy(my, n)
                 band_total = band_total + 0.5 * (torch.log(ex + eps) - torch.log(ey + eps)).abs().mean()
+            if self.spectrum_weight > 0:
+                ex, ey = self._band_energy(mx, n, whole=True), self._band_energy(my, n, whole=True)
+                spectrum_total = spectrum_total + 0.5 * (torch.log(ex + eps) - torch.log(ey + eps)).abs().mean()
         k = len(self.scales)
-        return lin_total / k, log_total / k, band_total / k
+        return lin_total / k, log_total / k, band_total / k, spectrum_total / k
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         """Weighted loss between prediction ``x`` and target ``y`` ([B,1,T] or [B,T]) -> scalar."""
-        lin, log, band = self.components(x, y)
-        return self.linear_weight * lin + self.log_weight * log + self.band_weight * band
+        lin, log, band, spectrum = self.components(x, y)
+        return (self.linear_weight * lin + self.log_weight * log + self.band_weight * band
+                + self.spectrum_weight * spectrum)
 
 
 # --- adversarial objectives ---------------------------------------------------------------

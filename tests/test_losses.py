@@ -45,7 +45,7 @@ def test_grows_monotonically_with_noise_and_gain_error(loss: MultiScaleSTFTLoss)
     assert all(a < b for a, b in zip(by_gain, by_gain[1:])), by_gain
     # Spectral convergence of a pure gain error is |g - 1| at every scale (the -60 dB
     # denominator floor takes ~0.14% off: measured 0.9986).
-    lin, _, _ = loss.components(2.0 * y, y)
+    lin, _, _, _ = loss.components(2.0 * y, y)
     assert float(lin) == pytest.approx(1.0, abs=3e-3)
 
 
@@ -65,8 +65,8 @@ def test_silence_gives_finite_values_and_gradients(loss: MultiScaleSTFTLoss) -> 
 def test_log_term_sees_a_quiet_partial_that_the_linear_term_misses(loss: MultiScaleSTFTLoss) -> None:
     base = _tone(220.0)
     partial = _tone(1500.0)
-    lin_q, log_q, _ = loss.components(base[None], (base + 0.01 * partial)[None])  # -40 dB
-    lin_f, log_f, _ = loss.components(base[None], (base + partial)[None])  # 0 dB
+    lin_q, log_q, _, _ = loss.components(base[None], (base + 0.01 * partial)[None])  # -40 dB
+    lin_f, log_f, _, _ = loss.components(base[None], (base + partial)[None])  # 0 dB
     # Linear: the -40 dB partial is ~1% of the full-level error (measured 0.0096 vs 0.71).
     assert float(lin_q) < 0.02 * float(lin_f)
     # Log: still more than a fifth of the full-level error (measured 0.157 vs 0.711).
@@ -76,7 +76,7 @@ def test_log_term_sees_a_quiet_partial_that_the_linear_term_misses(loss: MultiSc
 
 def test_weights_combine_the_terms(loss: MultiScaleSTFTLoss) -> None:
     x, y = _tone(220.0)[None], _tone(230.0)[None]
-    lin, log, _ = loss.components(x, y)
+    lin, log, _, _ = loss.components(x, y)
     weighted = MultiScaleSTFTLoss(SCALES, linear_weight=2.0, log_weight=0.5)
     assert float(weighted(x, y)) == pytest.approx(2.0 * float(lin) + 0.5 * float(log), rel=1e-5)
 
@@ -135,7 +135,7 @@ def test_band_energy_term_removes_the_low_level_bias_on_noise() -> None:
     banded = MultiScaleSTFTLoss([2048, 1024, 512, 256, 128, 64], band_weight=2.0)
     assert best(plain) <= 0.9
     assert 0.95 <= best(banded) <= 1.05
-    lin, log, band = banded.components(0.3 * noise, target)
+    lin, log, band, _ = banded.components(0.3 * noise, target)
     assert float(band) > 0 and plain.components(0.3 * noise, target)[2] == 0  # off: not computed
 
 
@@ -187,7 +187,7 @@ def test_log_and_band_terms_can_be_made_deaf_to_a_slow_offset() -> None:
     offset = 0.01 * env[None]
 
     def terms(loss: MultiScaleSTFTLoss, x: torch.Tensor) -> list[float]:
-        return [float(v) for v in loss.components(x, target)]
+        return [float(v) for v in loss.components(x, target)[:3]]
 
     scales = [2048, 1024, 512, 256, 128, 64]
     plain = MultiScaleSTFTLoss(scales, band_weight=2.0)
@@ -231,3 +231,27 @@ def test_log_spaced_bands_cover_every_bin_once_and_see_a_missing_body() -> None:
     assert float(MultiScaleSTFTLoss(scales, band_weight=1.0, band_spacing="log", sample_rate=sr).components(target, target)[2]) == 0.0
     with pytest.raises(ValueError, match="band_spacing"):
         MultiScaleSTFTLoss(scales, band_spacing="mel")
+
+
+def test_spectrum_term_scores_the_long_term_band_levels_and_nothing_else() -> None:
+    """The long-term-spectrum term: a gain error of d dB costs exactly d ln(10)/20 at any
+    envelope; the same sound played backwards has the same long-term spectrum (about 0)
+    while the 4-frame band term sees the envelope; weight 0 means not computed."""
+    from flowshot.model.losses import MultiScaleSTFTLoss
+
+    sr, n = 22050, 16384
+    t = torch.arange(n) / sr
+    noise = torch.randn(4, n, generator=torch.Generator().manual_seed(0))
+    target = noise * torch.exp(-t / 0.05) + torch.exp(-t / 0.2) * torch.sin(2 * torch.pi * 150 * t)
+    scales = [2048, 1024, 512, 256, 128, 64]
+    loss = MultiScaleSTFTLoss(scales, band_weight=1.0, band_spacing="log", sample_rate=sr, spectrum_weight=1.0)
+    for db in (-6.0, -3.0, 2.0):
+        spectrum = loss.components(10 ** (db / 20) * target, target)[3]
+        assert float(spectrum) == pytest.approx(abs(db) * math.log(10) / 20, rel=1e-4)
+    _, _, band, spectrum = loss.components(target.flip(-1), target)
+    assert float(spectrum) < 0.05 < 0.5 < float(band)
+    assert float(MultiScaleSTFTLoss(scales).components(0.5 * target, target)[3]) == 0.0
+    weighted = MultiScaleSTFTLoss(scales, spectrum_weight=3.0, sample_rate=sr)
+    plain = MultiScaleSTFTLoss(scales, sample_rate=sr)
+    half = 0.5 * target
+    assert float(weighted(half, target) - plain(half, target)) == pytest.approx(3.0 * math.log(2), rel=1e-3)
