@@ -226,7 +226,9 @@ def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, tempe
     Returns:
         dict of arrays: samples [n, L], recon [N, L], modes [N, D], means [N, D],
         kl_per_dim [D], kl [N], log_p_modes [N], log_p_samples [n], u_modes [N, D],
-        u_samples [n, D]; and "sampler", the sampler used.
+        u_samples [n, D], noise_part_db [N] (the decoder's noise part against its
+        deterministic part, energy of the reconstructions' sub-bands); and "sampler", the
+        sampler used.
     """
     x = torch.from_numpy(test).float().unsqueeze(1)
     extra = {}
@@ -242,6 +244,9 @@ def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, tempe
         modes.append(model.posterior_mode(post))
     mean, logvar, mode = torch.cat(means), torch.cat(logvars), torch.cat(modes)
     recon = _batched(model.render, mode)[:, 0]
+    parts = [model.decoder.parts(mode[i : i + 64]) for i in range(0, len(mode), 64)]
+    wave_energy = torch.cat([w.square().sum(dim=(1, 2)) for w, _ in parts]).clamp_min(1e-20)
+    noise_energy = torch.cat([n.square().sum(dim=(1, 2)) for _, n in parts]).clamp_min(1e-20)
     # Monte-Carlo KL (log q - log p through both flows) with seeded noise; the per-dimension
     # split is the base Gaussian's closed form, as in training.
     torch.manual_seed(seed)
@@ -259,6 +264,7 @@ def model_outputs(model: Any, test: np.ndarray, n_samples: int, seed: int, tempe
         "u_modes": _batched(model.latent_to_base, mode).numpy(),
         "u_samples": u_samples.numpy(),
         "sampler": used,
+        "noise_part_db": (10 * torch.log10(noise_energy / wave_energy)).numpy(),
         **extra,
     }
 
@@ -373,6 +379,7 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
             "level_samples": level_db(torch.from_numpy(out["samples"]), cfg.audio.sample_rate),
             "level_reconstructions": level_db(torch.from_numpy(out["recon"]), cfg.audio.sample_rate),
             "latent": latent_health(out),
+            "decoder_noise_part_db": float(np.median(out["noise_part_db"])),
             "per_class": per_class_all[label],
         }
         if cfg.audio.sample_rate == sr:
@@ -510,8 +517,8 @@ def markdown_report(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| sounds | RMS dBFS | first 12 ms dBFS | onset ms | energy < 20 Hz, dB: median / worst |",
-        "|---|---:|---:|---:|---:|",
+        "| sounds | RMS dBFS | first 12 ms dBFS | peak dBFS / crest dB | onset ms / peak at ms | energy < 20 Hz, dB: median / worst |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     levels = [("real (test)", result.get("level_test"))]
     for name, m in result["models"].items():
@@ -522,7 +529,14 @@ def markdown_report(result: dict[str, Any]) -> str:
     for name, level in levels:
         if level:
             lines.append(f"| {name} | {_fmt(level['rms_db'], 1)} | {_fmt(level['attack_db'], 1)} | "
-                         f"{_fmt(level['onset_ms'], 1)} | {_fmt(level['rumble_db'], 1)} / {_fmt(level['rumble_worst_db'], 1)} |")
+                         f"{_fmt(level.get('peak_db'), 1)} / {_fmt(level.get('crest_db'), 1)} | "
+                         f"{_fmt(level['onset_ms'], 1)} / {_fmt(level.get('peak_ms'), 1)} | "
+                         f"{_fmt(level['rumble_db'], 1)} / {_fmt(level['rumble_worst_db'], 1)} |")
+    noise_parts = {name: m["decoder_noise_part_db"] for name, m in result["models"].items() if "decoder_noise_part_db" in m}
+    if noise_parts:
+        lines += ["", "The decoder's fixed-noise part against its deterministic part (energy of the reconstructions' "
+                  "sub-bands, dB, median; below about -40 dB the noise branch is unused):"
+                  + "".join(f" {name} {_fmt(v, 1)};" for name, v in noise_parts.items()).rstrip(";")]
     tones = {name: m["frame_rate_tones_db"] for name, m in result["models"].items() if m.get("frame_rate_tones_db", {}).get("hz")}
     if tones:
         lines += ["", "Steady tones where the decoder can leave them (multiples of its up-samplers' frame rates, band "
@@ -568,7 +582,8 @@ def markdown_report(result: dict[str, Any]) -> str:
         "Base energy distance: the prior samples' base points against the test sounds' posterior modes "
         "in the prior flow's base space (0 for equal distributions; it judges the sampler before the "
         "decoder), in brackets as many training sounds' modes (the floor). Levels are medians over the sounds; the onset is where a sound first comes within 20 dB of its peak "
-        "(real sounds are trimmed to start there). Energy under 20 Hz: share of each sound's energy, one "
+        "(real sounds are trimmed to start there); the crest factor is a sound's peak over its RMS (a sine "
+        "3 dB, noise about 12: as high a peak over less energy). Energy under 20 Hz: share of each sound's energy, one "
         "unwindowed FFT of the whole sound (offset and rumble; about -40 dB is leakage of the attack).",
         "",
         "Notes: " + "; ".join(result["notes"]),

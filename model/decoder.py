@@ -29,7 +29,7 @@ output run at the sub-band rate, so the presets keep their channels small there.
 """
 
 import math
-from typing import List
+from typing import List, Tuple
 
 import numpy as np
 import torch
@@ -147,17 +147,22 @@ class Decoder(nn.Module):
         # Part of the state dict, so an exported file carries the very same noise.
         self.register_buffer("noise_buffer", noise if self.use_noise else noise[:, :, :0])
 
-    def forward(self, z: Tensor) -> Tensor:
-        """[B,D] -> [B, bands, (L + P)//bands]."""
+    def parts(self, z: Tensor) -> Tuple[Tensor, Tensor]:
+        """[B,D] -> (deterministic part, noise part), each [B, bands, (L + P)//bands],
+        before the high-pass; the noise part is zeros without ``model.noise``."""
         h = self.project(z).reshape(z.shape[0], self.channels, self.frames)
         for up, cond, stage in zip(self.ups, self.conds, self.stages):
             h = stage(up(h) + cond(z).unsqueeze(-1))
         h = self.out(self.final_act(h))
-        wave = h[:, : self.bands]
-        amp = h[:, self.bands: 2 * self.bands]
-        y = wave * mod_sigmoid(amp)
+        wave = h[:, : self.bands] * mod_sigmoid(h[:, self.bands: 2 * self.bands])
         if self.use_noise:
-            y = y + self.noise_buffer * mod_sigmoid(h[:, 2 * self.bands:])
+            return wave, self.noise_buffer * mod_sigmoid(h[:, 2 * self.bands:])
+        return wave, torch.zeros_like(wave)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """[B,D] -> [B, bands, (L + P)//bands]."""
+        wave, noise = self.parts(z)
+        y = wave + noise if self.use_noise else wave
         if self.highpass_taps > 0 and (self.highpass_in_training or not self.training):
             # Sub-band 0 is the output's own 0 to sample_rate / (2 bands) Hz, not mirrored.
             low = F.conv1d(F.pad(y[:, :1], (self.highpass_taps - 1, 0)), self.highpass)

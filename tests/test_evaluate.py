@@ -75,6 +75,7 @@ def test_metrics_json_has_every_row_and_key(evaluated: tuple[Path, dict]) -> Non
         assert math.isfinite(lat["base_energy_distance"]) and lat["base_energy_distance"] > 0  # tested in test_metrics
         assert math.isfinite(lat["base_energy_distance_train"])  # the floor: training sounds' modes
         assert block["level_samples_flow"].keys() == block["level_samples"].keys()
+        assert math.isfinite(block["decoder_noise_part_db"])
         assert block["per_class"] and all(set(v) == set(RECON_KEYS) for v in block["per_class"].values())
         assert block["level_samples"].keys() == block["level_reconstructions"].keys() == m["level_test"].keys()
         # tiny: 8 kHz, 4 bands, ratios 4, 4: frame rates 125 and 500 Hz; Nyquist 4 kHz.
@@ -105,7 +106,8 @@ def test_markdown_and_pngs_are_written(evaluated: tuple[Path, dict]) -> None:
     out, m = evaluated
     md = (out / "metrics.md").read_text()
     assert "| system | n | FAD" in md and all(f"| {name} |" in md for name in m["rows"])
-    assert "| sounds | RMS dBFS | first 12 ms dBFS | onset ms |" in md and "| run/last.ckpt recon |" in md
+    assert "| sounds | RMS dBFS | first 12 ms dBFS | peak dBFS / crest dB | onset ms / peak at ms |" in md and "| run/last.ckpt recon |" in md
+    assert "fixed-noise part against its deterministic part" in md
     assert "| model | frequencies | real (test) | samples | recon |" in md and "| run/last.ckpt | 31 x 125.0 Hz |" in md
     import matplotlib.image
 

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 import soundfile as sf
 import torch
 
@@ -76,3 +77,17 @@ def test_report_of_a_tiny_run(tiny_checkpoint: Path, tmp_path: Path) -> None:
         post = loaded.model.encode(real[:, None])
     ref = (0.5 * (post.mean.pow(2) + post.logvar.exp() - 1.0 - post.logvar)).mean(0)
     torch.testing.assert_close(torch.as_tensor(kl), ref, rtol=1e-4, atol=1e-6)
+
+
+def test_crest_factor_and_peak_time_of_a_sine_and_of_noise() -> None:
+    """A steady sine's peak is 3.01 dB over its RMS, Gaussian noise's about 12 dB over
+    its (8,000 samples); a burst's peak time moves with the burst."""
+    sr = 8000
+    t = torch.arange(sr) / sr
+    sine = torch.sin(2 * math.pi * 250 * t)[None]
+    assert level_db(sine, sr)["crest_db"] == pytest.approx(20 * math.log10(math.sqrt(2)), abs=0.01)
+    noise = torch.randn(8, sr, generator=torch.Generator().manual_seed(0))
+    assert 10.5 < level_db(noise, sr)["crest_db"] < 13.5
+    burst = torch.zeros(1, sr)
+    burst[0, 400] = 1.0
+    assert level_db(burst, sr)["peak_ms"] == pytest.approx(50.0)

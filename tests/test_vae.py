@@ -406,3 +406,25 @@ def test_render_holds_one_shots_under_the_training_data_peak() -> None:
     assert torch.equal(out[0], made[0])
     assert float(out[1].abs().max()) == pytest.approx(model.peak_ceiling, rel=1e-6)
     assert torch.allclose(out[1] / model.peak_ceiling, made[1] / 3.0, atol=1e-6)
+
+
+def test_decoder_parts_sum_to_its_output_and_the_noise_bias_sets_the_noise_level() -> None:
+    """``Decoder.parts`` is what ``forward`` adds up (no high-pass in training mode for a
+    preset without one); the noise gains' initial bias sets the noise part's level:
+    mod_sigmoid(-4) is 20 x 2.3 x log10(sigmoid(-1.6) / sigmoid(-4)) = 44.6 dB under
+    mod_sigmoid(-1.6) (the random output weights move it a little)."""
+    cfg = preset("tiny").replace(**{"model.highpass_hz": 0.0})
+    z = torch.randn(4, cfg.model.latent_dim, generator=torch.Generator().manual_seed(0))
+    levels = []
+    for bias in (-4.0, -1.6):
+        torch.manual_seed(0)
+        dec = FlowVAE(cfg.replace(**{"model.noise_init_bias": bias})).decoder.eval()
+        with torch.no_grad():
+            wave, noise = dec.parts(z)
+            torch.testing.assert_close(dec(z), wave + noise)
+        levels.append(10 * math.log10(float(noise.square().mean())))
+    assert 40.0 < levels[1] - levels[0] < 50.0
+    plain = FlowVAE(cfg.replace(**{"model.noise": False})).decoder.eval()
+    with torch.no_grad():
+        wave, noise = plain.parts(z)
+        assert not noise.any() and torch.equal(plain(z), wave)
