@@ -163,6 +163,8 @@ class LossConfig:
             see ``MultiScaleSTFTLoss``); the linear term always hears everything. Tried
             at 25 Hz, not adopted: FAD 163 against 142, 15 % slower (docs/evaluation.md).
         dc_weight: weight of the DC term (``losses.dc_distance``; 0 = off).
+        wave_weight: weight of the low-band waveform term (``losses.low_band_wave_distance``;
+            0 = off), which compares the first ``wave_ms`` below ``wave_lowpass_hz`` sample by sample.
         beta: weight of the KL term after warm-up.
         beta_warmup_steps: KL weight rises linearly from 0 to ``beta`` over these steps.
         free_bits: nats per latent dimension that the KL may spend without penalty; the
@@ -186,6 +188,9 @@ class LossConfig:
     stft_spectrum_weight: float = 0.0
     stft_log_highpass_hz: float = 0.0
     dc_weight: float = 0.0
+    wave_weight: float = 0.0
+    wave_lowpass_hz: float = 500.0
+    wave_ms: float = 60.0
     # The reconstruction loss is a mean over bins (~2-3) while the KL is a sum over the
     # latent, and Adam normalises each parameter's step: however small beta is, the KL's
     # steady pull moves the encoder's heads at full speed wherever the reconstruction's

@@ -24,7 +24,7 @@ from torch import Tensor
 from flowshot.errors import FlowshotError
 from flowshot.model.checkpoint import flowshot_meta
 from flowshot.model.config import FlowshotConfig
-from flowshot.model.losses import dc_distance
+from flowshot.model.losses import dc_distance, low_band_wave_distance
 
 # A latent dimension counts as "active" when the posterior moves it away from the prior
 # by more than this many nats on average; below it the decoder cannot be using it.
@@ -246,6 +246,11 @@ class FlowshotModule(L.LightningModule):
             dc = dc_distance(recon, x)
             g_loss = g_loss + self.cfg.loss.dc_weight * dc
             logs["train/dc"] = float(dc.detach())
+        if self.cfg.loss.wave_weight > 0:
+            samples = int(round(self.cfg.loss.wave_ms * 1e-3 * self.cfg.audio.sample_rate))
+            wave = low_band_wave_distance(recon, x, self.cfg.loss.wave_lowpass_hz, self.cfg.audio.sample_rate, samples)
+            g_loss = g_loss + self.cfg.loss.wave_weight * wave
+            logs["train/wave"] = float(wave.detach())
         adversarial = self.adversarial() and len(self.discriminators.families) > 0
 
         if adversarial:

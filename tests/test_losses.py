@@ -255,3 +255,29 @@ def test_spectrum_term_scores_the_long_term_band_levels_and_nothing_else() -> No
     plain = MultiScaleSTFTLoss(scales, sample_rate=sr)
     half = 0.5 * target
     assert float(weighted(half, target) - plain(half, target)) == pytest.approx(3.0 * math.log(2), rel=1e-3)
+
+
+def test_low_band_wave_distance_sees_the_waveform_of_a_body_and_only_its_start() -> None:
+    """A kick's 60 Hz body: a gain error g costs |1 - g| exactly, the same body a quarter
+    period late costs more than silence does (about 1.4 against 1), a difference after the
+    window costs nothing, and content above the cut-off is not heard."""
+    from flowshot.model.losses import low_band_wave_distance
+
+    sr, n = 22050, 16384
+    t = torch.arange(n) / sr
+    env = torch.exp(-t / 0.3)
+    kick = (env * torch.sin(2 * torch.pi * 60 * t))[None]
+    window = 1323  # 60 ms
+    def dist(x: torch.Tensor) -> float:
+        return float(low_band_wave_distance(x, kick, 500.0, sr, window))
+
+    assert dist(kick) == 0.0
+    for g in (0.5, 0.8, 1.25):
+        assert dist(g * kick) == pytest.approx(abs(1 - g), rel=1e-4)
+    late = (env * torch.sin(2 * torch.pi * 60 * t - torch.pi / 2))[None]
+    assert dist(late) > 1.2 > 1.0 == pytest.approx(dist(torch.zeros_like(kick)))
+    tail = kick.clone()
+    tail[:, window:] = 0.0
+    assert dist(tail) == 0.0
+    hiss = 0.05 * torch.sin(2 * torch.pi * 4000 * t)[None]
+    assert dist(kick + hiss) < 0.01
