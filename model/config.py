@@ -89,7 +89,9 @@ class ModelConfig:
         context_dim: size of the encoder summary that conditions the posterior flow.
         noise: the decoder adds a fixed white noise per sub-band under a learned
             envelope (see ``model/decoder.py``); False = deterministic part only.
-        noise_init_bias: initial bias of the noise gains (mod_sigmoid(-4) = -74 dB).
+        noise_init_bias: initial bias of the noise gains (mod_sigmoid(-4) = -74 dB). From
+            -1.6 (-30 dB) the noise took over every sub-band above the first and the
+            sounds lost all their spectral lines: FAD 11 to 15 points worse (docs/evaluation.md).
         highpass_hz: cut-off of a fixed high-pass on the lowest sub-band, which holds
             everything below ``sample_rate / (2 * pqmf_bands)``: no sound comes out with
             content under it (0 = off, as in older checkpoints).
@@ -165,6 +167,8 @@ class LossConfig:
         dc_weight: weight of the DC term (``losses.dc_distance``; 0 = off).
         wave_weight: weight of the low-band waveform term (``losses.low_band_wave_distance``;
             0 = off), which compares the first ``wave_ms`` below ``wave_lowpass_hz`` sample by sample.
+            Tried at 1 on one seed of `small`: FAD 9 points lower, but the bodies it was
+            meant to line up came out smaller and the energy under 20 Hz rose (docs/evaluation.md).
         beta: weight of the KL term after warm-up.
         beta_warmup_steps: KL weight rises linearly from 0 to ``beta`` over these steps.
         free_bits: nats per latent dimension that the KL may spend without penalty; the
