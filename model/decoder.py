@@ -129,8 +129,9 @@ class Decoder(nn.Module):
         outputs = (3 if self.use_noise else 2) * self.bands
         self.out = wn_conv1d(ch[-1], outputs, m.out_kernel, padding=m.out_kernel // 2)
         with torch.no_grad():
-            # Noise starts ~55 dB down: the model turns it up where the data is noisy,
-            # rather than having to learn silence out of a hiss.
+            # Noise starts far down (mod_sigmoid(-4): -74 dB): the model is meant to turn it
+            # up where the data is noisy rather than learn silence out of a hiss. Some runs
+            # never do; started at -30 dB it drowned every partial (docs/evaluation.md).
             self.out.bias[2 * self.bands:] = float(m.noise_init_bias)
         self.highpass_taps = 0
         self.highpass_in_training = bool(m.highpass_in_training)
