@@ -251,9 +251,9 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, checkpo
 
 
 def _level_row(name: str, level: dict[str, float]) -> str:
-    return (f"| level {name} (median RMS / peak / first {ATTACK_MS:g} ms; onset; energy < {RUMBLE_HZ:g} Hz) | "
+    return (f"| level {name} (median RMS / peak / first {ATTACK_MS:g} ms; crest; onset; energy < {RUMBLE_HZ:g} Hz) | "
             f"{level['rms_db']:.1f} / {level['peak_db']:.1f} / {level['attack_db']:.1f} dBFS; "
-            f"{level['onset_ms']:.1f} ms; {level['rumble_db']:.1f} dB |")
+            f"{level['crest_db']:.1f} dB; {level['onset_ms']:.1f} ms; {level['rumble_db']:.1f} dB |")
 
 
 def _markdown(r: dict[str, Any]) -> str:
