@@ -167,8 +167,9 @@ class LossConfig:
         dc_weight: weight of the DC term (``losses.dc_distance``; 0 = off).
         wave_weight: weight of the low-band waveform term (``losses.low_band_wave_distance``;
             0 = off), which compares the first ``wave_ms`` below ``wave_lowpass_hz`` sample by sample.
-            Tried at 1 on one seed of `small`: FAD 9 points lower, but the bodies it was
-            meant to line up came out smaller and the energy under 20 Hz rose (docs/evaluation.md).
+            Tried at 1 on two seeds of `small`: FAD 4 to 9 points lower, but the bodies it
+            was meant to line up came out smaller, and each seed lost part of its low end
+            (rumble under 20 Hz, or 80-160 Hz 12 dB short; docs/evaluation.md).
         beta: weight of the KL term after warm-up.
         beta_warmup_steps: KL weight rises linearly from 0 to ``beta`` over these steps.
         free_bits: nats per latent dimension that the KL may spend without penalty; the
