@@ -216,15 +216,18 @@ class MultiScaleSTFTLoss(nn.Module):
         # sqrt(p + tiny): |.| has an infinite slope at 0, which turns silence into NaN grads.
         return torch.sqrt(power + 1e-14) / window.sum()
 
-    def _band_energy(self, mag: Tensor, n: int, whole: bool = False) -> Tensor:
-        """Magnitudes [B, F, frames] of FFT size n -> mean power per band and 4 frames
-        [B, bands, ceil(frames/4)], or over all frames [B, bands, 1] when ``whole`` (log
-        bands: those holding at least one bin)."""
-        frames = 1 if whole else (mag.shape[2] + 3) // 4
+    def _band_power(self, mag: Tensor, n: int) -> Tensor:
+        """Magnitudes [B, F, frames] of FFT size n -> mean power per band and frame
+        [B, bands, frames] (log bands: those holding at least one bin)."""
         if self.band_spacing == "log":
             bands: Tensor = getattr(self, f"bands_{n}").to(dtype=mag.dtype)
-            return F.adaptive_avg_pool1d(torch.einsum("gf,bft->bgt", bands, mag.square()), frames)
-        return F.adaptive_avg_pool2d(mag.square()[:, None], (min(self.bands, mag.shape[1]), frames))[:, 0]
+            return torch.einsum("gf,bft->bgt", bands, mag.square())
+        return F.adaptive_avg_pool2d(mag.square()[:, None], (min(self.bands, mag.shape[1]), mag.shape[2]))[:, 0]
+
+    def _log_energy_distance(self, ex: Tensor, ey: Tensor) -> Tensor:
+        """Mean |log| ratio of two energy tables, in amplitude units (hence the 0.5)."""
+        eps = self.log_eps**2  # power units: the same -100 dB
+        return 0.5 * (torch.log(ex + eps) - torch.log(ey + eps)).abs().mean()
 
     def components(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Unweighted (linear, log, band, spectrum) terms, each averaged over scales and
@@ -247,7 +250,6 @@ class MultiScaleSTFTLoss(nn.Module):
         log_total = x.new_zeros(())
         band_total = x.new_zeros(())
         spectrum_total = x.new_zeros(())
-        eps = self.log_eps**2  # power units: the same -100 dB
         for n in self.scales:
             mx, my = self._magnitude(x, n), self._magnitude(y, n)
             bins = my.shape[1] * my.shape[2]
@@ -257,12 +259,14 @@ class MultiScaleSTFTLoss(nn.Module):
             if self.log_highpass_hz > 0:
                 mx, my = self._magnitude(xl, n), self._magnitude(yl, n)
             log_total = log_total + (torch.log(mx + self.log_eps) - torch.log(my + self.log_eps)).abs().mean()
+            if self.band_weight > 0 or self.spectrum_weight > 0:
+                px, py = self._band_power(mx, n), self._band_power(my, n)
             if self.band_weight > 0:
-                ex, ey = self._band_energy(mx, n), self._band_energy(my, n)
-                band_total = band_total + 0.5 * (torch.log(ex + eps) - torch.log(ey + eps)).abs().mean()
+                frames = (px.shape[2] + 3) // 4  # groups of 4 frames
+                band_total = band_total + self._log_energy_distance(F.adaptive_avg_pool1d(px, frames),
+                                                                    F.adaptive_avg_pool1d(py, frames))
             if self.spectrum_weight > 0:
-                ex, ey = self._band_energy(mx, n, whole=True), self._band_energy(my, n, whole=True)
-                spectrum_total = spectrum_total + 0.5 * (torch.log(ex + eps) - torch.log(ey + eps)).abs().mean()
+                spectrum_total = spectrum_total + self._log_energy_distance(px.mean(-1), py.mean(-1))
         k = len(self.scales)
         return lin_total / k, log_total / k, band_total / k, spectrum_total / k
 
