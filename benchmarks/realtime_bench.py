@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "tests"))  # the JACK probe and host helpers live 
 
 
 def proc_cpu_seconds(pid: int) -> float:
-    """CPU seconds of a process and its children (the host's model worker)."""
+    """CPU seconds of a process and its children (the host's model workers)."""
     from flowshot.realtime.ui import process_cpu_seconds
 
     pids = [pid]
@@ -155,6 +155,8 @@ def main() -> int:
     ap.add_argument("--rerenders", type=int, default=20)
     ap.add_argument("--jack-log", type=Path, default=None, help="write jackd's output here (it names late clients)")
     ap.add_argument("--no-knobs", action="store_true", help="play the hits without sweeping the knobs")
+    ap.add_argument("--render-workers", type=int, choices=(1, 2), default=2,
+                    help="the host's model processes (its --render-workers)")
     ap.add_argument("--baseline", action="store_true",
                     help="only measure the machine's own JACK xruns (no flowshot), idle and under load")
     args = ap.parse_args()
@@ -186,7 +188,7 @@ def main() -> int:
     files = Path(f"/tmp/flowshot-bench-{os.getpid()}")
     files.mkdir(exist_ok=True)
     try:
-        host = rig.Host(server, Path(args.model), files, extra=["--backend", args.backend])
+        host = rig.Host(server, Path(args.model), files, extra=["--backend", args.backend, "--render-workers", str(args.render_workers)])
         # The probe shares this process's GIL with the playing loop below (see
         # rig.set_priority). After the host started: it must not inherit this.
         rt_bench = rig.set_priority(os.SCHED_FIFO, 2)
@@ -268,11 +270,14 @@ def main() -> int:
         t.add_row("MIDI event -> onset, worst (frames)", f"{max(delays)} ({max(delays) / args.rate * 1e3:.2f} ms)")
     t.add_row("latency probes (of them with no onset within 8 periods)", f"{len(delays) + lost} ({lost})")
     t.add_row("hits played / knob moves", f"{int(stats[2] - base_stats[2])} / {knob_moves}")
+    played = max(1, int(stats[2] - base_stats[2]))
+    stale = int(stats[13] - base_stats[13])
+    t.add_row("hits that played a pad's render from before its last knob move", f"{stale} ({100 * stale / played:.0f} %)")
     t.add_row("xruns (host callback flags)", str(int(stats[0] - base_stats[0])))
     t.add_row("xruns (JACK server)", str(jack_xruns))
     t.add_row("benchmark probe at real-time priority", "yes" if rt_bench else "no (not permitted)")
-    t.add_row("host CPU incl. model worker (share of one core)", f"{100 * cpu / wall:.1f} %")
-    t.add_row("peak memory (VmHWM): audio process + model worker", f"{peak_mb[0]:.0f} + {peak_mb[1]:.0f} MiB")
+    t.add_row(f"host CPU incl. {args.render_workers} model worker(s) (share of one core)", f"{100 * cpu / wall:.1f} %")
+    t.add_row("peak memory (VmHWM): audio process + model worker(s)", f"{peak_mb[0]:.0f} + {peak_mb[1]:.0f} MiB")
     t.add_row("worst callback time", f"{final['callback_max_ms']:.3f} ms of {period_ms:.2f} ms")
     t.add_row("pad renders in the host", str(int(stats[3] - base_stats[3])))
     t.add_row("knob move to the played pad's new sound, in the host: median / worst (last 256)",

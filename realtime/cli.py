@@ -17,6 +17,10 @@ import numpy as np
 
 from flowshot.errors import FlowshotError
 
+# Niceness of the background render worker: CFS then gives the lead worker about ten
+# times its share of a contended core, so the played pad's render is barely slowed.
+BACKGROUND_NICE = 10
+
 
 def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="PATH",
@@ -62,6 +66,10 @@ def _add_subcommands(sub: argparse._SubParsersAction) -> None:
     play.add_argument("--blocksize", type=int, default=0, help="frames per audio callback (0 = the driver's)")
     play.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
     play.add_argument("--no-ui", action="store_true", help="no live panel (print one stats line at exit)")
+    play.add_argument("--render-workers", type=int, choices=(1, 2), default=2,
+                      help="model processes: 2 (default) renders the pad hit last on one and the other pads on a "
+                           "second at lower CPU priority, so a knob answers without waiting behind another pad; "
+                           "1 renders every pad on one (half the memory)")
     play.add_argument("--no-rt", action="store_true",
                       help="keep normal scheduling for the host's Python threads (default: low real-time priority when permitted)")
     play.set_defaults(func=cmd_play)
@@ -93,7 +101,7 @@ def remote_writes_allowed(osc_host: str, allow_remote_writes: bool) -> bool:
     return is_loopback(osc_host) or allow_remote_writes
 
 
-def _build_engine(args: argparse.Namespace, output_rate: int | None, backend=None):
+def _build_engine(args: argparse.Namespace, output_rate: int | None, backend=None, background=None):
     from flowshot.realtime.backends import load_backend
     from flowshot.realtime.engine import Engine, EngineSettings
     from flowshot.realtime.kit import VELOCITY_EXPONENT_RANGE, load_kit
@@ -114,7 +122,7 @@ def _build_engine(args: argparse.Namespace, output_rate: int | None, backend=Non
         raise FlowshotError(f"--velocity-curve {args.velocity_curve} is outside {lo:g}..{hi:g}; 1 is linear, 2 the MIDI curve")
     settings = EngineSettings(n_pads=args.pads, first_note=args.first_note, polyphony=args.polyphony,
                               velocity_exponent=args.velocity_curve, choke_groups=chokes, seed=args.seed)
-    engine = Engine(backend, settings, output_rate=output_rate or backend.sample_rate)
+    engine = Engine(backend, settings, output_rate=output_rate or backend.sample_rate, background=background)
     if args.kit:
         load_kit(engine, args.kit)
     return engine
@@ -181,12 +189,17 @@ def cmd_play(args: argparse.Namespace) -> int:
     # The model runs in a worker process: this process's GIL is for the real-time threads.
     # It starts before the priority change below, so it keeps normal scheduling.
     backend = ProcessBackend(args.model, args.backend, render_rate=rate)
-    if not args.no_rt:
-        _realtime_priority()
+    background = None
     try:
-        engine = _build_engine(args, rate, backend)
+        if args.render_workers == 2:
+            background = ProcessBackend(args.model, args.backend, render_rate=rate, nice=BACKGROUND_NICE)
+        if not args.no_rt:
+            _realtime_priority()
+        engine = _build_engine(args, rate, backend, background)
     except BaseException:
         backend.close()
+        if background is not None:
+            background.close()
         raise
     engine.on_render_error = lambda msg: logging.getLogger("flowshot.realtime").warning(msg)
     audio = AudioOutput(engine, device, channels=channels, blocksize=args.blocksize)
@@ -197,7 +210,8 @@ def cmd_play(args: argparse.Namespace) -> int:
                 "renders": engine.render_count, "active_voices": engine.active_voices,
                 "callback_max_ms": audio.callback_max_ms, "load_max": audio.load_max,
                 "render_ms": engine.render_ms, "frames": engine.frames_done, "input_errors": audio.input_errors,
-                **response_ms(engine), "pending_pads": engine.pending_pads}
+                **response_ms(engine), "pending_pads": engine.pending_pads,
+                "stale_hits": engine.stale_hits}
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -238,7 +252,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         else:
             from flowshot.realtime.ui import LiveUI
 
-            with LiveUI(engine, stats, title=f"flowshot - {engine.backend.describe()}", worker_pid=backend.pid) as ui:
+            workers = [b.pid for b in (backend, background) if b is not None]
+            with LiveUI(engine, stats, title=f"flowshot - {engine.backend.describe()}", worker_pids=workers) as ui:
                 while not stop.wait(0.12):
                     ui.refresh()
                     if end is not None and time.monotonic() >= end:
@@ -253,6 +268,8 @@ def cmd_play(args: argparse.Namespace) -> int:
             midi.close()
         engine.stop()
         backend.close()
+        if background is not None:
+            background.close()
         end_ui = "" if args.no_ui else "\n"  # rich's live panel leaves the cursor on its last line
         print(end_ui + "flowshot realtime: stats " + json.dumps({**stats(), "last_status": audio.last_status}), flush=True)
     return 0

@@ -7,7 +7,9 @@ Threads and what they may do:
 - the render thread (``start``) renders the changed pads one per model call, most recently
   hit first (so the pad being played answers a knob within a few ms), starting over
   whenever a newer change arrives, and swaps each new buffer in by plain reference
-  assignment (atomic in CPython);
+  assignment (atomic in CPython). Given a second, ``background`` backend there are two
+  render threads: the lead one renders only the pad hit last, the other the rest, so a
+  knob move never waits behind another pad's render;
 - the audio callback (``process``) only mixes: no model call, no lock, no array allocation.
   A voice keeps the buffer it started with, so re-renders never click a sounding hit, and a
   voice that is stolen or choked fades out over ``choke_fade_ms`` instead of stopping dead.
@@ -31,6 +33,7 @@ from flowshot.realtime.backends import Backend
 
 MAX_BLOCK = 16384  # the largest audio block the host expects (larger ones still work)
 RESPONSE_LOG = 256  # change-to-sound times kept for the stats (a ring)
+LEAD_POLL_S = 0.005  # how often the lead render thread looks for a newly hit pending pad
 
 
 @dataclass
@@ -116,10 +119,15 @@ class Engine:
         settings: pad/voice/control settings.
         output_rate: rate of the audio device; pads are resampled to it once per render
             (None = the model's rate).
+        background: a second instance of the same model for the pads not played last
+            (the host gives it a lower-priority worker process). None: ``backend`` renders
+            every pad, one at a time, so a knob move may wait for another pad's render.
     """
 
-    def __init__(self, backend: Backend, settings: EngineSettings | None = None, output_rate: int | None = None):
+    def __init__(self, backend: Backend, settings: EngineSettings | None = None, output_rate: int | None = None,
+                 background: Backend | None = None):
         self.backend = backend
+        self.background = background
         self.settings = s = settings or EngineSettings()
         if s.n_pads < 1 or s.polyphony < 1:
             raise FlowshotError(f"n_pads ({s.n_pads}) and polyphony ({s.polyphony}) must be at least 1")
@@ -152,8 +160,12 @@ class Engine:
         self._dirty: set[int] = set(range(s.n_pads))
         self._generation = 1  # bumped by every change; ``_rendered`` = the generation on screen
         self._rendered = 0
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        # Generation of the render each pad plays: with two render threads an older render
+        # of a pad can finish after a newer one and must not replace it.
+        self._pad_generation = [0] * s.n_pads
+        self._pad_wanted = [1] * s.n_pads  # generation of the last change to each pad
+        self._wakes = [threading.Event() for _ in range(1 if background is None else 2)]  # one per render thread
+        self._threads: list[threading.Thread] = []
         self._stop = False
         self._silence = np.zeros(1, np.float32)
         self.pad_audio: list[np.ndarray] = [self._silence] * s.n_pads
@@ -167,7 +179,7 @@ class Engine:
         self._response = np.zeros(RESPONSE_LOG)
         self._responses = 0
         self._changed_at: float | None = None
-        self._in_flight = 0  # pads taken for the render under way
+        self._in_flight = 0  # pads taken for the renders under way
         self.on_render_error = None  # optional callable(str) set by the host for logging
 
         # Voices: plain Python lists (faster than numpy scalars in a per-block loop). Twice
@@ -189,6 +201,7 @@ class Engine:
         self.frames_done = 0
         self.last_hit = [-1] * s.n_pads  # frame of each pad's last hit (for the UI)
         self.hits = 0
+        self.stale_hits = 0
         self.steals = 0
 
     # ------------------------------------------------------------------ setup
@@ -340,6 +353,8 @@ class Engine:
         fade[slot] = -1
         self.last_hit[pad] = self.frames_done
         self.hits += 1
+        if self._pad_generation[pad] < self._pad_wanted[pad]:
+            self.stale_hits += 1  # it plays a render from before the pad's last change
 
     def _mix(self, out: np.ndarray, a: int, b: int) -> None:
         """Add every active voice to out[a:b] and advance it."""
@@ -388,9 +403,12 @@ class Engine:
     def _changed(self, pads: list[int] | range) -> None:
         self._dirty.update(pads)
         self._generation += 1
+        for i in pads:
+            self._pad_wanted[i] = self._generation
         if self._changed_at is None:
             self._changed_at = time.perf_counter()
-        self._wake.set()
+        for wake in self._wakes:
+            wake.set()
 
     def _check_pad(self, pad: int) -> int:
         if not 0 <= int(pad) < self.n_pads:
@@ -489,23 +507,37 @@ class Engine:
         return p.base
 
     # ------------------------------------------------------------------ rendering
-    def render_pending(self, limit: int | None = None) -> list[int]:
+    def render_pending(self, limit: int | None = None, lane: str = "all") -> list[int]:
         """Render changed pads now in one batched model call; returns the pads rendered.
 
         Pads go most recently hit first; ``limit`` renders only that many of them (None:
-        all), the others stay pending.
+        all), the others stay pending. ``lane`` picks among them for one of two render
+        threads: "lead" takes only the pad hit last (the lead pad) through ``backend``,
+        "rest" every other one through ``background``; "all" (one thread) takes any.
         """
+        if lane not in ("all", "lead", "rest"):
+            raise ValueError(f"lane {lane!r} is not all, lead or rest")
         with self._lock:
-            pads = sorted(self._dirty, key=lambda i: -self.last_hit[i])
+            by_hit = sorted(range(self.n_pads), key=lambda i: -self.last_hit[i])
+            lead = by_hit[0]
+            if lane == "lead":
+                pads = [lead] if lead in self._dirty else []
+            else:
+                pads = [i for i in by_hit if i in self._dirty and not (lane == "rest" and i == lead)]
             generation = self._generation
             if not pads:
-                self._rendered = generation
+                if not self._dirty and not self._in_flight:
+                    self._rendered = generation
                 return []
             pads = pads[:limit] if limit else pads
+            # The change-to-sound time is the played pad's: the rest lane times a change
+            # only when it left the lead pad alone.
+            timed = lane != "rest" or lead not in self._dirty
             self._dirty.difference_update(pads)
-            self._in_flight = len(pads)
-            finished = not self._dirty
-            changed_at, self._changed_at = self._changed_at, None
+            self._in_flight += len(pads)
+            changed_at = None
+            if timed:
+                changed_at, self._changed_at = self._changed_at, None
             offset = self.knob_offset()
             bases, fixed = [], []
             for i in pads:
@@ -514,45 +546,49 @@ class Engine:
                     fixed.append((i, self.pads[i].latent.copy()))
                 else:
                     bases.append((i, u + offset))
+        backend = self.background if lane == "rest" and self.background is not None else self.backend
         t0 = time.perf_counter()
         try:
             order = [i for i, _ in bases] + [i for i, _ in fixed]
             zs, audio = [], []
             if bases:
-                zb, ab = self.backend.render_bases(np.stack([u for _, u in bases]))
+                zb, ab = backend.render_bases(np.stack([u for _, u in bases]))
                 zs.append(zb)
                 audio += ab
             if fixed:
                 zf = np.stack([lat for _, lat in fixed])
                 zs.append(zf)
-                audio += self.backend.render_pads(zf)
+                audio += backend.render_pads(zf)
             z = np.concatenate(zs)
         except Exception:
             with self._lock:
-                self._in_flight = 0
+                self._in_flight -= len(pads)
                 self._dirty.update(pads)  # try again at the next change
                 if self._changed_at is None:
                     self._changed_at = changed_at
             self.render_errors += 1
             raise
-        for j, i in enumerate(order):
-            buf = audio[j]
-            if self.output_rate != self.backend.render_rate:
-                import soxr
+        if self.output_rate != backend.render_rate:
+            import soxr
 
-                buf = soxr.resample(buf, self.backend.render_rate, self.output_rate).astype(np.float32)
-            self.pad_latent[i] = z[j]
-            self._retire(self.pad_audio[i])
-            self.pad_audio[i] = buf  # atomic swap: voices already playing keep the old one
-            if changed_at is not None:
-                self._response[self._responses % RESPONSE_LOG] = time.perf_counter() - changed_at
-                self._responses += 1
-                changed_at = None
-        self._in_flight = 0
-        self.render_ms = (time.perf_counter() - t0) * 1e3
-        self.render_count += 1
-        if finished:
-            self._rendered = generation
+            audio = [soxr.resample(buf, backend.render_rate, self.output_rate).astype(np.float32) for buf in audio]
+        with self._lock:
+            for j, i in enumerate(order):
+                if generation <= self._pad_generation[i]:
+                    continue  # the other thread already put a newer render of this pad on
+                self._pad_generation[i] = generation
+                self.pad_latent[i] = z[j]
+                self._retire(self.pad_audio[i])
+                self.pad_audio[i] = audio[j]  # atomic swap: voices already playing keep the old one
+                if changed_at is not None:
+                    self._response[self._responses % RESPONSE_LOG] = time.perf_counter() - changed_at
+                    self._responses += 1
+                    changed_at = None
+            self._in_flight -= len(pads)
+            self.render_ms = (time.perf_counter() - t0) * 1e3
+            self.render_count += 1
+            if not self._dirty and not self._in_flight:
+                self._rendered = self._generation
         return order
 
     @property
@@ -580,34 +616,41 @@ class Engine:
             retired.popleft()
 
     def start(self) -> None:
-        """Render all pads now, then keep re-rendering changed pads in a background thread."""
+        """Render all pads now, then keep re-rendering changed pads in background threads."""
         self.render_pending()
         self._stop = False
-        self._thread = threading.Thread(target=self._render_loop, name="flowshot-render", daemon=True)
-        self._thread.start()
+        lanes = ["all"] if self.background is None else ["lead", "rest"]
+        self._threads = [threading.Thread(target=self._render_loop, args=(lane, wake), name=f"flowshot-render-{lane}",
+                                          daemon=True) for lane, wake in zip(lanes, self._wakes)]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        for wake in self._wakes:
+            wake.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads = []
 
-    def _render_loop(self) -> None:
+    def _render_loop(self, lane: str, wake: threading.Event) -> None:
         debounce = self.settings.debounce_ms * 1e-3
         while not self._stop:
-            self._wake.wait()
+            # A hit can make a pad that is still waiting the lead pad, which the rest lane
+            # then leaves alone; hits come from the audio thread, which may not wake anyone,
+            # so the lead lane looks again every few ms while pads are pending.
+            wake.wait(LEAD_POLL_S if lane == "lead" and self._dirty else None)
             if self._stop:
                 break
             if debounce > 0:
                 time.sleep(debounce)  # let a burst of messages settle into one render
-            self._wake.clear()
+            wake.clear()
             try:
                 # One pad per call, most recently hit first: a model call cannot be
                 # interrupted, so a change waits at most one pad's render for its turn
                 # (a batch of 4 would make it wait three times longer; batching saves
                 # little per pad on one thread). A newer change starts the round over.
-                while self.render_pending(limit=1) and not self._wake.is_set():
+                while self.render_pending(limit=1, lane=lane) and not wake.is_set():
                     pass
             except Exception as err:  # a failing model must not kill the instrument
                 if self.on_render_error is not None:

@@ -114,17 +114,17 @@ class LiveUI:
     """Refreshes ``build_panel`` a few times a second until ``stop``.
 
     Args:
-        worker_pid: the model's worker process, whose CPU is shown next to the host's.
+        worker_pids: the model's worker processes, whose CPU is shown next to the host's.
     """
 
     def __init__(self, engine: Engine, stats: Callable[[], dict[str, float]], title: str = "flowshot",
-                 worker_pid: int | None = None):
+                 worker_pids: list[int] | None = None):
         self.engine = engine
         self.stats = stats
         self.title = title
         self.meters = {"host": CpuMeter()}
-        if worker_pid is not None:
-            self.meters["model"] = CpuMeter(worker_pid)
+        for n, pid in enumerate(worker_pids or []):
+            self.meters["model" if n == 0 else f"model {n + 1}"] = CpuMeter(pid)
         self._live: Live | None = None
 
     def _panel(self) -> Panel:

@@ -14,6 +14,7 @@ numpy copy out of shared memory releases it. The pipe carries only requests and 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import threading
 from multiprocessing import shared_memory
 from dataclasses import asdict
@@ -26,7 +27,27 @@ from flowshot.errors import FlowshotError
 from flowshot.realtime.backends import Backend, LatentStats, load_backend
 
 
-def _serve(conn: Any, path: str, kind: str, render_rate: int, threads: int) -> None:
+def _lower_priority(nice: int) -> None:
+    """Raise the niceness of every thread of this process by ``nice``.
+
+    On Linux niceness belongs to a thread, not the process: ``os.nice`` would leave the
+    threads numpy's BLAS has already started at normal priority. Threads started later
+    inherit it from the one that starts them.
+    """
+    try:
+        tasks = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:  # no /proc: at least this thread
+        tasks = [0]
+    for tid in tasks:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        except OSError:
+            pass  # a thread that has just ended
+
+
+def _serve(conn: Any, path: str, kind: str, render_rate: int, threads: int, nice: int) -> None:
+    if nice > 0:
+        _lower_priority(nice)  # before torch starts its threads, so they inherit it
     import torch
 
     torch.set_num_threads(threads)
@@ -93,12 +114,15 @@ class ProcessBackend(Backend):
         path, kind: as for ``load_backend``.
         render_rate: rate ``render`` returns (resampled in the worker).
         threads: torch threads in the worker.
+        nice: how much lower than normal the worker's CPU priority is (0 = normal); the
+            host's background worker uses it so its renders yield to the lead worker's.
     """
 
-    def __init__(self, path: str | Path, kind: str = "auto", render_rate: int | None = None, threads: int = 1):
+    def __init__(self, path: str | Path, kind: str = "auto", render_rate: int | None = None, threads: int = 1,
+                 nice: int = 0):
         ctx = mp.get_context("spawn")  # never fork a process that has torch threads running
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, str(path), kind, int(render_rate or 0), threads),
+        self._proc = ctx.Process(target=_serve, args=(child, str(path), kind, int(render_rate or 0), threads, int(nice)),
                                  name="flowshot-model", daemon=True)
         self._proc.start()
         child.close()

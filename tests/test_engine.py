@@ -498,8 +498,8 @@ def test_knob_move_renders_the_played_pad_first_and_times_it() -> None:
     order: list[int] = []
     render_pending = engine.render_pending
 
-    def recorded(limit: int | None = None) -> list[int]:
-        done = render_pending(limit)
+    def recorded(limit: int | None = None, lane: str = "all") -> list[int]:
+        done = render_pending(limit, lane)
         order.extend(done)
         return done
 
@@ -541,3 +541,115 @@ def test_pending_pads_count_the_render_under_way() -> None:
     while engine.render_pending(limit=4):
         pass
     assert seen == [16, 12, 8, 4] and engine.pending_pads == 0
+
+
+class Recorder(ToyBackend):
+    """A ToyBackend that records the latents of every pad it renders, in order."""
+
+    def __init__(self, stats: LatentStats):
+        super().__init__(stats)
+        self.latents: list[np.ndarray] = []
+
+    def render(self, z: np.ndarray) -> np.ndarray:
+        self.latents += list(np.asarray(z))
+        return super().render(z)
+
+
+def expected_pads(stats: LatentStats, knobs: list[float]) -> np.ndarray:
+    """The toy's latents [16, D] for the stats' pads at these knob values."""
+    offset = sum(v * s * d for v, s, d in zip(knobs, stats.macro_std, stats.macro_directions))
+    return 1.5 * (stats.pad_base + offset) + 0.25
+
+
+def test_two_render_threads_lead_renders_only_the_pad_hit_last() -> None:
+    """With a background backend the pad hit last re-renders on the lead backend alone
+    and the other 15 on the background one; the pads end exactly where one thread would
+    have put them, and the change-to-sound time is logged once."""
+    stats = toy_stats()
+    lead, rest = Recorder(stats), Recorder(stats)
+    engine = Engine(lead, EngineSettings(choke_groups=[]), background=rest)
+    engine.start()
+    try:
+        assert len(lead.latents) == 16 and not rest.latents  # the first render is one call on the lead
+        out = np.zeros(64, np.float32)
+        for pad in (9, 5):  # 5 is hit last
+            engine.trigger(pad, 1.0)
+            engine.process(out)
+        lead.latents.clear()
+        engine.set_knob(0, 1.5)
+        assert engine.wait_rendered(2.0)
+        z = expected_pads(stats, [1.5, 0.0, 0.0])
+        np.testing.assert_allclose(np.stack(lead.latents), z[[5]], atol=1e-12)
+        done = np.stack(rest.latents)
+        assert len(done) == 15
+        np.testing.assert_allclose(done[0], z[9], atol=1e-12)  # the one hit before goes first there
+        np.testing.assert_allclose(engine.pad_latent, z, atol=1e-12)
+        np.testing.assert_allclose(np.stack(engine.pad_audio), toy_audio(z), atol=1e-6)
+        assert len(engine.response_times()) == 1 and engine.pending_pads == 0
+    finally:
+        engine.stop()
+
+
+def test_an_older_render_finishing_late_never_replaces_a_newer_one() -> None:
+    """The background thread is still rendering pad 0 for the first knob value when the
+    pad is hit and the knob moves again; the lead thread puts the newer render on, and
+    the older one, finishing after it, is dropped."""
+    stats = toy_stats()
+    release = threading.Event()
+    started = threading.Event()
+
+    class Held(Recorder):
+        def render(self, z: np.ndarray) -> np.ndarray:
+            if not started.is_set():
+                started.set()
+                release.wait(5.0)
+            return super().render(z)
+
+    lead, rest = Recorder(stats), Held(stats)
+    engine = Engine(lead, EngineSettings(choke_groups=[]), background=rest)
+    engine.start()
+    try:
+        out = np.zeros(64, np.float32)
+        engine.trigger(3, 1.0)  # pad 3 leads; the background takes pad 0 (never hit, lowest) first
+        engine.process(out)
+        engine.set_knob(0, 1.0)
+        assert started.wait(2.0)
+        engine.trigger(0, 1.0)  # now pad 0 leads, while its first-knob render is held
+        engine.process(out)
+        engine.set_knob(0, -2.0)
+        z_new = expected_pads(stats, [-2.0, 0.0, 0.0])
+        deadline = time.monotonic() + 2.0
+        while not np.allclose(engine.pad_latent[0], z_new[0]) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        np.testing.assert_allclose(engine.pad_latent[0], z_new[0], atol=1e-12)  # the lead did it
+        release.set()
+        assert engine.wait_rendered(2.0)
+        old = expected_pads(stats, [1.0, 0.0, 0.0])[0]
+        assert any(np.allclose(x, old) for x in rest.latents)  # the held render did finish ...
+        np.testing.assert_allclose(engine.pad_latent, z_new, atol=1e-12)  # ... and was dropped
+        np.testing.assert_allclose(engine.pad_audio[0], toy_audio(z_new[[0]])[0], atol=1e-6)
+    finally:
+        release.set()
+        engine.stop()
+
+
+def test_hits_of_a_pad_not_yet_re_rendered_are_counted_stale() -> None:
+    engine = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[]))
+    engine.render_pending()
+    out = np.zeros(64, np.float32)
+    engine.trigger(0, 1.0)
+    engine.process(out)
+    engine.randomize_pad(1, seed=3)  # another pad's change leaves pad 0 fresh
+    engine.trigger(0, 1.0)
+    engine.process(out)
+    assert engine.stale_hits == 0
+    engine.set_knob(0, 1.0)
+    engine.render_pending(limit=15)  # most recently hit first: pad 0 is fresh again, one pad waits
+    engine.trigger(0, 1.0)
+    engine.trigger(int(next(iter(engine._dirty))), 1.0)
+    engine.process(out)
+    assert engine.stale_hits == 1 and engine.hits == 4
+    engine.render_pending()
+    engine.trigger(5, 1.0)
+    engine.process(out)
+    assert engine.stale_hits == 1

@@ -177,7 +177,8 @@ def test_panel_shows_host_and_model_cpu() -> None:
 
     assert "cpu host 37%  model 81%" in text(build_panel(engine, {}, cpu={"host": 37.2, "model": 80.6}))
     assert "cpu host 5%  model --" in text(build_panel(engine, {}, cpu={"host": 5.0, "model": None}))
-    ui = LiveUI(engine, lambda: {}, worker_pid=os.getpid())
+    ui = LiveUI(engine, lambda: {}, worker_pids=[os.getpid()])
     assert list(ui.meters) == ["host", "model"]
+    assert list(LiveUI(engine, lambda: {}, worker_pids=[os.getpid(), os.getppid()]).meters) == ["host", "model", "model 2"]
     assert "cpu host --  model --" in text(ui._panel())  # no figure before the first interval
     assert list(LiveUI(engine, lambda: {}).meters) == ["host"]

@@ -46,6 +46,27 @@ def test_worker_pads_equal_in_process_render_at_the_device_rate(worker_ckpt: Pat
         shared_memory.SharedMemory(name=name)
 
 
+def test_background_worker_runs_at_lower_priority_and_renders_the_same(worker_ckpt: Path) -> None:
+    """The host's second worker is niced (its threads too), and renders what the first does."""
+    import os
+
+    lead = ProcessBackend(worker_ckpt)
+    background = ProcessBackend(worker_ckpt, nice=10)
+    try:
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, lead.pid) == mine
+        tasks = [int(t) for t in os.listdir(f"/proc/{background.pid}/task")]
+        assert len(tasks) > 1 and all(os.getpriority(os.PRIO_PROCESS, t) == min(19, mine + 10) for t in tasks)
+        u = np.random.default_rng(1).standard_normal((2, lead.latent_dim))
+        (za, pa), (zb, pb) = lead.render_bases(u), background.render_bases(u)
+        np.testing.assert_array_equal(za, zb)
+        for a, b in zip(pa, pb):
+            np.testing.assert_array_equal(a, b)
+    finally:
+        lead.close()
+        background.close()
+
+
 def test_worker_reports_a_bad_model_in_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "broken.ts"
     bad.write_bytes(b"not a model")
