@@ -273,6 +273,8 @@ def main() -> int:
     played = max(1, int(stats[2] - base_stats[2]))
     stale = int(stats[13] - base_stats[13])
     t.add_row("hits that played a pad's render from before its last knob move", f"{stale} ({100 * stale / played:.0f} %)")
+    t.add_row("how far behind the knob those renders were: mean / worst (at most one render's time more)",
+              f"{stats[14]:.1f} / {stats[15]:.1f} ms")
     t.add_row("xruns (host callback flags)", str(int(stats[0] - base_stats[0])))
     t.add_row("xruns (JACK server)", str(jack_xruns))
     t.add_row("benchmark probe at real-time priority", "yes" if rt_bench else "no (not permitted)")

@@ -91,6 +91,12 @@ def response_ms(engine) -> dict[str, float]:
     return {"response_ms_median": float(np.median(times) * 1e3), "response_ms_max": float(times.max() * 1e3)}
 
 
+def stale_ms(engine) -> dict[str, float]:
+    """How far behind their latest change the stale hits' renders were: mean and worst, ms."""
+    n, rate = max(1, engine.stale_hits), engine.output_rate
+    return {"stale_ms_mean": 1e3 * engine.stale_frames / n / rate, "stale_ms_max": 1e3 * engine.stale_frames_max / rate}
+
+
 def remote_writes_allowed(osc_host: str, allow_remote_writes: bool) -> bool:
     """Whether OSC may write files: always on loopback, beyond it only when asked for.
 
@@ -211,7 +217,7 @@ def cmd_play(args: argparse.Namespace) -> int:
                 "callback_max_ms": audio.callback_max_ms, "load_max": audio.load_max,
                 "render_ms": engine.render_ms, "frames": engine.frames_done, "input_errors": audio.input_errors,
                 **response_ms(engine), "pending_pads": engine.pending_pads,
-                "stale_hits": engine.stale_hits}
+                "stale_hits": engine.stale_hits, **stale_ms(engine)}
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

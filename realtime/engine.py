@@ -164,6 +164,10 @@ class Engine:
         # of a pad can finish after a newer one and must not replace it.
         self._pad_generation = [0] * s.n_pads
         self._pad_wanted = [1] * s.n_pads  # generation of the last change to each pad
+        # Frame since which each stale pad has been behind its latest change (a render that
+        # lands still behind restarts it at the frame it was taken: an upper bound by up
+        # to one render's time).
+        self._stale_from = [0] * s.n_pads
         self._wakes = [threading.Event() for _ in range(1 if background is None else 2)]  # one per render thread
         self._threads: list[threading.Thread] = []
         self._stop = False
@@ -202,6 +206,8 @@ class Engine:
         self.last_hit = [-1] * s.n_pads  # frame of each pad's last hit (for the UI)
         self.hits = 0
         self.stale_hits = 0
+        self.stale_frames = 0  # summed over the stale hits
+        self.stale_frames_max = 0
         self.steals = 0
 
     # ------------------------------------------------------------------ setup
@@ -354,7 +360,12 @@ class Engine:
         self.last_hit[pad] = self.frames_done
         self.hits += 1
         if self._pad_generation[pad] < self._pad_wanted[pad]:
-            self.stale_hits += 1  # it plays a render from before the pad's last change
+            # It plays a render from before the pad's last change, this far behind it.
+            self.stale_hits += 1
+            lag = self.frames_done - self._stale_from[pad]
+            self.stale_frames += lag
+            if lag > self.stale_frames_max:
+                self.stale_frames_max = lag
 
     def _mix(self, out: np.ndarray, a: int, b: int) -> None:
         """Add every active voice to out[a:b] and advance it."""
@@ -404,6 +415,8 @@ class Engine:
         self._dirty.update(pads)
         self._generation += 1
         for i in pads:
+            if self._pad_generation[i] >= self._pad_wanted[i]:
+                self._stale_from[i] = self.frames_done  # it was up to date until now
             self._pad_wanted[i] = self._generation
         if self._changed_at is None:
             self._changed_at = time.perf_counter()
@@ -535,6 +548,7 @@ class Engine:
             timed = lane != "rest" or lead not in self._dirty
             self._dirty.difference_update(pads)
             self._in_flight += len(pads)
+            taken_at = self.frames_done
             changed_at = None
             if timed:
                 changed_at, self._changed_at = self._changed_at, None
@@ -577,6 +591,7 @@ class Engine:
                 if generation <= self._pad_generation[i]:
                     continue  # the other thread already put a newer render of this pad on
                 self._pad_generation[i] = generation
+                self._stale_from[i] = taken_at  # only read while the pad is still behind
                 self.pad_latent[i] = z[j]
                 self._retire(self.pad_audio[i])
                 self.pad_audio[i] = audio[j]  # atomic swap: voices already playing keep the old one

@@ -634,6 +634,8 @@ def test_an_older_render_finishing_late_never_replaces_a_newer_one() -> None:
 
 
 def test_hits_of_a_pad_not_yet_re_rendered_are_counted_stale() -> None:
+    """A hit of a pad whose re-render has not landed counts as stale, with how many frames
+    it lags its change; hits of up-to-date pads do not."""
     engine = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[]))
     engine.render_pending()
     out = np.zeros(64, np.float32)
@@ -642,14 +644,20 @@ def test_hits_of_a_pad_not_yet_re_rendered_are_counted_stale() -> None:
     engine.randomize_pad(1, seed=3)  # another pad's change leaves pad 0 fresh
     engine.trigger(0, 1.0)
     engine.process(out)
-    assert engine.stale_hits == 0
-    engine.set_knob(0, 1.0)
-    engine.render_pending(limit=15)  # most recently hit first: pad 0 is fresh again, one pad waits
+    assert engine.stale_hits == 0 and engine.frames_done == 128
+    engine.set_knob(0, 1.0)  # at frame 128
+    engine.render_pending(limit=15)  # most recently hit first: pad 0 is fresh again, pad 15 waits
+    assert engine._dirty == {15}
+    for _ in range(3):
+        engine.process(out)
     engine.trigger(0, 1.0)
-    engine.trigger(int(next(iter(engine._dirty))), 1.0)
-    engine.process(out)
+    engine.trigger(15, 1.0)
+    engine.process(out)  # both start at frame 320
     assert engine.stale_hits == 1 and engine.hits == 4
+    assert engine.stale_frames == engine.stale_frames_max == 320 - 128
+    engine.set_knob(0, 2.0)  # at frame 384: pad 15 was still behind, its lag keeps counting
     engine.render_pending()
     engine.trigger(5, 1.0)
+    engine.trigger(15, 1.0)
     engine.process(out)
     assert engine.stale_hits == 1

@@ -210,7 +210,7 @@ class Host:
 
     def stats(self) -> list[float]:
         """Host counters over OSC: xruns, callbacks, hits, renders, voices, cb max ms, load, render ms, frames,
-        input errors, change-to-sound median and worst ms, pads pending a re-render, hits of a stale pad."""
+        input errors, change-to-sound median and worst ms, pads pending a re-render, hits of a stale pad, their mean and worst lag in ms."""
         self.osc("/flowshot/stats")
         data, _ = self.sock.recvfrom(65536)
         return list(OscMessage(data).params)
