@@ -4,8 +4,9 @@ Threads and what they may do:
 - control threads (MIDI, OSC, UI, offline driver) call ``trigger``/``note_on`` (append to a
   deque: atomic, never blocks) and the latent controls (``set_knob``, ``randomize_pad``,
   ``morph``, ...), which change pad state under ``_lock`` and wake the render thread;
-- the render thread (``start``) renders the changed pads one per model call, most recently
-  hit first (so the pad being played answers a knob within a few ms), starting over
+- the render thread (``start``) renders the changed pads one per model call: the pad hit
+  last first (so the pad being played answers a knob within a few ms), then the one that
+  has waited longest (pads hit in the last seconds before the others), starting over
   whenever a newer change arrives, and swaps each new buffer in by plain reference
   assignment (atomic in CPython). Given a second, ``background`` backend there are two
   render threads: the lead one renders only the pad hit last, the other the rest, so a
@@ -33,6 +34,7 @@ from flowshot.realtime.backends import Backend
 
 MAX_BLOCK = 16384  # the largest audio block the host expects (larger ones still work)
 RESPONSE_LOG = 256  # change-to-sound times kept for the stats (a ring)
+RECENT_S = 2.0  # pads hit this recently re-render before the others
 LEAD_POLL_S = 0.005  # how often the lead render thread looks for a newly hit pending pad
 
 
@@ -523,20 +525,30 @@ class Engine:
     def render_pending(self, limit: int | None = None, lane: str = "all") -> list[int]:
         """Render changed pads now in one batched model call; returns the pads rendered.
 
-        Pads go most recently hit first; ``limit`` renders only that many of them (None:
-        all), the others stay pending. ``lane`` picks among them for one of two render
+        The pad hit last goes first, then the one that has waited longest since its change,
+        pads hit in the last ``RECENT_S`` before the others; ``limit`` renders only that
+        many of them (None: all), the others stay pending. Longest-waiting, not most
+        recently hit: under a knob sweep every change starts the order over, and a
+        most-recently-hit order then never reached the pads hit longest ago, which are
+        often the next ones played (a pad hit 2 s ago played a render most of a second behind
+        the knob in the real-time benchmark). ``lane`` picks among them for one of two render
         threads: "lead" takes only the pad hit last (the lead pad) through ``backend``,
         "rest" every other one through ``background``; "all" (one thread) takes any.
         """
         if lane not in ("all", "lead", "rest"):
             raise ValueError(f"lane {lane!r} is not all, lead or rest")
         with self._lock:
-            by_hit = sorted(range(self.n_pads), key=lambda i: -self.last_hit[i])
-            lead = by_hit[0]
+            hit = self.last_hit
+            lead = max(range(self.n_pads), key=lambda i: (hit[i], -i))
             if lane == "lead":
                 pads = [lead] if lead in self._dirty else []
             else:
-                pads = [i for i in by_hit if i in self._dirty and not (lane == "rest" and i == lead)]
+                recent = self.frames_done - RECENT_S * self.output_rate
+
+                def waited(i: int) -> tuple:
+                    return (i != lead, hit[i] < 0 or hit[i] < recent, self._stale_from[i], -hit[i], i)
+
+                pads = sorted((i for i in self._dirty if not (lane == "rest" and i == lead)), key=waited)
             generation = self._generation
             if not pads:
                 if not self._dirty and not self._in_flight:
@@ -661,7 +673,7 @@ class Engine:
                 time.sleep(debounce)  # let a burst of messages settle into one render
             wake.clear()
             try:
-                # One pad per call, most recently hit first: a model call cannot be
+                # One pad per call, in ``render_pending``'s order: a model call cannot be
                 # interrupted, so a change waits at most one pad's render for its turn
                 # (a batch of 4 would make it wait three times longer; batching saves
                 # little per pad on one thread). A newer change starts the round over.

@@ -661,3 +661,21 @@ def test_hits_of_a_pad_not_yet_re_rendered_are_counted_stale() -> None:
     engine.trigger(15, 1.0)
     engine.process(out)
     assert engine.stale_hits == 1
+
+
+def test_after_the_pad_hit_last_the_longest_waiting_pad_renders_first() -> None:
+    """Under a sweep every knob move starts the order over; the pad hit last goes first,
+    then the played pad that has waited longest, not the one hit most recently (which
+    never reached the pads hit longest ago), then pads not played lately."""
+    engine = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[]))
+    engine.render_pending()
+    out = np.zeros(64, np.float32)
+    for pad in (2, 7, 9):  # 9 is hit last
+        engine.trigger(pad, 1.0)
+        engine.process(out)
+    engine.set_knob(0, 1.0)
+    assert engine.render_pending(limit=2) == [9, 7]  # 2 waits on
+    engine.process(out)
+    engine.set_knob(0, 2.0)
+    assert engine.render_pending(limit=3) == [9, 2, 7]  # 2 has waited since the first move
+    assert engine.render_pending() == [i for i in range(16) if i not in (2, 7, 9)]
