@@ -6,7 +6,7 @@ Threads and what they may do:
   ``morph``, ...), which change pad state under ``_lock`` and wake the render thread;
 - the render thread (``start``) renders the changed pads one per model call: the pad hit
   last first (so the pad being played answers a knob within a few ms), then the one that
-  has waited longest (pads hit in the last seconds before the others), starting over
+  has waited longest (pads hit in the last seconds counted a little longer), starting over
   whenever a newer change arrives, and swaps each new buffer in by plain reference
   assignment (atomic in CPython). Given a second, ``background`` backend there are two
   render threads: the lead one renders only the pad hit last, the other the rest, so a
@@ -34,7 +34,12 @@ from flowshot.realtime.backends import Backend
 
 MAX_BLOCK = 16384  # the largest audio block the host expects (larger ones still work)
 RESPONSE_LOG = 256  # change-to-sound times kept for the stats (a ring)
-RECENT_S = 2.0  # pads hit this recently re-render before the others
+# A pad hit in the last RECENT_S counts as having waited RECENT_BONUS_S longer than it has:
+# the pads being played stay fresher, and one not played lately still waits at most that
+# much longer than its turn (a strict "played pads first" left a crash cymbal hit for the
+# first time in a sweep playing a render from before the sweep began).
+RECENT_S = 2.0
+RECENT_BONUS_S = 0.05
 LEAD_POLL_S = 0.005  # how often the lead render thread looks for a newly hit pending pad
 
 
@@ -526,7 +531,7 @@ class Engine:
         """Render changed pads now in one batched model call; returns the pads rendered.
 
         The pad hit last goes first, then the one that has waited longest since its change,
-        pads hit in the last ``RECENT_S`` before the others; ``limit`` renders only that
+        pads hit in the last ``RECENT_S`` counted as ``RECENT_BONUS_S`` longer; ``limit`` renders only that
         many of them (None: all), the others stay pending. Longest-waiting, not most
         recently hit: under a knob sweep every change starts the order over, and a
         most-recently-hit order then never reached the pads hit longest ago, which are
@@ -544,9 +549,11 @@ class Engine:
                 pads = [lead] if lead in self._dirty else []
             else:
                 recent = self.frames_done - RECENT_S * self.output_rate
+                bonus = RECENT_BONUS_S * self.output_rate
 
                 def waited(i: int) -> tuple:
-                    return (i != lead, hit[i] < 0 or hit[i] < recent, self._stale_from[i], -hit[i], i)
+                    played = hit[i] >= 0 and hit[i] >= recent
+                    return (i != lead, self._stale_from[i] - (bonus if played else 0), -hit[i], i)
 
                 pads = sorted((i for i in self._dirty if not (lane == "rest" and i == lead)), key=waited)
             generation = self._generation

@@ -679,3 +679,27 @@ def test_after_the_pad_hit_last_the_longest_waiting_pad_renders_first() -> None:
     engine.set_knob(0, 2.0)
     assert engine.render_pending(limit=3) == [9, 2, 7]  # 2 has waited since the first move
     assert engine.render_pending() == [i for i in range(16) if i not in (2, 7, 9)]
+
+
+def test_a_pad_not_played_lately_waits_at_most_the_bonus_longer() -> None:
+    """Played pads count as having waited ``RECENT_BONUS_S`` longer, no more: a pad not
+    played lately that has waited longer than that goes before them."""
+    from flowshot.realtime.engine import RECENT_BONUS_S
+
+    engine = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[]))
+    engine.render_pending()
+    out = np.zeros(64, np.float32)
+    for pad in (2, 7):
+        engine.trigger(pad, 1.0)
+        engine.process(out)
+    engine.set_knob(0, 1.0)
+    assert engine.render_pending(limit=2) == [7, 2]
+    bonus_blocks = int(RECENT_BONUS_S * engine.output_rate / 64)
+    for _ in range(bonus_blocks - 1):  # less than the bonus: the played pads still go first
+        engine.process(out)
+    engine.set_knob(0, 2.0)
+    assert engine.render_pending(limit=3) == [7, 2, 0]
+    for _ in range(bonus_blocks + 2):  # pads 1.. have now waited longer than 2 plus its bonus
+        engine.process(out)
+    engine.set_knob(0, 3.0)
+    assert engine.render_pending(limit=3) == [7, 1, 3]
