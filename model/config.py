@@ -169,7 +169,9 @@ class LossConfig:
             0 = off), which compares the first ``wave_ms`` below ``wave_lowpass_hz`` sample by sample.
             Tried at 1 on two seeds of `small`: FAD 4 to 9 points lower, but the bodies it
             was meant to line up came out smaller, and each seed lost part of its low end
-            (rumble under 20 Hz, or 80-160 Hz 12 dB short; docs/evaluation.md).
+            (rumble under 20 Hz, or 80-160 Hz 12 dB short; docs/evaluation.md). At 0.3
+            the low end suffered as much and FAD gained on one seed only.
+        wave_highpass_hz: the waveform term hears nothing below this (0 = down to 0 Hz).
         beta: weight of the KL term after warm-up.
         beta_warmup_steps: KL weight rises linearly from 0 to ``beta`` over these steps.
         free_bits: nats per latent dimension that the KL may spend without penalty; the
@@ -196,6 +198,7 @@ class LossConfig:
     wave_weight: float = 0.0
     wave_lowpass_hz: float = 500.0
     wave_ms: float = 60.0
+    wave_highpass_hz: float = 0.0
     # The reconstruction loss is a mean over bins (~2-3) while the KL is a sum over the
     # latent, and Adam normalises each parameter's step: however small beta is, the KL's
     # steady pull moves the encoder's heads at full speed wherever the reconstruction's

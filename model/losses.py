@@ -73,10 +73,10 @@ def zero_phase_highpass(x: Tensor, cutoff_hz: float, sample_rate: float, order: 
 
 
 def low_band_wave_distance(x: Tensor, y: Tensor, cutoff_hz: float, sample_rate: float, samples: int,
-                           floor: float = 1e-2) -> Tensor:
+                           floor: float = 1e-2, highpass_hz: float = 0.0) -> Tensor:
     """``mean|x_low - y_low| / mean|y_low|`` over the first ``samples`` of each sound, both
-    low-passed at ``cutoff_hz`` (the complement of ``zero_phase_highpass``), averaged over
-    the batch.
+    low-passed at ``cutoff_hz`` (the complement of ``zero_phase_highpass``) and, when
+    ``highpass_hz`` > 0, high-passed there, averaged over the batch.
 
     Magnitude losses cannot see how a kick's or tom's partials line up: trained decoders
     play their bodies as irregular waves that peak as high as the real sine over 2 to 4 dB
@@ -88,12 +88,18 @@ def low_band_wave_distance(x: Tensor, y: Tensor, cutoff_hz: float, sample_rate: 
         x: prediction [B,1,T] or [B,T]; y: target, same shape.
         floor: lower bound of the target's mean |y_low|: sounds with no body (hats) add
             about nothing.
+        highpass_hz: the term hears nothing below this (0 = down to 0 Hz). A waveform
+            distance that reaches 0 Hz pays the decoder for an offset or a slow swell under
+            a body it cannot place; both runs with the low-passed term grew rumble.
     Returns:
         a scalar.
     """
     x, y = _as_batch(x)[..., :samples], _as_batch(y)[..., :samples]
     xl = x - zero_phase_highpass(x, cutoff_hz, sample_rate)
     yl = y - zero_phase_highpass(y, cutoff_hz, sample_rate)
+    if highpass_hz > 0:
+        xl = zero_phase_highpass(xl, highpass_hz, sample_rate)
+        yl = zero_phase_highpass(yl, highpass_hz, sample_rate)
     return ((xl - yl).abs().mean(dim=-1) / yl.abs().mean(dim=-1).clamp_min(floor)).mean()
 
 

@@ -248,7 +248,8 @@ class FlowshotModule(L.LightningModule):
             logs["train/dc"] = float(dc.detach())
         if self.cfg.loss.wave_weight > 0:
             samples = int(round(self.cfg.loss.wave_ms * 1e-3 * self.cfg.audio.sample_rate))
-            wave = low_band_wave_distance(recon, x, self.cfg.loss.wave_lowpass_hz, self.cfg.audio.sample_rate, samples)
+            wave = low_band_wave_distance(recon, x, self.cfg.loss.wave_lowpass_hz, self.cfg.audio.sample_rate, samples,
+                                          highpass_hz=self.cfg.loss.wave_highpass_hz)
             g_loss = g_loss + self.cfg.loss.wave_weight * wave
             logs["train/wave"] = float(wave.detach())
         adversarial = self.adversarial() and len(self.discriminators.families) > 0
