@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -48,8 +49,10 @@ def start_jackd(name: str, rate: int = RATE, period: int = PERIOD, log: Path | N
     musician's machine, so other busy processes do not cause xruns); where the system
     forbids it, ``--no-realtime``.
     """
+    said = ""
     for mode in (["-R"], ["--no-realtime"]):
-        out = open(log, "w") if log else subprocess.DEVNULL  # jackd names the late client of each xrun
+        # jackd names the late client of each xrun; without a log, keep what it says at start.
+        out = open(log, "w") if log else tempfile.TemporaryFile()
         proc = subprocess.Popen(["jackd", "-n", name, *mode, "-d", "dummy", "-r", str(rate), "-p", str(period)],
                                 stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
@@ -60,7 +63,13 @@ def start_jackd(name: str, rate: int = RATE, period: int = PERIOD, log: Path | N
             except jack.JackError:
                 time.sleep(0.1)
         stop_process(proc)
-    raise RuntimeError("jackd did not come up")
+        if not log:
+            out.seek(0)
+            lines = [x for x in out.read().decode("utf-8", "replace").splitlines() if "Copyright" not in x]
+            said = " / ".join(lines[-3:])
+    # "Too many servers already active": killed servers left their entries in
+    # /dev/shm/jack-shm-registry; with no jackd running, deleting that file clears them.
+    raise RuntimeError(f"jackd did not come up: {said or 'see ' + str(log)}")
 
 
 def set_priority(policy: int, priority: int) -> bool:
