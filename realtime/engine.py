@@ -530,15 +530,15 @@ class Engine:
     def render_pending(self, limit: int | None = None, lane: str = "all") -> list[int]:
         """Render changed pads now in one batched model call; returns the pads rendered.
 
-        The pad hit last goes first, then the one that has waited longest since its change,
-        pads hit in the last ``RECENT_S`` counted as ``RECENT_BONUS_S`` longer; ``limit`` renders only that
-        many of them (None: all), the others stay pending. Longest-waiting, not most
-        recently hit: under a knob sweep every change starts the order over, and a
-        most-recently-hit order then never reached the pads hit longest ago, which are
-        often the next ones played (a pad hit 2 s ago played a render most of a second behind
-        the knob in the real-time benchmark). ``lane`` picks among them for one of two render
-        threads: "lead" takes only the pad hit last (the lead pad) through ``backend``,
-        "rest" every other one through ``background``; "all" (one thread) takes any.
+        The pad hit last goes first, then the one that has waited longest since its change
+        (pads hit in the last ``RECENT_S`` count ``RECENT_BONUS_S`` longer); ``limit`` renders
+        only that many of them (None: all), the others stay pending. Longest-waiting, not
+        most recently hit: under a knob sweep every change starts the order over, and a
+        most-recently-hit order never reached the pads hit longest ago, often the next ones
+        played (in the real-time benchmark every hit played a render 0.65 to 0.77 s behind
+        the knob). ``lane`` picks among them for one of two render threads: "lead" takes
+        only the pad hit last (the lead pad) through ``backend``, "rest" every other one
+        through ``background``; "all" (one thread) takes any.
         """
         if lane not in ("all", "lead", "rest"):
             raise ValueError(f"lane {lane!r} is not all, lead or rest")
