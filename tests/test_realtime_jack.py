@@ -59,6 +59,7 @@ def start_jackd(name: str, rate: int = RATE, period: int = PERIOD, log: Path | N
         while time.monotonic() < deadline and proc.poll() is None:
             try:
                 jack.Client("probe-wait", servername=name, no_start_server=True).close()
+                out.close()  # jackd keeps its own descriptor; this process needs none
                 return proc
             except jack.JackError:
                 time.sleep(0.1)
@@ -67,6 +68,7 @@ def start_jackd(name: str, rate: int = RATE, period: int = PERIOD, log: Path | N
             out.seek(0)
             lines = [x for x in out.read().decode("utf-8", "replace").splitlines() if "Copyright" not in x]
             said = " / ".join(lines[-3:])
+        out.close()
     # "Too many servers already active": killed servers left their entries in
     # /dev/shm/jack-shm-registry; with no jackd running, deleting that file clears them.
     raise RuntimeError(f"jackd did not come up: {said or 'see ' + str(log)}")
