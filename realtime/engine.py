@@ -537,16 +537,23 @@ class Engine:
         most-recently-hit order never reached the pads hit longest ago, often the next ones
         played (in the real-time benchmark every hit played a render 0.65 to 0.77 s behind
         the knob). ``lane`` picks among them for one of two render threads: "lead" takes
-        only the pad hit last (the lead pad) through ``backend``, "rest" every other one
-        through ``background``; "all" (one thread) takes any.
+        only the pad hit last (the lead pad) through ``backend``, and only to answer a
+        change; "rest" every other one, and the lead pad once answered, through
+        ``background``; "all" (one thread) takes any.
         """
         if lane not in ("all", "lead", "rest"):
             raise ValueError(f"lane {lane!r} is not all, lead or rest")
         with self._lock:
             hit = self.last_hit
             lead = max(range(self.n_pads), key=lambda i: (hit[i], -i))
+            # The lead lane answers changes: it takes the lead pad only while a change is
+            # still unanswered (_changed_at set). A pending pad hit after that goes to the
+            # rest lane, so the lead worker is idle when the next change comes instead of
+            # mid-render (a call cannot be interrupted): the worst knob-to-sound time in
+            # the real-time benchmark fell from 18-23 ms to 11-13 (docs/benchmarks.md).
+            answer = self._changed_at is not None
             if lane == "lead":
-                pads = [lead] if lead in self._dirty else []
+                pads = [lead] if lead in self._dirty and answer else []
             else:
                 recent = self.frames_done - RECENT_S * self.output_rate
                 bonus = RECENT_BONUS_S * self.output_rate
@@ -555,7 +562,7 @@ class Engine:
                     played = hit[i] >= 0 and hit[i] >= recent
                     return (i != lead, self._stale_from[i] - (bonus if played else 0), -hit[i], i)
 
-                pads = sorted((i for i in self._dirty if not (lane == "rest" and i == lead)), key=waited)
+                pads = sorted((i for i in self._dirty if not (lane == "rest" and i == lead and answer)), key=waited)
             generation = self._generation
             if not pads:
                 if not self._dirty and not self._in_flight:

@@ -590,6 +590,53 @@ def test_two_render_threads_lead_renders_only_the_pad_hit_last() -> None:
         engine.stop()
 
 
+def test_the_lead_worker_answers_changes_and_leaves_later_hits_to_the_other() -> None:
+    """The lead backend renders the pad hit last once per change; a pending pad hit after
+    that change goes to the background backend, so the lead is free when the next change
+    comes. The next change then goes to the lead again, for the pad hit last."""
+    stats = toy_stats()
+    release = threading.Event()
+    held = threading.Event()
+
+    class Held(Recorder):
+        def render(self, z: np.ndarray) -> np.ndarray:
+            if not held.is_set():  # hold the first background render, so pads stay pending
+                held.set()
+                release.wait(5.0)
+            return super().render(z)
+
+    lead, rest = Recorder(stats), Held(stats)
+    engine = Engine(lead, EngineSettings(choke_groups=[]), background=rest)
+    engine.start()
+    try:
+        out = np.zeros(64, np.float32)
+        engine.trigger(5, 1.0)
+        engine.process(out)
+        lead.latents.clear()
+        engine.set_knob(0, 1.5)
+        z = expected_pads(stats, [1.5, 0.0, 0.0])
+        assert held.wait(2.0)
+        deadline = time.monotonic() + 2.0
+        while len(lead.latents) < 1 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        np.testing.assert_allclose(np.stack(lead.latents), z[[5]], atol=1e-12)  # the change's answer
+        engine.trigger(7, 1.0)  # pending, and now the pad hit last
+        engine.process(out)
+        time.sleep(0.1)  # 20 of the lead thread's polls
+        assert len(lead.latents) == 1  # left to the background backend
+        release.set()
+        assert engine.wait_rendered(2.0)
+        assert any(np.allclose(x, z[7]) for x in rest.latents)
+        lead.latents.clear()
+        engine.set_knob(1, -1.0)
+        assert engine.wait_rendered(2.0)
+        np.testing.assert_allclose(np.stack(lead.latents), expected_pads(stats, [1.5, -1.0, 0.0])[[7]], atol=1e-12)
+        np.testing.assert_allclose(engine.pad_latent, expected_pads(stats, [1.5, -1.0, 0.0]), atol=1e-12)
+    finally:
+        release.set()
+        engine.stop()
+
+
 def test_an_older_render_finishing_late_never_replaces_a_newer_one() -> None:
     """The background thread is still rendering pad 0 for the first knob value when the
     pad is hit and the knob moves again; the lead thread puts the newer render on, and
