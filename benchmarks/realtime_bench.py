@@ -1,10 +1,11 @@
 """Real-time host benchmark on a real JACK server (dummy clock, 48 kHz, 128-frame periods).
 
-Runs `flowshot realtime play --midi --osc` as a subprocess and, for ``--seconds``, plays it
-like a drummer with 16 voices sounding while the knobs sweep (CC 21..28 every 20 ms).
-Every three one-shots the hits pause (the knobs keep sweeping, so the host keeps
-re-rendering) for a probe note into silence, whose onset is found exactly (first non-zero
-sample after the MIDI event, both in JACK frames); a probe that never sounds is counted.
+Runs `flowshot realtime play --midi --osc --split-out 15` as a subprocess and, for
+``--seconds``, plays pads 0-14 like a drummer with 16 voices sounding while the knobs
+sweep (CC 21..28 every 20 ms), without a pause. Every one-shot's length plus 0.2 s a probe
+note hits pad 15, which sounds alone on the host's second output channel: its onset is
+found exactly there (first non-zero sample after the MIDI event, both in JACK frames)
+while the playing goes on; a probe that never sounds is counted.
 
 Measures: trigger-to-onset latency (frames: median and worst), xruns (host callback flags
 and JACK's own xrun count), host CPU (share of one core) and peak memory (VmHWM), worst
@@ -18,6 +19,7 @@ pads in one batched call (in this process).
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import shutil
 import sys
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+PROBE_PAD = 15  # the latency probe's pad: the host sends it to its second channel alone
 sys.path.insert(0, str(REPO / "tests"))  # the JACK probe and host helpers live with the tests
 
 
@@ -188,13 +191,14 @@ def main() -> int:
     files = Path(f"/tmp/flowshot-bench-{os.getpid()}")
     files.mkdir(exist_ok=True)
     try:
-        host = rig.Host(server, Path(args.model), files, extra=["--backend", args.backend, "--render-workers", str(args.render_workers)])
+        host = rig.Host(server, Path(args.model), files, extra=["--backend", args.backend, "--render-workers",
+                                                                 str(args.render_workers), "--split-out", str(PROBE_PAD)])
         # The probe shares this process's GIL with the playing loop below (see
         # rig.set_priority). After the host started: it must not inherit this.
         rt_bench = rig.set_priority(os.SCHED_FIFO, 2)
         probe = rig.JackProbe(server, seconds=args.seconds + 10)
         sys.setswitchinterval(0.0005)
-        probe.activate("PortAudio:out_0", "flowshot:flowshot")
+        probe.activate("PortAudio:out_1", "flowshot:flowshot")  # the probe pad's channel alone
         time.sleep(0.5)
         pid = host.proc.pid
         base_stats, base_jack = host.stats(), probe.xruns
@@ -205,48 +209,38 @@ def main() -> int:
                 hz, n = line.split("(")[-1].split(",")[:2]
                 pad_seconds = int(n.split()[0]) / int(hz.split()[0])
         gap = pad_seconds / 16  # one new hit per 1/16 of a one-shot: 16 voices sounding
-        cycle = max(1.0, 3 * pad_seconds + 0.2)  # playing, then silence for the latency probe
-        delays: list[int] = []
-        lost = 0  # probes with no onset within 8 periods
+        probe_every = pad_seconds + 0.2  # the probe channel is silent before each probe
+        probes: list[int] = []  # JACK frames of the probe notes, read out after the run
         knob_moves = 0
         hits = 0
         end = t0 + args.seconds
+        next_hit = next_knob = time.monotonic()
+        next_probe = next_hit + 0.1
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("playing 16 voices, sweeping knobs", total=args.seconds)
-            while time.monotonic() < end:
-                second = time.monotonic() + cycle
-                next_hit = next_knob = time.monotonic()
-                while time.monotonic() < min(second - pad_seconds - 0.1, end):
-                    now = time.monotonic()
-                    if now >= next_hit:
-                        probe.send_midi([0x90, 36 + hits % 16, 60 + hits % 60])
-                        hits += 1
-                        next_hit += gap
-                    if not args.no_knobs and now >= next_knob:
-                        k = knob_moves % 8
-                        probe.send_midi([0xB0, 21 + k, int(64 + 60 * np.sin(knob_moves / 7))])
-                        knob_moves += 1
-                        next_knob += 0.02
-                    time.sleep(0.001)
-                quiet = time.monotonic() + pad_seconds + 0.05  # let every voice end: silence
-                while time.monotonic() < quiet:
-                    if not args.no_knobs and time.monotonic() >= next_knob:
-                        k = knob_moves % 8
-                        probe.send_midi([0xB0, 21 + k, int(64 + 60 * np.sin(knob_moves / 7))])
-                        knob_moves += 1
-                        next_knob += 0.02
-                    time.sleep(0.001)
-                if time.monotonic() >= end:
-                    break
-                frame = probe.send_midi([0x90, 36 + (len(delays) + lost) % 16, 127])
-                seg = probe.segment(frame, 8 * args.period)
-                nz = np.flatnonzero(seg)
-                if len(nz):
-                    delays.append(int(nz[0]))
-                else:
-                    lost += 1
-                progress.update(task, completed=min(args.seconds, time.monotonic() - t0))
-                time.sleep(max(0.0, second - time.monotonic()))
+            while (now := time.monotonic()) < end:
+                if now >= next_hit:
+                    probe.send_midi([0x90, 36 + hits % PROBE_PAD, 60 + hits % 60])
+                    hits += 1
+                    next_hit += gap
+                if not args.no_knobs and now >= next_knob:
+                    k = knob_moves % 8
+                    probe.send_midi([0xB0, 21 + k, int(64 + 60 * np.sin(knob_moves / 7))])
+                    knob_moves += 1
+                    next_knob += 0.02
+                if now >= next_probe and now < end - 0.2:
+                    probes.append(probe.send_midi([0x90, 36 + PROBE_PAD, 127]))
+                    next_probe += probe_every
+                    progress.update(task, completed=min(args.seconds, now - t0))
+                time.sleep(0.001)
+        delays: list[int] = []
+        lost = 0  # probes with no onset within 8 periods
+        for frame in probes:
+            nz = np.flatnonzero(probe.segment(frame, 8 * args.period))
+            if len(nz):
+                delays.append(int(nz[0]))
+            else:
+                lost += 1
         wall = time.monotonic() - t0
         cpu = proc_cpu_seconds(pid) - cpu0
         stats = host.stats()
@@ -269,6 +263,9 @@ def main() -> int:
         t.add_row("MIDI event -> onset, median (frames)", f"{int(np.median(delays))} ({np.median(delays) / args.rate * 1e3:.2f} ms)")
         t.add_row("MIDI event -> onset, worst (frames)", f"{max(delays)} ({max(delays) / args.rate * 1e3:.2f} ms)")
     t.add_row("latency probes (of them with no onset within 8 periods)", f"{len(delays) + lost} ({lost})")
+    if delays:
+        counts = sorted(collections.Counter(delays).items())
+        t.add_row("probes by onset: frames x count", ", ".join(f"{d} x {n}" for d, n in counts))
     t.add_row("hits played / knob moves", f"{int(stats[2] - base_stats[2])} / {knob_moves}")
     played = max(1, int(stats[2] - base_stats[2]))
     stale = int(stats[13] - base_stats[13])

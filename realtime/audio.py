@@ -60,7 +60,8 @@ class AudioOutput:
     Args:
         engine: the engine to play (built with ``output_rate`` = this stream's rate).
         device: device index from ``resolve_output``.
-        channels: output channels (the mono mix is copied to each).
+        channels: output channels (the mono mix is copied to each; with the engine's
+            split pads and 2 channels, the first carries the other pads, the second them).
         blocksize: frames per callback (0 = the host's natural size, e.g. JACK's period).
 
     Attributes:
@@ -89,6 +90,7 @@ class AudioOutput:
         self.load_max = 0.0
         self.last_frames = 0
         self._mono = np.zeros(MAX_BLOCK, np.float32)
+        self._side = np.zeros(MAX_BLOCK, np.float32)
         self._stream = None
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
@@ -96,17 +98,24 @@ class AudioOutput:
         if status:
             self.xruns += 1
             self.last_status = str(status)
-        if frames > MAX_BLOCK:  # never happens with sane block sizes; stay correct anyway
+        if frames > len(self._mono):  # never happens with sane block sizes; stay correct anyway
             self._mono = np.zeros(frames, np.float32)
+            self._side = np.zeros(frames, np.float32)
         mono = self._mono[:frames]
         for pump in self.inputs:
             try:
                 pump()
             except Exception:  # an exception here would stop the stream: count it instead
                 self.input_errors += 1
-        self.engine.process(mono)
-        for c in range(outdata.shape[1]):
-            outdata[:, c] = mono
+        if self.engine.split and outdata.shape[1] >= 2:
+            side = self._side[:frames]
+            self.engine.process(mono, side)
+            outdata[:, 0] = mono
+            outdata[:, 1] = side
+        else:  # one channel: the split pads stay in the one mix
+            self.engine.process(mono)
+            for c in range(outdata.shape[1]):
+                outdata[:, c] = mono
         dt = time.perf_counter() - t0
         self.callbacks += 1
         self.last_frames = frames

@@ -66,6 +66,9 @@ def _add_subcommands(sub: argparse._SubParsersAction) -> None:
     play.add_argument("--blocksize", type=int, default=0, help="frames per audio callback (0 = the driver's)")
     play.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
     play.add_argument("--no-ui", action="store_true", help="no live panel (print one stats line at exit)")
+    play.add_argument("--split-out", default=None, metavar="PADS",
+                      help="comma-separated pads that sound only on the second output channel, the others on "
+                           "the first, e.g. --split-out 0 for a kick on its own mixer channel (default: one mix on both)")
     play.add_argument("--render-workers", type=int, choices=(1, 2), default=2,
                       help="model processes: 2 (default) renders the pad hit last on one and the other pads on a "
                            "second at lower CPU priority, so a knob answers without waiting behind another pad; "
@@ -126,8 +129,18 @@ def _build_engine(args: argparse.Namespace, output_rate: int | None, backend=Non
     # The same range a kit is checked against, so every kit this engine saves loads again.
     if not lo <= args.velocity_curve <= hi:
         raise FlowshotError(f"--velocity-curve {args.velocity_curve} is outside {lo:g}..{hi:g}; 1 is linear, 2 the MIDI curve")
+    split = None
+    if getattr(args, "split_out", None):
+        try:
+            split = [int(x) for x in args.split_out.split(",") if x.strip()]
+        except ValueError:
+            raise FlowshotError(f"--split-out {args.split_out} must be comma-separated pad numbers, e.g. 0,1") from None
+        bad = [x for x in split if not 0 <= x < args.pads]
+        if bad:
+            raise FlowshotError(f"--split-out: pad {bad[0]} does not exist; pads are 0..{args.pads - 1}")
     settings = EngineSettings(n_pads=args.pads, first_note=args.first_note, polyphony=args.polyphony,
-                              velocity_exponent=args.velocity_curve, choke_groups=chokes, seed=args.seed)
+                              velocity_exponent=args.velocity_curve, choke_groups=chokes, seed=args.seed,
+                              split_pads=split)
     engine = Engine(backend, settings, output_rate=output_rate or backend.sample_rate, background=background)
     if args.kit:
         load_kit(engine, args.kit)
@@ -209,6 +222,9 @@ def cmd_play(args: argparse.Namespace) -> int:
         raise
     engine.on_render_error = lambda msg: logging.getLogger("flowshot.realtime").warning(msg)
     audio = AudioOutput(engine, device, channels=channels, blocksize=args.blocksize)
+    if engine.split and channels < 2:
+        logging.getLogger("flowshot.realtime").warning(
+            "--split-out: the output device has one channel, so the split pads stay in the one mix")
 
     def stats() -> dict[str, float]:
         # Order is the reply order of /flowshot/stats.

@@ -65,6 +65,9 @@ class EngineSettings:
             0 (the default) renders at once, and the changes that arrive during a render
             are coalesced into the next one anyway.
         queue_size: pending triggers kept at most (a flood drops the oldest, never blocks).
+        split_pads: pads that sound only on the second output channel (the others on the
+            first), like a sampler's separate output: a click or cue kept out of the main
+            mix, a kick sent to its own mixer channel. None or empty: one mix on every channel.
     """
 
     n_pads: int = 16
@@ -78,6 +81,7 @@ class EngineSettings:
     seed: int = 0
     debounce_ms: float = 0.0
     queue_size: int = 1024
+    split_pads: list[int] | None = None
 
 
 @dataclass
@@ -162,6 +166,10 @@ class Engine:
         else:
             self.choke_groups = [list(g) for g in s.choke_groups]
         self._pad_group = self._group_index()
+        for pad in s.split_pads or []:
+            self._check_pad(pad)
+        self._pad_split = [i in set(s.split_pads or []) for i in range(s.n_pads)]
+        self.split = any(self._pad_split)
 
         self._lock = threading.Lock()  # control threads vs render thread; never the audio thread
         self._dirty: set[int] = set(range(s.n_pads))
@@ -298,14 +306,18 @@ class Engine:
         self._queue.append((int(pad), float(gain), int(offset)))
 
     # ------------------------------------------------------------------ audio thread
-    def process(self, out: np.ndarray) -> None:
+    def process(self, out: np.ndarray, split: np.ndarray | None = None) -> None:
         """Mix every sounding voice into ``out`` [frames] (float32, overwritten).
 
-        Queued hits start at their offset inside this block (0 for live input). Called by
-        the audio callback: no model call, no lock, no array allocation.
+        With ``split`` [frames] (overwritten too), the voices of ``settings.split_pads`` go
+        there instead of into ``out``; without it every voice goes into ``out``. Queued hits
+        start at their offset inside this block (0 for live input). Called by the audio
+        callback: no model call, no lock, no array allocation.
         """
         frames = len(out)
         out.fill(0.0)
+        if split is not None:
+            split.fill(0.0)
         q = self._queue
         start = 0
         while q:
@@ -315,11 +327,11 @@ class Engine:
                 break
             at = min(max(offset, start), frames)
             if at > start:
-                self._mix(out, start, at)
+                self._mix(out, split, start, at)
                 start = at
             self._start_voice(pad, gain)
         if start < frames:
-            self._mix(out, start, frames)
+            self._mix(out, split, start, frames)
         self.frames_done += frames
 
     def _start_voice(self, pad: int, gain: float) -> None:
@@ -374,16 +386,17 @@ class Engine:
             if lag > self.stale_frames_max:
                 self.stale_frames_max = lag
 
-    def _mix(self, out: np.ndarray, a: int, b: int) -> None:
-        """Add every active voice to out[a:b] and advance it."""
+    def _mix(self, out: np.ndarray, split: np.ndarray | None, a: int, b: int) -> None:
+        """Add every active voice to out[a:b] (or split[a:b]) and advance it."""
         step = len(self._tmp)
         while b - a > step:  # blocks beyond MAX_BLOCK: in pieces the scratch buffer holds
-            self._mix_span(out, a, a + step)
+            self._mix_span(out, split, a, a + step)
             a += step
-        self._mix_span(out, a, b)
+        self._mix_span(out, split, a, b)
 
-    def _mix_span(self, out: np.ndarray, a: int, b: int) -> None:
+    def _mix_span(self, out: np.ndarray, split: np.ndarray | None, a: int, b: int) -> None:
         tmp = self._tmp
+        to_split = self._pad_split
         for v in range(len(self._v_active)):
             if not self._v_active[v]:
                 continue
@@ -399,7 +412,8 @@ class Engine:
                 if fade >= 0:
                     np.multiply(t, self._ramp[fade : fade + n], out=t)
                     self._v_fade[v] = fade + n
-                seg = out[a : a + n]
+                dest = split if split is not None and to_split[self._v_pad[v]] else out
+                seg = dest[a : a + n]
                 np.add(seg, t, out=seg)
                 self._v_pos[v] = pos + n
             if self._v_pos[v] >= len(buf) or (fade >= 0 and self._v_fade[v] >= self._fade_len):

@@ -750,3 +750,32 @@ def test_a_pad_not_played_lately_waits_at_most_the_bonus_longer() -> None:
         engine.process(out)
     engine.set_knob(0, 3.0)
     assert engine.render_pending(limit=3) == [7, 1, 3]
+
+
+def test_split_pads_sound_on_the_second_buffer_only() -> None:
+    """With split pads, their voices go to the second buffer and the others to the first;
+    the two add up to the one mix, and without a second buffer everything stays in it."""
+    settings = EngineSettings(choke_groups=[], split_pads=[2, 5])
+    split_engine = Engine(ToyBackend(toy_stats()), settings)
+    mono_engine = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[]))
+    one_buffer = Engine(ToyBackend(toy_stats()), settings)
+    for e in (split_engine, mono_engine, one_buffer):
+        e.render_pending()
+        for pad, offset in ((0, 3), (2, 10), (5, 40), (7, 41)):
+            e.trigger(pad, 0.8, offset)
+    out, side = np.zeros(256, np.float32), np.zeros(256, np.float32)
+    mono, single = np.zeros(256, np.float32), np.zeros(256, np.float32)
+    split_engine.process(out, side)
+    mono_engine.process(mono)
+    one_buffer.process(single)
+    pads = split_engine.pad_audio
+    expected_side = np.zeros(256, np.float32)
+    for pad, offset in ((2, 10), (5, 40)):
+        n = min(256 - offset, len(pads[pad]))
+        expected_side[offset : offset + n] += 0.8 * pads[pad][:n]
+    np.testing.assert_allclose(side, expected_side, atol=1e-6)
+    assert np.any(side) and np.any(out)
+    np.testing.assert_allclose(out + side, mono, atol=1e-6)
+    np.testing.assert_allclose(single, mono, atol=1e-6)
+    with pytest.raises(FlowshotError, match="pad 16 does not exist"):
+        Engine(ToyBackend(toy_stats()), EngineSettings(split_pads=[16]))

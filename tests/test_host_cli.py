@@ -48,6 +48,22 @@ def test_velocity_curve_outside_the_kit_range_is_refused() -> None:
     assert engine.settings.velocity_exponent == 1.5
 
 
+
+def test_split_out_names_the_pads_or_is_refused_in_one_line() -> None:
+    def play(*extra: str) -> argparse.Namespace:
+        parser = argparse.ArgumentParser()
+        _add_subcommands(parser.add_subparsers(dest="cmd", required=True))
+        return parser.parse_args(["play", "--model", "m.ts", *extra])
+
+    with pytest.raises(FlowshotError, match=r"--split-out: pad 16 does not exist; pads are 0\.\.15"):
+        _build_engine(play("--split-out", "0,16"), None, ToyBackend(toy_stats()))
+    with pytest.raises(FlowshotError, match=r"--split-out kick must be comma-separated pad numbers"):
+        _build_engine(play("--split-out", "kick"), None, ToyBackend(toy_stats()))
+    engine = _build_engine(play("--split-out", "0, 3"), None, ToyBackend(toy_stats()))
+    assert engine.settings.split_pads == [0, 3] and engine.split
+    assert not _build_engine(play(), None, ToyBackend(toy_stats())).split
+
+
 # ---------------------------------------------------------------- MIDI map files
 MAP_TOML = 'channel = 10\n[notes]\n"36" = 0\n"38" = 1\n[cc]\n"74" = 0\n"71" = 1\n'
 MAP_JSON = '{"channel": 10, "notes": {"36": 0, "38": 1}, "cc": {"74": 0, "71": 1}}'

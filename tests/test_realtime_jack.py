@@ -99,16 +99,18 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 
 class JackProbe:
-    """Records one JACK audio input and sends MIDI, everything stamped in JACK frames.
+    """Records one or two JACK audio inputs and sends MIDI, everything stamped in JACK frames.
 
-    ``rec[i]`` is the sample of frame ``rec_start + i``.
+    ``rec[i]`` (and ``rec2[i]``, the second input) is the sample of frame ``rec_start + i``.
     """
 
-    def __init__(self, server: str, seconds: float = 60.0, name: str = "flowshot-probe"):
+    def __init__(self, server: str, seconds: float = 60.0, name: str = "flowshot-probe", inputs: int = 1):
         self.client = jack.Client(name, servername=server, no_start_server=True)
         self.inport = self.client.inports.register("in")
+        self.inport2 = self.client.inports.register("in2") if inputs > 1 else None
         self.midi = self.client.midi_outports.register("midi_out")
         self.rec = np.zeros(int(seconds * self.client.samplerate), np.float32)
+        self.rec2 = np.zeros_like(self.rec) if inputs > 1 else None
         self.rec_start: int | None = None
         self.recorded = 0
         self.pending: collections.deque = collections.deque()
@@ -127,6 +129,8 @@ class JackProbe:
         i = t - self.rec_start
         if i + frames <= len(self.rec):
             self.rec[i : i + frames] = self.inport.get_array()
+            if self.inport2 is not None:
+                self.rec2[i : i + frames] = self.inport2.get_array()
             self.recorded = i + frames
         self.midi.clear_buffer()
         while self.pending:
@@ -134,7 +138,7 @@ class JackProbe:
             self.midi.write_midi_event(0, data)  # at the first frame of this cycle
             self.sent.append((t, data))
 
-    def activate(self, audio_from: str, midi_to: str | None) -> None:
+    def activate(self, audio_from: str, midi_to: str | None, audio_from2: str | None = None) -> None:
         # This process has torch loaded (hundreds of thousands of objects): a full garbage
         # collection, in whatever thread allocates, would stall the probe's own callback for
         # a quarter of a second and count as the host's xruns.
@@ -142,6 +146,8 @@ class JackProbe:
         gc.freeze()
         self.client.activate()
         self.client.connect(audio_from, self.inport)
+        if audio_from2:
+            self.client.connect(audio_from2, self.inport2)
         if midi_to:
             self.client.connect(self.midi, midi_to)
 
@@ -163,10 +169,10 @@ class JackProbe:
         while self.rec_start is None or self.rec_start + self.recorded < frame:
             time.sleep(0.005)
 
-    def segment(self, start: int, length: int) -> np.ndarray:
+    def segment(self, start: int, length: int, second: bool = False) -> np.ndarray:
         self.wait_until(start + length)
         i = start - self.rec_start
-        return self.rec[i : i + length].copy()
+        return (self.rec2 if second else self.rec)[i : i + length].copy()
 
     def close(self) -> None:
         self.client.deactivate()
@@ -268,9 +274,10 @@ def reference(ckpt: Path) -> Engine:
     return engine
 
 
-def check_hit(probe: JackProbe, frame: int, ref: np.ndarray, search: int = 6 * PERIOD) -> tuple[int, float, float]:
+def check_hit(probe: JackProbe, frame: int, ref: np.ndarray, search: int = 6 * PERIOD,
+              second: bool = False) -> tuple[int, float, float]:
     """(onset - frame, correlation, gain) of ``ref`` found in the recording from ``frame - PERIOD``."""
-    window = probe.segment(frame - PERIOD, len(ref) + search)
+    window = probe.segment(frame - PERIOD, len(ref) + search, second)
     lag, corr, gain = align(window, ref)
     return lag - PERIOD, corr, gain
 
@@ -281,6 +288,7 @@ class Overload(AssertionError):
 
 SESSIONS = 8  # tries of the live session; each xrun-free one must pass every check
 SETTLE_S = 3.0  # pause after a session with xruns: this VM's overloads come in bursts
+SPLIT_PAD = 15  # the live session runs the host with --split-out 15: that pad on the second channel only
 
 
 def test_live_host_on_jack(jack_server: str, ckpt: Path, reference: Engine, tmp_path: Path) -> None:
@@ -332,19 +340,21 @@ def live_session(jack_server: str, ckpt: Path, reference: Engine, tmp_path: Path
 
     files = tmp_path / "files"
     files.mkdir()
-    host = Host(jack_server, ckpt, files)
-    probe = JackProbe(jack_server)
+    host = Host(jack_server, ckpt, files, extra=["--split-out", str(SPLIT_PAD)])
+    probe = JackProbe(jack_server, inputs=2)
     switch = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
     rt = set_priority(os.SCHED_FIFO, 2)  # after starting the host: it must not inherit this
     try:
-        probe.activate("PortAudio:out_0", "flowshot:flowshot")
+        probe.activate("PortAudio:out_0", "flowshot:flowshot", "PortAudio:out_1")
         time.sleep(0.5)
         base_host, base_probe = host.stats()[0], probe.xruns
         hits = []
-        for pad, vel in [(0, 127), (3, 100), (7, 64), (0, 90), (15, 127)]:
+        for pad, vel in [(0, 127), (3, 100), (7, 64), (0, 90)]:
             hits.append((probe.send_midi([0x90, 36 + pad, vel]), plain[pad], reference.velocity_gain(vel)))
             time.sleep(0.35)
+        split_hit = probe.send_midi([0x90, 36 + SPLIT_PAD, 127])
+        time.sleep(0.35)
         renders = host.stats()[3]
         probe.send_midi([0xB0, 21, 127])  # CC 21 -> knob 0 = +3 stds
         wait_for_render(host, renders)
@@ -395,6 +405,15 @@ def live_session(jack_server: str, ckpt: Path, reference: Engine, tmp_path: Path
     # The host reads MIDI in the cycle it is sent and mixes it from the start of its next
     # period: a hit sounds within one buffer (PERIOD frames) of its event, never later.
     assert all(0 <= d <= PERIOD for d in delays), delays
+    # The split pad sounds on the second channel only, within one buffer as well, and the
+    # other pads never reach it (until the flood, which hits the split pad too).
+    delay, corr, gain = check_hit(probe, split_hit, plain[SPLIT_PAD], second=True)
+    assert 0 <= delay <= PERIOD and corr > 0.99 and abs(gain - 1.0) < 0.01, (delay, corr, gain)
+    delays.append(delay)
+    main = probe.segment(split_hit, len(plain[SPLIT_PAD]))
+    assert np.abs(main).max() < 1e-3 * np.abs(plain[SPLIT_PAD]).max(), "the split pad leaked into the main channel"
+    side = probe.segment(hits[0][0] - PERIOD, split_hit - hits[0][0], second=True)
+    assert not np.any(side), "other pads reached the split channel"
     print(f"\nMIDI event -> onset (frames at {RATE} Hz, period {PERIOD}): {delays}")
     window = probe.segment(osc_start, len(knob01) + RATE // 20)  # OSC arrives within 50 ms; the flood starts later
     lag, corr, gain = align(window, knob01)
