@@ -555,6 +555,29 @@ class Recorder(ToyBackend):
         return super().render(z)
 
 
+class HeldOnce(Recorder):
+    """A Recorder whose first render waits for ``release`` (``started`` is set when it
+    begins): the pads of that render stay pending while the test acts."""
+
+    def __init__(self, stats: LatentStats):
+        super().__init__(stats)
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def render(self, z: np.ndarray) -> np.ndarray:
+        if not self.started.is_set():
+            self.started.set()
+            self.release.wait(5.0)
+        return super().render(z)
+
+
+def held_two_lanes(stats: LatentStats) -> tuple[Recorder, HeldOnce, Engine]:
+    """A started two-lane engine whose background backend holds its first render."""
+    lead, rest = Recorder(stats), HeldOnce(stats)
+    engine = Engine(lead, EngineSettings(choke_groups=[]), background=rest)
+    engine.start()
+    return lead, rest, engine
+
+
 def expected_pads(stats: LatentStats, knobs: list[float]) -> np.ndarray:
     """The toy's latents [16, D] for the stats' pads at these knob values."""
     offset = sum(v * s * d for v, s, d in zip(knobs, stats.macro_std, stats.macro_directions))
@@ -595,19 +618,8 @@ def test_the_lead_worker_answers_changes_and_leaves_later_hits_to_the_other() ->
     that change goes to the background backend, so the lead is free when the next change
     comes. The next change then goes to the lead again, for the pad hit last."""
     stats = toy_stats()
-    release = threading.Event()
-    held = threading.Event()
-
-    class Held(Recorder):
-        def render(self, z: np.ndarray) -> np.ndarray:
-            if not held.is_set():  # hold the first background render, so pads stay pending
-                held.set()
-                release.wait(5.0)
-            return super().render(z)
-
-    lead, rest = Recorder(stats), Held(stats)
-    engine = Engine(lead, EngineSettings(choke_groups=[]), background=rest)
-    engine.start()
+    lead, rest, engine = held_two_lanes(stats)
+    held, release = rest.started, rest.release
     try:
         out = np.zeros(64, np.float32)
         engine.trigger(5, 1.0)
@@ -642,19 +654,8 @@ def test_an_older_render_finishing_late_never_replaces_a_newer_one() -> None:
     pad is hit and the knob moves again; the lead thread puts the newer render on, and
     the older one, finishing after it, is dropped."""
     stats = toy_stats()
-    release = threading.Event()
-    started = threading.Event()
-
-    class Held(Recorder):
-        def render(self, z: np.ndarray) -> np.ndarray:
-            if not started.is_set():
-                started.set()
-                release.wait(5.0)
-            return super().render(z)
-
-    lead, rest = Recorder(stats), Held(stats)
-    engine = Engine(lead, EngineSettings(choke_groups=[]), background=rest)
-    engine.start()
+    lead, rest, engine = held_two_lanes(stats)
+    started, release = rest.started, rest.release
     try:
         out = np.zeros(64, np.float32)
         engine.trigger(3, 1.0)  # pad 3 leads; the background takes pad 0 (never hit, lowest) first
