@@ -39,6 +39,10 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
                    help="choke group as comma-separated pads, e.g. --choke 6,10 (repeatable; "
                         "default: closed/open hat pads from the model's stats)")
     p.add_argument("--seed", type=int, default=0, help="seed of prior draws for pads without stats")
+    p.add_argument("--split-out", default=None, metavar="PADS",
+                   help="comma-separated pads that sound only on the second output channel, the others on the "
+                        "first, e.g. --split-out 0 for a kick on its own mixer channel (default: one mix; "
+                        "render-midi then writes two channels)")
     p.add_argument("--samplerate", type=int, default=None,
                    help="output rate (default: the device's rate for play, the model's for render-midi)")
 
@@ -66,9 +70,6 @@ def _add_subcommands(sub: argparse._SubParsersAction) -> None:
     play.add_argument("--blocksize", type=int, default=0, help="frames per audio callback (0 = the driver's)")
     play.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
     play.add_argument("--no-ui", action="store_true", help="no live panel (print one stats line at exit)")
-    play.add_argument("--split-out", default=None, metavar="PADS",
-                      help="comma-separated pads that sound only on the second output channel, the others on "
-                           "the first, e.g. --split-out 0 for a kick on its own mixer channel (default: one mix on both)")
     play.add_argument("--render-workers", type=int, choices=(1, 2), default=2,
                       help="model processes: 2 (default) renders the pad hit last on one and the other pads on a "
                            "second at lower CPU priority, so a knob answers without waiting behind another pad; "
@@ -130,7 +131,7 @@ def _build_engine(args: argparse.Namespace, output_rate: int | None, backend=Non
     if not lo <= args.velocity_curve <= hi:
         raise FlowshotError(f"--velocity-curve {args.velocity_curve} is outside {lo:g}..{hi:g}; 1 is linear, 2 the MIDI curve")
     split = None
-    if getattr(args, "split_out", None):
+    if args.split_out:
         try:
             split = [int(x) for x in args.split_out.split(",") if x.strip()]
         except ValueError:
@@ -170,8 +171,8 @@ def cmd_render_midi(args: argparse.Namespace) -> int:
 
     write_wav(args.out, audio, engine.output_rate, subtype="FLOAT")
     notes = sum(1 for _, m in events if m.type == "note_on" and m.velocity > 0)
-    print(f"wrote {args.out}: {len(audio) / engine.output_rate:.2f} s at {engine.output_rate} Hz, "
-          f"{notes} notes, peak {float(abs(audio).max()) if len(audio) else 0.0:.3f}")
+    print(f"wrote {args.out}: {audio.shape[-1] / engine.output_rate:.2f} s at {engine.output_rate} Hz, "
+          f"{notes} notes, peak {float(abs(audio).max()) if audio.size else 0.0:.3f}")
     return 0
 
 

@@ -47,13 +47,15 @@ def render_midi(engine: Engine, handler: MidiHandler, events: list[tuple[int, ob
         tail: frames after the last event (None = one one-shot at the output rate).
         progress: optional callable(done_frames, total_frames).
     Returns:
-        mono audio [T] float32 at ``engine.output_rate``.
+        mono audio [T] float32 at ``engine.output_rate``; with split pads (``engine.split``)
+        [2, T]: the other pads, then the split pads (as ``play`` sends them to its channels).
     """
     engine.render_pending()
     if tail is None:
         tail = int(np.ceil(engine.backend.length * engine.output_rate / engine.backend.sample_rate))
     total = (events[-1][0] if events else 0) + tail
     out = np.zeros(total, np.float32)
+    side = np.zeros(total, np.float32) if engine.split else None
     i = 0
     for b in range(0, total, block):
         e = min(b + block, total)
@@ -66,13 +68,13 @@ def render_midi(engine: Engine, handler: MidiHandler, events: list[tuple[int, ob
             else:
                 # A control change must take effect at its sample: mix up to it, then re-render.
                 if at > cursor:
-                    engine.process(out[cursor:at])
+                    engine.process(out[cursor:at], None if side is None else side[cursor:at])
                     cursor = at
                 handler.handle(msg)
                 engine.render_pending()
             i += 1
         if e > cursor:
-            engine.process(out[cursor:e])
+            engine.process(out[cursor:e], None if side is None else side[cursor:e])
         if progress is not None:
             progress(e, total)
-    return out
+    return out if side is None else np.stack([out, side])

@@ -101,6 +101,25 @@ def test_render_midi_is_deterministic_across_block_sizes(rt_checkpoint: Path, tm
     np.testing.assert_array_equal(sf.read(a)[0], sf.read(b)[0])  # block size does not matter
 
 
+def test_render_midi_split_out_writes_the_split_pads_on_a_second_channel(rt_checkpoint: Path, tmp_path: Path) -> None:
+    """--split-out 2 (note 38): the second channel holds that pad's hit alone, the first the
+    others, and the two add up to the one-channel render."""
+    song = tmp_path / "song.mid"
+    events = write_song(song)
+    mono, split = tmp_path / "mono.wav", tmp_path / "split.wav"
+    assert main(["render-midi", str(song), "-o", str(mono), "--model", str(rt_checkpoint)]) == 0
+    assert main(["render-midi", str(song), "-o", str(split), "--model", str(rt_checkpoint), "--split-out", "2"]) == 0
+    one, _ = sf.read(mono, dtype="float32")
+    two, _ = sf.read(split, dtype="float32")
+    assert two.shape == (len(one), 2)
+    np.testing.assert_allclose(two[:, 0] + two[:, 1], one, atol=1e-6)
+    rate = sf.info(mono).samplerate
+    at = next(int(round(t * rate)) for t, kind, num, _ in events
+              if kind == "note" and num == 38)
+    assert not np.any(two[:at, 1]) and np.abs(two[at:, 1]).max() > 1e-3  # pad 2 alone, from its note on
+    assert np.abs(two[:at, 0]).max() > 1e-3
+
+
 def test_render_midi_bad_input_is_one_line(rt_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     junk = tmp_path / "junk.mid"
     junk.write_bytes(b"MThd\x00\x00\x00\x06garbage")
