@@ -281,6 +281,8 @@ def main() -> int:
     t.add_row("pad renders in the host", str(int(stats[3] - base_stats[3])))
     t.add_row("knob move to the played pad's new sound, in the host: median / worst (last 256)",
               f"{stats[10]:.1f} / {stats[11]:.1f} ms")
+    t.add_row("  of it, the render's model call to the pad being live: median / worst",
+              f"{stats[16]:.1f} / {stats[17]:.1f} ms")
     t.add_row("re-render 16 pads after a knob move, median", f"{np.median(rer):.1f} ms")
     t.add_row("re-render 16 pads after a knob move, worst", f"{max(rer):.1f} ms")
     console.print(t)

@@ -95,6 +95,14 @@ def response_ms(engine) -> dict[str, float]:
     return {"response_ms_median": float(np.median(times) * 1e3), "response_ms_max": float(times.max() * 1e3)}
 
 
+def response_call_ms(engine) -> dict[str, float]:
+    """Of those responses, the model call's own time (render to live): median and worst, ms."""
+    calls = engine.response_times(call_only=True)
+    if not len(calls):
+        return {"response_call_ms_median": 0.0, "response_call_ms_max": 0.0}
+    return {"response_call_ms_median": float(np.median(calls) * 1e3), "response_call_ms_max": float(calls.max() * 1e3)}
+
+
 def stale_ms(engine) -> dict[str, float]:
     """How far behind their latest change the stale hits' renders were: mean and worst, ms."""
     n, rate = max(1, engine.stale_hits), engine.output_rate
@@ -234,7 +242,7 @@ def cmd_play(args: argparse.Namespace) -> int:
                 "callback_max_ms": audio.callback_max_ms, "load_max": audio.load_max,
                 "render_ms": engine.render_ms, "frames": engine.frames_done, "input_errors": audio.input_errors,
                 **response_ms(engine), "pending_pads": engine.pending_pads,
-                "stale_hits": engine.stale_hits, **stale_ms(engine)}
+                "stale_hits": engine.stale_hits, **stale_ms(engine), **response_call_ms(engine)}
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

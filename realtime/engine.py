@@ -196,6 +196,7 @@ class Engine:
         # Seconds from a change (knob, randomise, ...) to the first re-rendered pad being
         # live, a ring written by the render thread; ``response_times()`` reads it.
         self._response = np.zeros(RESPONSE_LOG)
+        self._response_call = np.zeros(RESPONSE_LOG)  # of each, the model call's own share
         self._responses = 0
         self._changed_at: float | None = None
         self._in_flight = 0  # pads taken for the renders under way
@@ -636,7 +637,9 @@ class Engine:
                 self._retire(self.pad_audio[i])
                 self.pad_audio[i] = audio[j]  # atomic swap: voices already playing keep the old one
                 if changed_at is not None:
-                    self._response[self._responses % RESPONSE_LOG] = time.perf_counter() - changed_at
+                    landed = time.perf_counter()
+                    self._response[self._responses % RESPONSE_LOG] = landed - changed_at
+                    self._response_call[self._responses % RESPONSE_LOG] = landed - t0
                     self._responses += 1
                     changed_at = None
             self._in_flight -= len(pads)
@@ -651,10 +654,14 @@ class Engine:
         """Pads whose latent or knobs changed and that still play their old render."""
         return len(self._dirty) + self._in_flight
 
-    def response_times(self) -> np.ndarray:
-        """Seconds from a change to its first re-rendered pad sounding, the last ``RESPONSE_LOG``."""
+    def response_times(self, call_only: bool = False) -> np.ndarray:
+        """Seconds from a change to its first re-rendered pad sounding, the last ``RESPONSE_LOG``.
+
+        ``call_only``: of each, the time from that render's model call starting to its pad
+        being live; the rest of a response is waiting for the call to start.
+        """
         n = min(self._responses, RESPONSE_LOG)
-        return self._response[:n].copy()
+        return (self._response_call if call_only else self._response)[:n].copy()
 
     def _retire(self, buf: np.ndarray) -> None:
         """Keep a replaced pad buffer until no voice can still hold it, then let it go here.

@@ -524,6 +524,25 @@ def test_knob_move_renders_the_played_pad_first_and_times_it() -> None:
         engine.stop()
 
 
+def test_response_time_splits_into_the_wait_and_the_model_call() -> None:
+    """A change waits 50 ms before its render starts and the render takes 30: the response
+    is both, and its model-call part is the 30 alone."""
+
+    class Slow(ToyBackend):
+        def render(self, z: np.ndarray) -> np.ndarray:
+            time.sleep(0.03)
+            return super().render(z)
+
+    engine = Engine(Slow(toy_stats()), EngineSettings(choke_groups=[]))
+    engine.render_pending()
+    engine.set_knob(0, 1.0)
+    time.sleep(0.05)
+    engine.render_pending(limit=1)
+    (total,), (call,) = engine.response_times(), engine.response_times(call_only=True)
+    assert 0.03 <= call < 0.03 + 0.02  # the sleep, plus the toy's own work
+    assert total - call >= 0.05 and total < 1.0
+
+
 def test_pending_pads_count_the_render_under_way() -> None:
     """``pending_pads`` (the host's stats) stays above 0 until the last changed pad is live."""
 
