@@ -153,6 +153,8 @@ def _build_engine(args: argparse.Namespace, output_rate: int | None, backend=Non
     engine = Engine(backend, settings, output_rate=output_rate or backend.sample_rate, background=background)
     if args.kit:
         load_kit(engine, args.kit)
+        if split is not None:
+            engine.set_split_pads(split)  # given on the command line: it wins over the kit's
     return engine
 
 

@@ -166,10 +166,7 @@ class Engine:
         else:
             self.choke_groups = [list(g) for g in s.choke_groups]
         self._pad_group = self._group_index()
-        for pad in s.split_pads or []:
-            self._check_pad(pad)
-        self._pad_split = [i in set(s.split_pads or []) for i in range(s.n_pads)]
-        self.split = any(self._pad_split)
+        self.set_split_pads(s.split_pads or [])
 
         self._lock = threading.Lock()  # control threads vs render thread; never the audio thread
         self._dirty: set[int] = set(range(s.n_pads))
@@ -280,6 +277,21 @@ class Engine:
         """Replace the choke groups (lists of pad indices)."""
         self.choke_groups = [list(map(int, g)) for g in groups]
         self._pad_group = self._group_index()
+
+    def set_split_pads(self, pads: list[int]) -> None:
+        """Send these pads to the second output channel alone (empty: one mix everywhere).
+
+        The audio thread reads the per-pad list once per block: it is replaced whole, never
+        edited in place, so a block sees the old routing or the new one.
+        """
+        pads = sorted({self._check_pad(p) for p in pads})
+        self._pad_split = [i in pads for i in range(self.n_pads)]
+        self.split = bool(pads)
+        self.settings.split_pads = pads or None
+
+    @property
+    def split_pads(self) -> list[int]:
+        return [i for i, on in enumerate(self._pad_split) if on]
 
     # ------------------------------------------------------------------ triggers (any thread)
     def pad_for_note(self, note: int) -> int | None:

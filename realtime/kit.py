@@ -1,7 +1,7 @@
 """Kit presets: the whole playable state of the engine as one JSON file.
 
 A kit stores each pad's base point (or fixed latent), label, source and morph, the knob
-values, temperature, choke groups and velocity curve, plus the model's shape so a kit made
+values, temperature, choke groups, split-output pads and velocity curve, plus the model's shape so a kit made
 for another model is refused instead of played as noise.
 """
 
@@ -43,6 +43,7 @@ def kit_to_dict(engine: Engine) -> dict[str, Any]:
         "knob_labels": list(engine.knob_labels),
         "temperature": engine.temperature,
         "choke_groups": engine.choke_groups,
+        "split_pads": engine.split_pads,
         "velocity_exponent": engine.settings.velocity_exponent,
     }
 
@@ -148,12 +149,17 @@ def apply_kit(engine: Engine, data: Any, where: str = "kit") -> None:
             raise ValueError("choke_groups is not a list of lists")
         # Checked here, not left to set_choke_groups: it assigns before it validates.
         groups = [[_pad_index(x, f"choke group {g}: entry", n) for x in g] for g in raw_groups]
+        raw_split = data.get("split_pads", engine.split_pads)  # kits from before it: keep the routing
+        if not isinstance(raw_split, list):
+            raise ValueError("split_pads is not a list")
+        split = [_pad_index(x, "split_pads entry", n) for x in raw_split]
         temperature = _finite(data.get("temperature", engine.temperature), "temperature", *TEMPERATURE_RANGE)
         exponent = _finite(data.get("velocity_exponent", engine.settings.velocity_exponent),
                            "velocity_exponent", *VELOCITY_EXPONENT_RANGE)
     except (KeyError, TypeError, ValueError) as err:
         raise FlowshotError(f"{where} has a bad entry ({err}); give a file written by kit/save") from None
     engine.set_choke_groups(groups)
+    engine.set_split_pads(split)
     with engine._lock:
         engine.pads[: len(pads)] = pads
         for k, v in enumerate(knobs[: engine.n_knobs]):

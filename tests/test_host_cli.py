@@ -49,12 +49,13 @@ def test_velocity_curve_outside_the_kit_range_is_refused() -> None:
 
 
 
-def test_split_out_names_the_pads_or_is_refused_in_one_line() -> None:
-    def play(*extra: str) -> argparse.Namespace:
-        parser = argparse.ArgumentParser()
-        _add_subcommands(parser.add_subparsers(dest="cmd", required=True))
-        return parser.parse_args(["play", "--model", "m.ts", *extra])
+def play(*extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    _add_subcommands(parser.add_subparsers(dest="cmd", required=True))
+    return parser.parse_args(["play", "--model", "m.ts", *extra])
 
+
+def test_split_out_names_the_pads_or_is_refused_in_one_line() -> None:
     with pytest.raises(FlowshotError, match=r"--split-out: pad 16 does not exist; pads are 0\.\.15"):
         _build_engine(play("--split-out", "0,16"), None, ToyBackend(toy_stats()))
     with pytest.raises(FlowshotError, match=r"--split-out kick must be comma-separated pad numbers"):
@@ -62,6 +63,15 @@ def test_split_out_names_the_pads_or_is_refused_in_one_line() -> None:
     engine = _build_engine(play("--split-out", "0, 3"), None, ToyBackend(toy_stats()))
     assert engine.settings.split_pads == [0, 3] and engine.split
     assert not _build_engine(play(), None, ToyBackend(toy_stats())).split
+
+
+def test_split_out_on_the_command_line_wins_over_the_kits(tmp_path: Path) -> None:
+    from flowshot.realtime.kit import save_kit
+
+    save_kit(Engine(ToyBackend(toy_stats()), EngineSettings(split_pads=[7])), tmp_path / "kit.json")
+    kit = str(tmp_path / "kit.json")
+    assert _build_engine(play("--kit", kit), None, ToyBackend(toy_stats())).split_pads == [7]
+    assert _build_engine(play("--kit", kit, "--split-out", "3"), None, ToyBackend(toy_stats())).split_pads == [3]
 
 
 # ---------------------------------------------------------------- MIDI map files

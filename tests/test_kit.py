@@ -25,6 +25,7 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         "temperature": engine.temperature,
         "choke_groups": copy.deepcopy(engine.choke_groups),
         "pad_group": list(engine._pad_group),
+        "split_pads": (engine.split_pads, engine.split),
         "velocity_exponent": engine.settings.velocity_exponent,
         "generation": engine._generation,
         "dirty": set(engine._dirty),
@@ -39,7 +40,8 @@ def make_engine() -> Engine:
 
 def good_kit() -> dict[str, Any]:
     """A valid kit that differs from ``make_engine`` in every field, so a partial apply shows."""
-    donor = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[[3, 4]], velocity_exponent=2.5))
+    donor = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[[3, 4]], velocity_exponent=2.5,
+                                                           split_pads=[7]))
     donor.randomize_pad(0, seed=5)
     donor.morph(1, 0, 0.5)
     donor.set_knob(0, 1.0)
@@ -72,6 +74,8 @@ BAD_KITS = {
     "choke group names missing pad": spoil(("choke_groups",), [[0, 1], [2, 99]]),
     "choke group negative pad": spoil(("choke_groups",), [[-1, 3]]),
     "choke groups not lists": spoil(("choke_groups",), [5]),
+    "split pad missing": spoil(("split_pads",), [7, 16]),
+    "split pads not a list": spoil(("split_pads",), 7),
     "nan morph amount": spoil(("pads", 1, "morph"), {"target": 0, "amount": nan}),
     "morph target missing pad": spoil(("pads", 1, "morph"), {"target": 40, "amount": 0.5}),
     "pad not an object": spoil(("pads", 3), "kick"),
@@ -99,6 +103,17 @@ def test_good_kit_changes_every_field() -> None:
     assert all(after[k] != before[k] for k in before if k != "dirty")
     assert engine.choke_groups == [[3, 4]] and engine._pad_group[3] == engine._pad_group[4] == 0
     assert engine.settings.velocity_exponent == 2.5 and engine.temperature == 0.5
+    assert engine.split_pads == [7] and engine.split
+
+
+def test_a_kit_from_before_split_outputs_keeps_the_engines_routing() -> None:
+    engine = Engine(ToyBackend(toy_stats()), EngineSettings(split_pads=[2]))
+    kit = good_kit()
+    del kit["split_pads"]
+    apply_kit(engine, kit)
+    assert engine.split_pads == [2]
+    apply_kit(engine, {**kit, "split_pads": []})
+    assert engine.split_pads == [] and not engine.split
 
 
 def test_nan_written_in_the_json_file_is_refused(tmp_path: Path) -> None:
