@@ -89,18 +89,30 @@ def _add_subcommands(sub: argparse._SubParsersAction) -> None:
 
 def response_ms(engine) -> dict[str, float]:
     """Change (knob, randomise...) to first re-rendered pad sounding: median and worst, ms."""
-    times = engine.response_times()
-    if not len(times):
-        return {"response_ms_median": 0.0, "response_ms_max": 0.0}
-    return {"response_ms_median": float(np.median(times) * 1e3), "response_ms_max": float(times.max() * 1e3)}
+    return _median_max_ms("response_ms", engine.response_times())
 
 
 def response_call_ms(engine) -> dict[str, float]:
     """Of those responses, the model call's own time (render to live): median and worst, ms."""
-    calls = engine.response_times(call_only=True)
-    if not len(calls):
-        return {"response_call_ms_median": 0.0, "response_call_ms_max": 0.0}
-    return {"response_call_ms_median": float(np.median(calls) * 1e3), "response_call_ms_max": float(calls.max() * 1e3)}
+    return _median_max_ms("response_call_ms", engine.response_times(call_only=True))
+
+
+def _median_max_ms(name: str, seconds: np.ndarray) -> dict[str, float]:
+    if not len(seconds):
+        return {f"{name}_median": 0.0, f"{name}_max": 0.0}
+    return {f"{name}_median": float(np.median(seconds) * 1e3), f"{name}_max": float(seconds.max() * 1e3)}
+
+
+def _pad_numbers(text: str, flag: str, n_pads: int | None = None) -> list[int]:
+    """Comma-separated pad numbers of a command-line flag, each checked against ``n_pads``."""
+    try:
+        pads = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise FlowshotError(f"{flag} {text} must be comma-separated pad numbers, e.g. 0,1") from None
+    bad = [x for x in pads if n_pads is not None and not 0 <= x < n_pads]
+    if bad:
+        raise FlowshotError(f"{flag}: pad {bad[0]} does not exist; pads are 0..{n_pads - 1}")
+    return pads
 
 
 def stale_ms(engine) -> dict[str, float]:
@@ -126,27 +138,14 @@ def _build_engine(args: argparse.Namespace, output_rate: int | None, backend=Non
 
     if backend is None:
         backend = load_backend(args.model, args.backend)
-    chokes = None
-    if args.choke:
-        try:
-            chokes = [[int(x) for x in c.split(",") if x.strip()] for c in args.choke]
-        except ValueError:
-            raise FlowshotError(f"--choke {args.choke} must be comma-separated pad numbers, e.g. 6,10") from None
+    chokes = [_pad_numbers(c, "--choke") for c in args.choke] if args.choke else None
     if args.pads < 1 or args.polyphony < 1:
         raise FlowshotError("--pads and --polyphony must be at least 1")
     lo, hi = VELOCITY_EXPONENT_RANGE
     # The same range a kit is checked against, so every kit this engine saves loads again.
     if not lo <= args.velocity_curve <= hi:
         raise FlowshotError(f"--velocity-curve {args.velocity_curve} is outside {lo:g}..{hi:g}; 1 is linear, 2 the MIDI curve")
-    split = None
-    if args.split_out:
-        try:
-            split = [int(x) for x in args.split_out.split(",") if x.strip()]
-        except ValueError:
-            raise FlowshotError(f"--split-out {args.split_out} must be comma-separated pad numbers, e.g. 0,1") from None
-        bad = [x for x in split if not 0 <= x < args.pads]
-        if bad:
-            raise FlowshotError(f"--split-out: pad {bad[0]} does not exist; pads are 0..{args.pads - 1}")
+    split = _pad_numbers(args.split_out, "--split-out", args.pads) if args.split_out else None
     settings = EngineSettings(n_pads=args.pads, first_note=args.first_note, polyphony=args.polyphony,
                               velocity_exponent=args.velocity_curve, choke_groups=chokes, seed=args.seed,
                               split_pads=split)

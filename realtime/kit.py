@@ -1,8 +1,8 @@
 """Kit presets: the whole playable state of the engine as one JSON file.
 
 A kit stores each pad's base point (or fixed latent), label, source and morph, the knob
-values, temperature, choke groups, split-output pads and velocity curve, plus the model's shape so a kit made
-for another model is refused instead of played as noise.
+values, temperature, choke groups, split-output pads and velocity curve, plus the model's
+shape so a kit made for another model is refused instead of played as noise.
 """
 
 from __future__ import annotations
