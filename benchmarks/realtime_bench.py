@@ -160,6 +160,8 @@ def main() -> int:
     ap.add_argument("--no-knobs", action="store_true", help="play the hits without sweeping the knobs")
     ap.add_argument("--render-workers", type=int, choices=(1, 2), default=2,
                     help="the host's model processes (its --render-workers)")
+    ap.add_argument("--no-hold-background", action="store_true",
+                    help="the host's --no-hold-background: its second worker keeps rendering during knob answers")
     ap.add_argument("--baseline", action="store_true",
                     help="only measure the machine's own JACK xruns (no flowshot), idle and under load")
     args = ap.parse_args()
@@ -192,7 +194,8 @@ def main() -> int:
     files.mkdir(exist_ok=True)
     try:
         host = rig.Host(server, Path(args.model), files, extra=["--backend", args.backend, "--render-workers",
-                                                                 str(args.render_workers), "--split-out", str(PROBE_PAD)])
+                                                                 str(args.render_workers), "--split-out", str(PROBE_PAD)]
+                         + (["--no-hold-background"] if args.no_hold_background else []))
         # The probe shares this process's GIL with the playing loop below (see
         # rig.set_priority). After the host started: it must not inherit this.
         rt_bench = rig.set_priority(os.SCHED_FIFO, 2)
@@ -279,10 +282,14 @@ def main() -> int:
     t.add_row("peak memory (VmHWM): audio process + model worker(s)", f"{peak_mb[0]:.0f} + {peak_mb[1]:.0f} MiB")
     t.add_row("worst callback time", f"{final['callback_max_ms']:.3f} ms of {period_ms:.2f} ms")
     t.add_row("pad renders in the host", str(int(stats[3] - base_stats[3])))
+    if args.render_workers == 2:
+        t.add_row("background worker paused while the lead answers a knob", "no" if args.no_hold_background else "yes")
     t.add_row("knob move to the played pad's new sound, in the host: median / worst (last 256)",
               f"{stats[10]:.1f} / {stats[11]:.1f} ms")
     t.add_row("  of it, the render's model call to the pad being live: median / worst",
               f"{stats[16]:.1f} / {stats[17]:.1f} ms")
+    t.add_row("    of that, the model in its worker process: median / worst",
+              f"{stats[18]:.1f} / {stats[19]:.1f} ms")
     t.add_row("re-render 16 pads after a knob move, median", f"{np.median(rer):.1f} ms")
     t.add_row("re-render 16 pads after a knob move, worst", f"{max(rer):.1f} ms")
     console.print(t)

@@ -21,6 +21,7 @@ Threads and what they may do:
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import threading
 import time
@@ -68,6 +69,9 @@ class EngineSettings:
         split_pads: pads that sound only on the second output channel (the others on the
             first), like a sampler's separate output: a click or cue kept out of the main
             mix, a kick sent to its own mixer channel. None or empty: one mix on every channel.
+        hold_background: with a background backend that can be held (a worker process),
+            stop it while the lead backend answers a change, so the played pad renders with
+            the CPU to itself; the other pads' renders wait that long.
     """
 
     n_pads: int = 16
@@ -82,6 +86,7 @@ class EngineSettings:
     debounce_ms: float = 0.0
     queue_size: int = 1024
     split_pads: list[int] | None = None
+    hold_background: bool = True
 
 
 @dataclass
@@ -140,6 +145,7 @@ class Engine:
         self.backend = backend
         self.background = background
         self.settings = s = settings or EngineSettings()
+        self._hold_background = s.hold_background and hasattr(background, "hold")
         if s.n_pads < 1 or s.polyphony < 1:
             raise FlowshotError(f"n_pads ({s.n_pads}) and polyphony ({s.polyphony}) must be at least 1")
         self.output_rate = int(output_rate or backend.sample_rate)
@@ -194,6 +200,7 @@ class Engine:
         # live, a ring written by the render thread; ``response_times()`` reads it.
         self._response = np.zeros(RESPONSE_LOG)
         self._response_call = np.zeros(RESPONSE_LOG)  # of each, the model call's own share
+        self._response_model = np.zeros(RESPONSE_LOG)  # of that, the model's own time in its worker
         self._responses = 0
         self._changed_at: float | None = None
         self._in_flight = 0  # pads taken for the renders under way
@@ -614,19 +621,25 @@ class Engine:
                 else:
                     bases.append((i, u + offset))
         backend = self.background if lane == "rest" and self.background is not None else self.backend
+        hold = self.background.hold if lane == "lead" and self._hold_background else contextlib.nullcontext
         t0 = time.perf_counter()
         try:
             order = [i for i, _ in bases] + [i for i, _ in fixed]
             zs, audio = [], []
-            if bases:
-                zb, ab = backend.render_bases(np.stack([u for _, u in bases]))
-                zs.append(zb)
-                audio += ab
-            if fixed:
-                zf = np.stack([lat for _, lat in fixed])
-                zs.append(zf)
-                audio += backend.render_pads(zf)
+            with hold():
+                if bases:
+                    zb, ab = backend.render_bases(np.stack([u for _, u in bases]))
+                    zs.append(zb)
+                    audio += ab
+                if fixed:
+                    zf = np.stack([lat for _, lat in fixed])
+                    zs.append(zf)
+                    audio += backend.render_pads(zf)
             z = np.concatenate(zs)
+            # A worker process reports its own time; in-process, the call is the model.
+            compute = getattr(backend, "last_compute_s", None) if len(zs) == 1 else None
+            if compute is None:
+                compute = time.perf_counter() - t0
         except Exception:
             with self._lock:
                 self._in_flight -= len(pads)
@@ -652,6 +665,7 @@ class Engine:
                     landed = time.perf_counter()
                     self._response[self._responses % RESPONSE_LOG] = landed - changed_at
                     self._response_call[self._responses % RESPONSE_LOG] = landed - t0
+                    self._response_model[self._responses % RESPONSE_LOG] = compute
                     self._responses += 1
                     changed_at = None
             self._in_flight -= len(pads)
@@ -666,14 +680,19 @@ class Engine:
         """Pads whose latent or knobs changed and that still play their old render."""
         return len(self._dirty) + self._in_flight
 
-    def response_times(self, call_only: bool = False) -> np.ndarray:
+    def response_times(self, part: str = "change") -> np.ndarray:
         """Seconds from a change to its first re-rendered pad sounding, the last ``RESPONSE_LOG``.
 
-        ``call_only``: of each, the time from that render's model call starting to its pad
-        being live; the rest of a response is waiting for the call to start.
+        ``part``: "change", the whole time; "call", of it, from that render's model call
+        starting to its pad being live (the rest is waiting for the call to start);
+        "model", of that, the model's own time in its worker process (the rest of the call
+        is the hand-off: pipe, shared memory, the host's GIL and lock).
         """
+        logs = {"change": self._response, "call": self._response_call, "model": self._response_model}
+        if part not in logs:
+            raise ValueError(f"part {part!r} is not change, call or model")
         n = min(self._responses, RESPONSE_LOG)
-        return (self._response_call if call_only else self._response)[:n].copy()
+        return logs[part][:n].copy()
 
     def _retire(self, buf: np.ndarray) -> None:
         """Keep a replaced pad buffer until no voice can still hold it, then let it go here.

@@ -13,13 +13,16 @@ numpy copy out of shared memory releases it. The pipe carries only requests and 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+import signal
 import threading
+import time
 from multiprocessing import shared_memory
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -45,7 +48,25 @@ def _lower_priority(nice: int) -> None:
             pass  # a thread that has just ended
 
 
+def _die_with_parent() -> None:
+    """Have the kernel kill this process when the host that started it dies.
+
+    A worker the host holds stopped (``ProcessBackend.hold``) cannot notice its pipe
+    closing, so a host killed mid-hold would leave it stopped for ever; SIGKILL ends even
+    a stopped process. Linux only (prctl); elsewhere the pipe's EOF is all there is.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
 def _serve(conn: Any, path: str, kind: str, render_rate: int, threads: int, nice: int) -> None:
+    _die_with_parent()
     if nice > 0:
         _lower_priority(nice)  # before torch starts its threads, so they inherit it
     import torch
@@ -89,6 +110,7 @@ def _serve(conn: Any, path: str, kind: str, render_rate: int, threads: int, nice
                 # render_bases runs the prior flow first: one round trip instead of two
                 # per re-render, which is most of a single pad's overhead.
                 x, name = arg
+                started = time.perf_counter()
                 z = b.base_to_latent(x) if op == "render_bases" else x
                 audio = render(z)
                 if segment is None or segment.name != name:
@@ -96,7 +118,9 @@ def _serve(conn: Any, path: str, kind: str, render_rate: int, threads: int, nice
                         segment.close()
                     segment = shared_memory.SharedMemory(name=name)
                 np.ndarray(audio.shape, np.float32, buffer=segment.buf)[...] = audio
-                conn.send(("ok", (audio.shape, z)))
+                # The worker's own time comes back with the pads, so the host can tell the
+                # model (and resampling) from the hand-off around it.
+                conn.send(("ok", (audio.shape, z, time.perf_counter() - started)))
             else:
                 conn.send(("ok", ops[op](arg)))
         except FlowshotError as err:
@@ -145,6 +169,9 @@ class ProcessBackend(Backend):
         self.audio_settings = dict(info["audio_settings"])
         self._describe = info["describe"]
         self._segment: shared_memory.SharedMemory | None = None  # grown to the largest batch asked for
+        self.last_compute_s: float | None = None  # the last render's time inside the worker
+        self._held = 0  # nesting depth of hold(); the process is stopped while > 0
+        self._hold_lock = threading.Lock()
 
     def _call(self, op: str, arg: Any) -> Any:
         with self._lock:
@@ -179,7 +206,7 @@ class ProcessBackend(Backend):
             if self._segment is None or self._segment.size < need:
                 self._release_segment()
                 self._segment = shared_memory.SharedMemory(create=True, size=need)
-            shape, z = self._call_locked(op, (x, self._segment.name))
+            shape, z, self.last_compute_s = self._call_locked(op, (x, self._segment.name))
             block = np.ndarray(shape, np.float32, buffer=self._segment.buf)
             pads = [np.empty(shape[1], np.float32) for _ in range(shape[0])]
             for out, row in zip(pads, block):
@@ -205,12 +232,43 @@ class ProcessBackend(Backend):
     def describe(self) -> str:
         return self._describe
 
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Stop the worker process for the length of a ``with`` block, mid-render if need be.
+
+        The host holds its background worker while the lead worker answers a knob move:
+        a model call cannot be interrupted, and on two cores a background render beside
+        it made the knob's pad take up to 12 ms against 8 held (docs/benchmarks.md). A
+        call to a held worker waits until the block ends; its render then finishes as
+        if nothing happened. Nested holds resume at the outermost exit.
+        """
+        with self._hold_lock:
+            if self._held == 0:
+                self._signal(signal.SIGSTOP)
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._hold_lock:
+                self._held -= 1
+                if self._held == 0:
+                    self._signal(signal.SIGCONT)
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.kill(self._proc.pid, sig)
+        except (ProcessLookupError, TypeError):
+            pass  # the worker is gone; its next call says so
+
     @property
     def pid(self) -> int | None:
         """The worker process's id (the live panel shows its CPU use)."""
         return self._proc.pid
 
     def close(self) -> None:
+        with self._hold_lock:  # a stopped worker would never read the close request
+            self._held = 0
+            self._signal(signal.SIGCONT)
         try:
             with self._lock:
                 self._conn.send(("close", None))

@@ -7,6 +7,7 @@ One test runs the same checks on a real flowshot checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -526,9 +527,12 @@ def test_knob_move_renders_the_played_pad_first_and_times_it() -> None:
 
 def test_response_time_splits_into_the_wait_and_the_model_call() -> None:
     """A change waits 50 ms before its render starts and the render takes 30: the response
-    is both, and its model-call part is the 30 alone."""
+    is both, and its model-call part is the 30 alone. A backend that reports its model's
+    own time (a worker process does) gives that as the model part."""
 
     class Slow(ToyBackend):
+        last_compute_s = 0.012
+
         def render(self, z: np.ndarray) -> np.ndarray:
             time.sleep(0.03)
             return super().render(z)
@@ -538,9 +542,12 @@ def test_response_time_splits_into_the_wait_and_the_model_call() -> None:
     engine.set_knob(0, 1.0)
     time.sleep(0.05)
     engine.render_pending(limit=1)
-    (total,), (call,) = engine.response_times(), engine.response_times(call_only=True)
+    (total,), (call,), (model,) = (engine.response_times(part) for part in ("change", "call", "model"))
     assert 0.03 <= call < 0.03 + 0.02  # the sleep, plus the toy's own work
     assert total - call >= 0.05 and total < 1.0
+    assert model == Slow.last_compute_s
+    with pytest.raises(ValueError, match="wait"):
+        engine.response_times("wait")
 
 
 def test_pending_pads_count_the_render_under_way() -> None:
@@ -665,6 +672,65 @@ def test_the_lead_worker_answers_changes_and_leaves_later_hits_to_the_other() ->
         np.testing.assert_allclose(engine.pad_latent, expected_pads(stats, [1.5, -1.0, 0.0]), atol=1e-12)
     finally:
         release.set()
+        engine.stop()
+
+
+class Holdable(Recorder):
+    """A Recorder that can be held like a worker process; it notes how deep it is held at
+    each render and every time a hold begins."""
+
+    def __init__(self, stats: LatentStats):
+        super().__init__(stats)
+        self.depth, self.holds, self.depth_at_render = 0, 0, []
+
+    @contextlib.contextmanager
+    def hold(self):
+        self.depth += 1
+        self.holds += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+
+    def render(self, z: np.ndarray) -> np.ndarray:
+        self.depth_at_render.append(self.depth)
+        return super().render(z)
+
+
+class WatchesHold(Recorder):
+    """The lead backend: notes whether the background one is held while it renders."""
+
+    def __init__(self, stats: LatentStats, other: Holdable):
+        super().__init__(stats)
+        self.other, self.held_at_render = other, []
+
+    def render(self, z: np.ndarray) -> np.ndarray:
+        self.held_at_render.append(self.other.depth)
+        return super().render(z)
+
+
+@pytest.mark.parametrize("hold", [True, False])
+def test_the_background_is_held_while_the_lead_answers_a_change(hold: bool) -> None:
+    """With ``hold_background`` the background backend is held for exactly the lead's
+    renders that answer a change, never for its own; without it, never."""
+    stats = toy_stats()
+    rest = Holdable(stats)
+    lead = WatchesHold(stats, rest)
+    engine = Engine(lead, EngineSettings(choke_groups=[], hold_background=hold), background=rest)
+    engine.start()
+    try:
+        out = np.zeros(64, np.float32)
+        engine.trigger(5, 1.0)
+        engine.process(out)
+        lead.held_at_render.clear()
+        for k, v in enumerate((1.0, -0.5)):
+            engine.set_knob(k, v)
+            assert engine.wait_rendered(2.0)
+        assert len(lead.held_at_render) == 2 and len(rest.depth_at_render) >= 30
+        assert lead.held_at_render == ([1, 1] if hold else [0, 0])
+        assert rest.holds == (2 if hold else 0) and rest.depth == 0
+        assert set(rest.depth_at_render) == {0}
+    finally:
         engine.stop()
 
 

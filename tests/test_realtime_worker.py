@@ -3,8 +3,10 @@ in-process render; the host process itself stays free of torch."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from multiprocessing import shared_memory
 from pathlib import Path
 
@@ -31,7 +33,10 @@ def test_worker_pads_equal_in_process_render_at_the_device_rate(worker_ckpt: Pat
         rng = np.random.default_rng(0)
         for n in (3, 16, 5):  # the shared segment grows for 16 and is reused for 5
             z = rng.standard_normal((n, local.latent_dim))
+            t0 = time.perf_counter()
             pads = remote.render_pads(z)
+            call = time.perf_counter() - t0
+            assert 0 < remote.last_compute_s < call  # the worker's own part of the call
             want = [soxr.resample(a, local.sample_rate, rate).astype(np.float32) for a in local.render(z)]
             assert len(pads) == n and remote.render_length == len(want[0])
             assert remote.audio_settings == local.audio_settings and remote.audio_settings["trim_db"] > 0
@@ -65,6 +70,86 @@ def test_background_worker_runs_at_lower_priority_and_renders_the_same(worker_ck
     finally:
         lead.close()
         background.close()
+
+
+def process_state(pid: int) -> str:
+    """The one-letter state of a process ("T" stopped, "S" sleeping...), "gone" when it is
+    no more (reaped, or a zombie that only waits to be)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return "gone"
+    return "gone" if state in ("Z", "X") else state
+
+
+def test_a_held_worker_is_stopped_and_finishes_its_render_after(worker_ckpt: Path) -> None:
+    """``hold`` stops the worker process: a render asked for meanwhile waits, then comes
+    back equal to an unheld one when the hold ends; nested holds resume at the outermost."""
+    import threading
+
+    remote = ProcessBackend(worker_ckpt)
+    try:
+        u = np.random.default_rng(2).standard_normal((1, remote.latent_dim))
+        _, (want,) = remote.render_bases(u)
+        got: list[np.ndarray] = []
+        with remote.hold():
+            with remote.hold():
+                assert process_state(remote.pid) == "T"
+            assert process_state(remote.pid) == "T"  # the inner exit does not resume it
+            asker = threading.Thread(target=lambda: got.extend(remote.render_bases(u)[1]))
+            asker.start()
+            asker.join(0.5)
+            assert asker.is_alive() and not got
+        asker.join(10)
+        assert process_state(remote.pid) in ("S", "R")
+        np.testing.assert_array_equal(got[0], want)
+    finally:
+        remote.close()
+
+
+LAUNCHER = """
+import ctypes, os, signal, subprocess, sys, time
+from test_realtime_worker import process_state
+# Made a subreaper, this process becomes the parent of the host's orphans. The host gets
+# its own process group, which stays non-orphaned through this process: so the kernel's
+# SIGHUP to stopped members of orphaned groups does not end the worker, and only what
+# flowshot does can.
+ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+host = subprocess.Popen([sys.executable, sys.argv[1]], stdout=subprocess.PIPE, text=True, process_group=0)
+pid = int(host.stdout.readline())
+host.wait()
+deadline = time.monotonic() + 10
+while process_state(pid) != "gone" and time.monotonic() < deadline:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    time.sleep(0.05)
+print(host.returncode, process_state(pid))
+if process_state(pid) != "gone":
+    os.kill(pid, signal.SIGKILL)
+"""
+
+
+def test_a_worker_held_when_its_host_is_killed_dies_too(worker_ckpt: Path, tmp_path: Path) -> None:
+    """A host killed while it holds its worker stopped must not leave that process stopped
+    for ever (it can no longer see its pipe close)."""
+    host = tmp_path / "host.py"
+    host.write_text(
+        "import os, signal\n"
+        "from flowshot.realtime.worker import ProcessBackend\n"
+        "if __name__ == '__main__':\n"  # the worker is spawned: it imports this file
+        f"    b = ProcessBackend({str(worker_ckpt)!r})\n"
+        "    held = b.hold()\n"  # kept: a dropped hold resumes the worker
+        "    held.__enter__()\n"
+        "    print(b.pid, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    launcher = tmp_path / "launcher.py"
+    launcher.write_text(LAUNCHER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, str(launcher), str(host)], capture_output=True, text=True, timeout=120, env=env)
+    assert out.stdout.split() == ["-9", "gone"], out.stdout + out.stderr[-2000:]
 
 
 def test_worker_reports_a_bad_model_in_one_line(tmp_path: Path) -> None:
