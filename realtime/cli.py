@@ -77,7 +77,7 @@ def _add_subcommands(sub: argparse._SubParsersAction) -> None:
     play.add_argument("--no-hold-background", action="store_true",
                       help="with 2 workers, let the second keep rendering while the first answers a knob move "
                            "(default: it is paused meanwhile, so the played pad renders with the CPU to itself; "
-                           "worst knob-to-sound 8 ms against 9-12, the other pads' renders a little later)")
+                           "the model's worst 7-8 ms against 8-12, at the cost of a quarter of the other pads' renders)")
     play.add_argument("--no-rt", action="store_true",
                       help="keep normal scheduling for the host's Python threads (default: low real-time priority when permitted)")
     play.set_defaults(func=cmd_play)

@@ -621,6 +621,8 @@ class Engine:
                 else:
                     bases.append((i, u + offset))
         backend = self.background if lane == "rest" and self.background is not None else self.backend
+        # The lead's answer to a change renders with the background worker stopped: beside a
+        # background render its worst case was 8-12 ms, held 7-8 (docs/benchmarks.md).
         hold = self.background.hold if lane == "lead" and self._hold_background else contextlib.nullcontext
         t0 = time.perf_counter()
         try:

@@ -237,10 +237,11 @@ class ProcessBackend(Backend):
         """Stop the worker process for the length of a ``with`` block, mid-render if need be.
 
         The host holds its background worker while the lead worker answers a knob move:
-        a model call cannot be interrupted, and on two cores a background render beside
-        it made the knob's pad take up to 12 ms against 8 held (docs/benchmarks.md). A
-        call to a held worker waits until the block ends; its render then finishes as
-        if nothing happened. Nested holds resume at the outermost exit.
+        a model call cannot be interrupted, and in the real-time benchmark the knob's
+        render took 8 to 12 ms at worst beside a background render, 7 to 8 held
+        (docs/benchmarks.md). A call to a held worker waits until the block ends; its
+        render then finishes as if nothing happened. Nested holds resume at the
+        outermost exit.
         """
         with self._hold_lock:
             if self._held == 0:
