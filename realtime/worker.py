@@ -251,7 +251,7 @@ class ProcessBackend(Backend):
             yield
         finally:
             with self._hold_lock:
-                self._held -= 1
+                self._held = max(0, self._held - 1)  # close() may have reset it meanwhile
                 if self._held == 0:
                     self._signal(signal.SIGCONT)
 
