@@ -148,6 +148,19 @@ def machine_baseline(rate: int, period: int, seconds: float) -> list[tuple[str, 
     return rows
 
 
+def host_stats(host) -> list[float]:
+    """The host's /flowshot/stats, asked twice (a UDP reply can be lost); if neither comes,
+    a one-line error with what is known instead of a traceback that loses the run."""
+    for _ in range(2):
+        try:
+            return host.stats()
+        except TimeoutError:
+            pass
+    state = "running" if host.proc.poll() is None else f"exited with {host.proc.returncode}"
+    tail = " | ".join(line.strip() for line in host.err[-5:])
+    raise SystemExit(f"realtime_bench.py: the host ({state}) did not answer /flowshot/stats twice; its last stderr: {tail}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help=".ckpt, .ts or ONNX folder (required unless --baseline)")
@@ -246,7 +259,7 @@ def main() -> int:
                 lost += 1
         wall = time.monotonic() - t0
         cpu = proc_cpu_seconds(pid) - cpu0
-        stats = host.stats()
+        stats = host_stats(host)
         jack_xruns = probe.xruns - base_jack
         peak_mb = proc_peak_rss_mb(pid)
         probe.close()
