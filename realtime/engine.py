@@ -35,6 +35,7 @@ from flowshot.realtime.backends import Backend
 
 MAX_BLOCK = 16384  # the largest audio block the host expects (larger ones still work)
 RESPONSE_LOG = 256  # change-to-sound times kept for the stats (a ring)
+RESPONSE_PARTS = ("change", "call", "model")  # the columns of that ring (``Engine.response_times``)
 # A pad hit in the last RECENT_S counts as having waited RECENT_BONUS_S longer than it has:
 # the pads being played stay fresher, and one not played lately still waits at most that
 # much longer than its turn (a strict "played pads first" left a crash cymbal hit for the
@@ -198,9 +199,9 @@ class Engine:
         self.render_errors = 0
         # Seconds from a change (knob, randomise, ...) to the first re-rendered pad being
         # live, a ring written by the render thread; ``response_times()`` reads it.
-        self._response = np.zeros(RESPONSE_LOG)
-        self._response_call = np.zeros(RESPONSE_LOG)  # of each, the model call's own share
-        self._response_model = np.zeros(RESPONSE_LOG)  # of that, the model's own time in its worker
+        # Columns (RESPONSE_PARTS): the whole time, its model call's share, and of that the
+        # model's own time in its worker.
+        self._response = np.zeros((RESPONSE_LOG, len(RESPONSE_PARTS)))
         self._responses = 0
         self._changed_at: float | None = None
         self._in_flight = 0  # pads taken for the renders under way
@@ -294,7 +295,6 @@ class Engine:
         pads = sorted({self._check_pad(p) for p in pads})
         self._pad_split = [i in pads for i in range(self.n_pads)]
         self.split = bool(pads)
-        self.settings.split_pads = pads or None
 
     @property
     def split_pads(self) -> list[int]:
@@ -329,7 +329,7 @@ class Engine:
     def process(self, out: np.ndarray, split: np.ndarray | None = None) -> None:
         """Mix every sounding voice into ``out`` [frames] (float32, overwritten).
 
-        With ``split`` [frames] (overwritten too), the voices of ``settings.split_pads`` go
+        With ``split`` [frames] (overwritten too), the voices of the split pads (``split_pads``) go
         there instead of into ``out``; without it every voice goes into ``out``. Queued hits
         start at their offset inside this block (0 for live input). Called by the audio
         callback: no model call, no lock, no array allocation.
@@ -665,9 +665,7 @@ class Engine:
                 self.pad_audio[i] = audio[j]  # atomic swap: voices already playing keep the old one
                 if changed_at is not None:
                     landed = time.perf_counter()
-                    self._response[self._responses % RESPONSE_LOG] = landed - changed_at
-                    self._response_call[self._responses % RESPONSE_LOG] = landed - t0
-                    self._response_model[self._responses % RESPONSE_LOG] = compute
+                    self._response[self._responses % RESPONSE_LOG] = (landed - changed_at, landed - t0, compute)
                     self._responses += 1
                     changed_at = None
             self._in_flight -= len(pads)
@@ -690,11 +688,10 @@ class Engine:
         "model", of that, the model's own time in its worker process (the rest of the call
         is the hand-off: pipe, shared memory, the host's GIL and lock).
         """
-        logs = {"change": self._response, "call": self._response_call, "model": self._response_model}
-        if part not in logs:
-            raise ValueError(f"part {part!r} is not change, call or model")
+        if part not in RESPONSE_PARTS:
+            raise ValueError(f"part {part!r} is not {', '.join(RESPONSE_PARTS)}")
         n = min(self._responses, RESPONSE_LOG)
-        return logs[part][:n].copy()
+        return self._response[:n, RESPONSE_PARTS.index(part)].copy()
 
     def _retire(self, buf: np.ndarray) -> None:
         """Keep a replaced pad buffer until no voice can still hold it, then let it go here.

@@ -56,6 +56,10 @@ def render_midi(engine: Engine, handler: MidiHandler, events: list[tuple[int, ob
     total = (events[-1][0] if events else 0) + tail
     out = np.zeros(total, np.float32)
     side = np.zeros(total, np.float32) if engine.split else None
+
+    def mix(start: int, end: int) -> None:
+        engine.process(out[start:end], None if side is None else side[start:end])
+
     i = 0
     for b in range(0, total, block):
         e = min(b + block, total)
@@ -68,13 +72,13 @@ def render_midi(engine: Engine, handler: MidiHandler, events: list[tuple[int, ob
             else:
                 # A control change must take effect at its sample: mix up to it, then re-render.
                 if at > cursor:
-                    engine.process(out[cursor:at], None if side is None else side[cursor:at])
+                    mix(cursor, at)
                     cursor = at
                 handler.handle(msg)
                 engine.render_pending()
             i += 1
         if e > cursor:
-            engine.process(out[cursor:e], None if side is None else side[cursor:e])
+            mix(cursor, e)
         if progress is not None:
             progress(e, total)
     return out if side is None else np.stack([out, side])
