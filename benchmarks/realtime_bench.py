@@ -7,8 +7,8 @@ note hits pad 15, which sounds alone on the host's second output channel: its on
 found exactly there (first non-zero sample after the MIDI event, both in JACK frames)
 while the playing goes on; a probe that never sounds is counted.
 
-Measures: trigger-to-onset latency (frames: median and worst), xruns (host callback flags
-and JACK's own xrun count), host CPU (share of one core) and peak memory (VmHWM), worst
+Measures: trigger-to-onset latency (frames: median and worst), xruns (the host's count
+and the probe's, both JACK's xrun notifications), host CPU (share of one core) and peak memory (VmHWM), worst
 callback time, the host's own knob-move-to-new-sound time (the knob's CC arriving to the
 first re-rendered pad, the one played last, being live), and the time to re-render all 16
 pads in one batched call (in this process).
@@ -82,26 +82,27 @@ def _burn(seconds: float) -> None:
 
 def _stand_in_host(server: str, seconds: float) -> None:
     """The JACK graph of the host without flowshot: one Python client with an audio output
-    (like PortAudio's) and one with a MIDI input (like rtmidi's), both doing trivial work."""
+    and a MIDI input (like the host's own, realtime/jack_io.py), doing trivial work."""
     import jack
 
-    audio = jack.Client("stand-in-audio", servername=server, no_start_server=True)
-    midi = jack.Client("stand-in-midi", servername=server, no_start_server=True)
-    out = audio.outports.register("out")
-    inp = midi.midi_inports.register("in")
-    audio.set_process_callback(lambda frames: out.get_array().fill(0.0))
-    midi.set_process_callback(lambda frames: sum(1 for _ in inp.incoming_midi_events()))
-    audio.activate()
-    midi.activate()
+    client = jack.Client("stand-in", servername=server, no_start_server=True)
+    out = client.outports.register("out")
+    inp = client.midi_inports.register("in")
+
+    def process(frames: int) -> None:
+        sum(1 for _ in inp.incoming_midi_events())
+        out.get_array().fill(0.0)
+
+    client.set_process_callback(process)
+    client.activate()
     time.sleep(seconds)
-    audio.close()
-    midi.close()
+    client.close()
 
 
 def machine_baseline(rate: int, period: int, seconds: float) -> list[tuple[str, int]]:
     """JACK xruns with no flowshot at all, read the host's xruns against them: the probe
     client alone (idle, and beside two busy normal-priority processes), then the probe
-    playing notes at the benchmark's pace into a stand-in for the host's two JACK clients.
+    playing notes at the benchmark's pace into a stand-in for the host's JACK client.
     On a virtual machine these are the hypervisor's and the kernel's, not the host's."""
     import multiprocessing as mp
 
@@ -110,7 +111,7 @@ def machine_baseline(rate: int, period: int, seconds: float) -> list[tuple[str, 
     ctx = mp.get_context("spawn")
     rows = []
     cases = (("probe alone, idle machine", 0, False), ("probe alone, 2 busy normal-priority processes", 2, False),
-             ("probe playing into 2 stand-in Python clients (the host's graph, no flowshot)", 0, True))
+             ("probe playing into a stand-in Python client (the host's graph, no flowshot)", 0, True))
     for label, burners, stand_in in cases:
         server = f"flowshot-baseline-{os.getpid()}-{len(rows)}"
         jackd = rig.start_jackd(server, rate, period)
@@ -125,7 +126,7 @@ def machine_baseline(rate: int, period: int, seconds: float) -> list[tuple[str, 
             if stand_in:
                 time.sleep(3)  # the stand-in's clients register
                 rt = rig.set_priority(os.SCHED_FIFO, 2)  # as in the real run (see main)
-                probe.activate("stand-in-audio:out", "stand-in-midi:in")
+                probe.activate("stand-in:out", "stand-in:in")
             else:
                 probe.client.activate()  # nothing to connect: it only has to be scheduled on time
             start = probe.xruns
@@ -214,7 +215,7 @@ def main() -> int:
         rt_bench = rig.set_priority(os.SCHED_FIFO, 2)
         probe = rig.JackProbe(server, seconds=args.seconds + 10)
         sys.setswitchinterval(0.0005)
-        probe.activate("PortAudio:out_1", "flowshot:flowshot")  # the probe pad's channel alone
+        probe.activate("flowshot:out_1", "flowshot:flowshot")  # the probe pad's channel alone
         time.sleep(0.5)
         pid = host.proc.pid
         base_stats, base_jack = host.stats(), probe.xruns
@@ -288,7 +289,7 @@ def main() -> int:
     t.add_row("hits that played a pad's render from before its last knob move", f"{stale} ({100 * stale / played:.0f} %)")
     t.add_row("how far behind the knob those renders were: mean / worst (at most one render's time more)",
               f"{stats[14]:.1f} / {stats[15]:.1f} ms")
-    t.add_row("xruns (host callback flags)", str(int(stats[0] - base_stats[0])))
+    t.add_row("xruns (host's count: JACK's xrun notifications)", str(int(stats[0] - base_stats[0])))
     t.add_row("xruns (JACK server)", str(jack_xruns))
     t.add_row("benchmark probe at real-time priority", "yes" if rt_bench else "no (not permitted)")
     t.add_row(f"host CPU incl. {args.render_workers} model worker(s) (share of one core)", f"{100 * cpu / wall:.1f} %")

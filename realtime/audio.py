@@ -94,10 +94,14 @@ class AudioOutput:
         self._stream = None
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
-        t0 = time.perf_counter()
         if status:
             self.xruns += 1
             self.last_status = str(status)
+        self._block([outdata[:, c] for c in range(outdata.shape[1])], frames)
+
+    def _block(self, outs: list[np.ndarray], frames: int) -> None:
+        """Fill one block: run the inputs, mix the voices into ``outs`` (one array a channel)."""
+        t0 = time.perf_counter()
         if frames > len(self._mono):  # never happens with sane block sizes; stay correct anyway
             self._mono = np.zeros(frames, np.float32)
             self._side = np.zeros(frames, np.float32)
@@ -107,15 +111,15 @@ class AudioOutput:
                 pump()
             except Exception:  # an exception here would stop the stream: count it instead
                 self.input_errors += 1
-        if self.engine.split and outdata.shape[1] >= 2:
+        if self.engine.split and len(outs) >= 2:
             side = self._side[:frames]
             self.engine.process(mono, side)
-            outdata[:, 0] = mono
-            outdata[:, 1] = side
+            outs[0][:] = mono
+            outs[1][:] = side
         else:  # one channel: the split pads stay in the one mix
             self.engine.process(mono)
-            for c in range(outdata.shape[1]):
-                outdata[:, c] = mono
+            for out in outs:
+                out[:] = mono
         dt = time.perf_counter() - t0
         self.callbacks += 1
         self.last_frames = frames

@@ -66,8 +66,9 @@ def _add_subcommands(sub: argparse._SubParsersAction) -> None:
     play.add_argument("--allow-remote-writes", action="store_true",
                       help="allow /flowshot/kit/save when --osc-host is not loopback")
     play.add_argument("--files-dir", default=".", help="files named over OSC must lie in this folder (default: cwd)")
-    play.add_argument("--device", default=None, help="output device index or name (default: the system default)")
-    play.add_argument("--blocksize", type=int, default=0, help="frames per audio callback (0 = the driver's)")
+    play.add_argument("--device", default=None, help="output device index or name (default: the system default); on a JACK server, "
+                           "the JACK client (or part of a port name) to feed (default: the system playback)")
+    play.add_argument("--blocksize", type=int, default=0, help="frames per audio callback (0 = the driver's; on JACK always JACK's period)")
     play.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
     play.add_argument("--no-ui", action="store_true", help="no live panel (print one stats line at exit)")
     play.add_argument("--render-workers", type=int, choices=(1, 2), default=2,
@@ -220,7 +221,18 @@ def cmd_play(args: argparse.Namespace) -> int:
     if not Path(args.model).exists():
         # Before the audio device: a typo in the path is the likelier mistake to report.
         raise FlowshotError(f"--model {args.model} does not exist; pass a .ckpt, an exported .ts or an ONNX export folder")
-    device, rate, channels = resolve_output(args.device, args.samplerate)
+    from flowshot.realtime import jack_io
+
+    # On a JACK server the host is a JACK client of its own (audio and MIDI in one callback:
+    # see realtime/jack_io.py); elsewhere a sounddevice stream.
+    jack_client = jack_io.JackClient(args.device, args.samplerate) if jack_io.server_running() else None
+    if jack_client is not None:
+        device, rate, channels = f"jack:{jack_client.name}", jack_client.rate, 2
+        if args.blocksize and args.blocksize != jack_client.client.blocksize:
+            logging.getLogger("flowshot.realtime").warning(
+                f"--blocksize {args.blocksize}: JACK's period ({jack_client.client.blocksize} frames) is used")
+    else:
+        device, rate, channels = resolve_output(args.device, args.samplerate)
     # The model runs in a worker process: this process's GIL is for the real-time threads.
     # It starts before the priority change below, so it keeps normal scheduling.
     backend = ProcessBackend(args.model, args.backend, render_rate=rate)
@@ -235,9 +247,14 @@ def cmd_play(args: argparse.Namespace) -> int:
         backend.close()
         if background is not None:
             background.close()
+        if jack_client is not None:
+            jack_client.client.close()
         raise
     engine.on_render_error = lambda msg: logging.getLogger("flowshot.realtime").warning(msg)
-    audio = AudioOutput(engine, device, channels=channels, blocksize=args.blocksize)
+    if jack_client is not None:
+        audio = jack_io.JackOutput(engine, jack_client, channels=channels)
+    else:
+        audio = AudioOutput(engine, device, channels=channels, blocksize=args.blocksize)
     if engine.split and channels < 2:
         logging.getLogger("flowshot.realtime").warning(
             "--split-out: the output device has one channel, so the split pads stay in the one mix")
@@ -258,9 +275,12 @@ def cmd_play(args: argparse.Namespace) -> int:
     try:
         parts = [f"audio={device}@{rate}Hz"]
         if args.midi is not None:
-            from flowshot.realtime.midi import MidiInput
+            from flowshot.realtime.midi import JackMidiInput, RtMidiInput
 
-            midi = MidiInput(_handler(args, engine), args.midi or None)
+            if jack_client is not None:
+                midi = JackMidiInput(_handler(args, engine), jack_client, args.midi or None)
+            else:
+                midi = RtMidiInput(_handler(args, engine), args.midi or None)
             audio.inputs.append(midi.pump)
             parts.append(f"midi={midi.name}")
         if args.osc is not None:
@@ -281,6 +301,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         gc.freeze()
         # Audio last: opening ports re-sorts the JACK graph, which must not cost our stream xruns.
         audio.start()
+        if jack_client is not None and midi is not None:
+            midi.connect()
         print(f"flowshot realtime: ready {' '.join(parts)} model={engine.backend.describe()}", flush=True)
         end = time.monotonic() + args.duration if args.duration > 0 else None
         if args.no_ui:

@@ -1,8 +1,9 @@
 """MIDI input: notes hit pads, control changes turn knobs.
 
-Uses python-rtmidi for the port (polled: see ``MidiInput``) and mido to parse messages.
-There is no ALSA sequencer on many machines (containers, CI), so when a JACK server runs
-the JACK MIDI API is used; otherwise the platform default.
+Ports are polled from the audio callback (see ``MidiInput``) and parsed with mido. When a
+JACK server runs, the port is a JACK MIDI port of the host's own JACK client
+(``JackMidiInput``, not RtMidi's JACK backend); otherwise python-rtmidi on the platform's
+default API (ALSA, CoreMIDI, WinMM).
 
 Default map (override with ``--map FILE``, JSON or TOML):
 - notes ``first_note`` .. ``first_note + 15`` (36..51, C1..D#2) -> pads 0..15;
@@ -134,87 +135,59 @@ class MidiHandler:
             self.log("error", f"MIDI message {msg!r} failed: {err}")
 
 
-def jack_server_running() -> bool:
-    """True when PortAudio sees a JACK server (it never starts one itself)."""
-    try:
-        import sounddevice as sd
-
-        return any(a["name"].startswith("JACK") and a["devices"] for a in sd.query_hostapis())
-    except Exception:
-        return False
-
-
 class MidiInput:
-    """An open MIDI input, read by polling its queue rather than by callback.
+    """An open MIDI input, read by polling rather than by callback; base of the two ports.
 
-    With a callback, rtmidi calls into Python on its own MIDI thread; under JACK that is a
-    real-time thread of the audio graph, which would then wait for the GIL every time a
-    message arrives and make the whole cycle late whenever another thread holds it.
-    Without one, rtmidi only queues the bytes (no Python on that thread), and ``pump``,
-    called at the start of every audio callback (which holds the GIL anyway), drains the
-    queue: note-ons start in that same block, everything else (CCs, notes without a pad,
-    messages to log) goes to a control thread that may take locks and log.
+    ``pump``, called at the start of every audio callback (which holds the GIL anyway),
+    drains what the port has received: note-ons start in that same block, everything else
+    (CCs, notes without a pad, messages to log) goes to a control thread that may take
+    locks and log. Subclasses provide ``_receive`` (the next message's bytes, or None) and
+    ``_close_port``.
 
     Args:
         handler: what applies the messages (the same one ``render-midi`` uses).
-        name: None/"" opens a virtual input port named ``flowshot``; otherwise the name (or
-            a unique part of it) of an existing output port to listen to.
-        queue_size: messages rtmidi and the control queue keep before dropping the oldest.
+        queue_size: messages the port and the control queue keep before dropping the oldest.
         control_interval: seconds between the control thread's looks at its queue.
     """
 
-    def __init__(self, handler: MidiHandler, name: str | None = None, queue_size: int = 4096,
-                 control_interval: float = 0.003):
-        import rtmidi
+    name = PORT_NAME
 
+    def __init__(self, handler: MidiHandler, queue_size: int = 4096, control_interval: float = 0.003):
         self.handler = handler
-        api = rtmidi.API_UNIX_JACK if jack_server_running() else rtmidi.API_UNSPECIFIED
-        try:
-            self._in = rtmidi.MidiIn(api, PORT_NAME, queue_size_limit=queue_size)
-            self._in.ignore_types(sysex=True, timing=True, active_sense=True)
-            if not name:
-                self._in.open_virtual_port(PORT_NAME)
-                self.name = PORT_NAME
-            else:
-                names = self._in.get_ports()
-                match = [i for i, n in enumerate(names) if n == name] or \
-                        [i for i, n in enumerate(names) if name.lower() in n.lower()]
-                if len(match) != 1:
-                    listing = ", ".join(repr(n) for n in names) or "none"
-                    what = "matches several ports" if match else "is not a MIDI port"
-                    raise FlowshotError(f"--midi {name!r} {what}; ports: {listing} (or give --midi alone for a virtual port)")
-                self._in.open_port(match[0], PORT_NAME)
-                self.name = names[match[0]]
-        except FlowshotError:
-            self._in.delete()
-            raise
-        except Exception as err:
-            raise FlowshotError(f"cannot open MIDI input ({err}); start a JACK server or check --midi") from None
         self._control: collections.deque = collections.deque(maxlen=queue_size)
         self._interval = control_interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._control_loop, name="flowshot-midi", daemon=True)
         self._thread.start()
 
-    def pump(self) -> None:
-        """Drain the port's queue; call from the audio callback, before mixing the block.
+    def _receive(self) -> Any:
+        raise NotImplementedError
 
-        No lock, no logging, no blocking: a note-on with a pad is queued as a hit of this
-        block; anything else is appended to the control thread's queue.
+    def _close_port(self) -> None:
+        raise NotImplementedError
+
+    def pump(self) -> None:
+        """Drain the port; call from the audio callback, before mixing the block.
+
+        No lock, no logging, no blocking: see ``_take``.
         """
-        engine = self.handler.engine
         while True:
-            item = self._in.get_message()
-            if item is None:
+            data = self._receive()
+            if data is None:
                 return
-            data = item[0]
-            if len(data) == 3 and data[0] & 0xF0 == 0x90 and data[2] > 0:
-                pad = self.handler.note_pad(data[0] & 0x0F, data[1])
-                if pad is not None:
-                    self.handler.received += 1
-                    engine.trigger(pad, engine.velocity_gain(data[2]))
-                    continue
-            self._control.append(data)
+            self._take(data, 0)
+
+    def _take(self, data: Any, offset: int) -> None:
+        """One message's bytes: a note-on with a pad is a hit ``offset`` frames into this
+        block; anything else goes to the control thread's queue."""
+        if len(data) == 3 and data[0] & 0xF0 == 0x90 and data[2] > 0:
+            pad = self.handler.note_pad(data[0] & 0x0F, data[1])
+            if pad is not None:
+                self.handler.received += 1
+                engine = self.handler.engine
+                engine.trigger(pad, engine.velocity_gain(data[2]), offset)
+                return
+        self._control.append(data)
 
     def _control_loop(self) -> None:
         import mido
@@ -233,5 +206,101 @@ class MidiInput:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
+        self._close_port()
+
+
+def _pick_port(name: str, names: list[str]) -> int:
+    """Index of the port called ``name`` (exactly, else a unique case-blind part of it)."""
+    match = [i for i, n in enumerate(names) if n == name] or \
+            [i for i, n in enumerate(names) if name.lower() in n.lower()]
+    if len(match) != 1:
+        listing = ", ".join(repr(n) for n in names) or "none"
+        what = "matches several ports" if match else "is not a MIDI port"
+        raise FlowshotError(f"--midi {name!r} {what}; ports: {listing} (or give --midi alone for a virtual port)")
+    return match[0]
+
+
+class JackMidiInput(MidiInput):
+    """A MIDI input port of the host's own JACK client (``flowshot:flowshot``).
+
+    ``pump`` runs in that client's process callback, before the block is mixed: it reads
+    the cycle's events where JACK keeps them, so each note starts at its own frame of the
+    block. An event longer than 3 bytes (sysex, never used) is skipped before its bytes
+    are copied: RtMidi's JACK input copied whatever size it was handed and crashed on
+    bursts (see ``realtime/jack_io.py``).
+
+    Args:
+        handler: what applies the messages.
+        jack_client: the host's ``jack_io.JackClient`` (not yet activated).
+        name: None/"" only opens the port; otherwise the name (or a unique part of it)
+            of a JACK MIDI output to connect to once the client runs (``connect``).
+        queue_size: messages the control queue keeps before dropping the oldest.
+    """
+
+    def __init__(self, handler: MidiHandler, jack_client: Any, name: str | None = None, queue_size: int = 4096):
+        self._client = jack_client.client
+        self._source = None
+        if name:
+            sources = jack_client.midi_sources()
+            self._source = sources[_pick_port(name, sources)]
+        self._port = self._client.midi_inports.register(PORT_NAME)
+        self.name = self._source or self._port.name
+        self.skipped = 0  # events too long to be a note or a CC
+        super().__init__(handler, queue_size)
+
+    def connect(self) -> None:
+        """Connect the ``--midi NAME`` source; call once the client is active."""
+        if self._source is not None:
+            try:
+                self._client.connect(self._source, self._port)
+            except Exception as err:
+                raise FlowshotError(f"cannot connect --midi {self._source!r} ({err}); check the port") from None
+
+    def pump(self) -> None:
+        for offset, buffer in self._port.incoming_midi_events():
+            if len(buffer) > 3:
+                self.skipped += 1
+                continue
+            data = bytes(buffer)
+            if data and data[0] < 0xF0:  # system common and real-time messages are never used
+                self._take(data, offset)
+
+    def _close_port(self) -> None:
+        pass  # the port goes with the client, which the audio output closes
+
+
+class RtMidiInput(MidiInput):
+    """A python-rtmidi input on the platform's default API (ALSA, CoreMIDI, WinMM).
+
+    Polled, not by callback: with a callback rtmidi would call into Python on its own MIDI
+    thread; without one it only queues the bytes and ``pump`` reads them.
+    """
+
+    def __init__(self, handler: MidiHandler, name: str | None = None, queue_size: int = 4096):
+        import rtmidi
+
+        try:
+            self._in = rtmidi.MidiIn(rtmidi.API_UNSPECIFIED, PORT_NAME, queue_size_limit=queue_size)
+            self._in.ignore_types(sysex=True, timing=True, active_sense=True)
+            if not name:
+                self._in.open_virtual_port(PORT_NAME)
+                self.name = PORT_NAME
+            else:
+                names = self._in.get_ports()
+                index = _pick_port(name, names)
+                self._in.open_port(index, PORT_NAME)
+                self.name = names[index]
+        except FlowshotError:
+            self._in.delete()
+            raise
+        except Exception as err:
+            raise FlowshotError(f"cannot open MIDI input ({err}); check --midi (without an ALSA sequencer, start a JACK server)") from None
+        super().__init__(handler, queue_size)
+
+    def _receive(self) -> list[int] | None:
+        item = self._in.get_message()
+        return None if item is None else item[0]
+
+    def _close_port(self) -> None:
         self._in.close_port()
         self._in.delete()

@@ -1,0 +1,145 @@
+"""The host as a JACK client of its own: audio out and MIDI in, in one process callback.
+
+When a JACK server runs, the host does not go through PortAudio. One client, ``flowshot``,
+owns the audio outputs (``flowshot:out_0``, ``flowshot:out_1``) and the MIDI input
+(``flowshot:flowshot``), and its one process callback reads the cycle's MIDI events and
+then mixes the block. Why:
+
+- RtMidi's JACK input (python-rtmidi 1.5.8, RtMidi 5.0), the host's MIDI port before,
+  crashed the host with a segfault on bursts of events in one cycle
+  (``benchmarks/midi_burst.py``) and now and then in normal playing; here an event's size
+  is checked before its bytes are copied;
+- one Python callback a cycle takes the GIL once: PortAudio's client beside a Python MIDI
+  client took it twice, which doubled the xruns and dropped most notes of large bursts
+  (docs/benchmarks.md, 2026-12-03);
+- MIDI and audio in the same cycle: a note starts at its own frame inside the block, so
+  every hit sounds exactly one period after its event, without jitter.
+
+Elsewhere (ALSA, CoreAudio, WASAPI) the host uses sounddevice (``audio.AudioOutput``).
+"""
+
+from __future__ import annotations
+
+from flowshot.errors import FlowshotError
+from flowshot.realtime.audio import AudioOutput
+from flowshot.realtime.engine import Engine
+
+CLIENT_NAME = "flowshot"
+
+
+def _jack():
+    try:
+        import jack
+    except (ImportError, OSError) as err:  # the jack package or libjack missing
+        raise FlowshotError(f"cannot use JACK ({err}); pip install jack-client and install libjack") from None
+    return jack
+
+
+def server_running() -> bool:
+    """True when a JACK server answers (none is started); libjack's messages are kept quiet."""
+    try:
+        jack = _jack()
+    except FlowshotError:
+        return False
+    jack.set_error_function(lambda message: None)
+    jack.set_info_function(lambda message: None)
+    try:
+        jack.Client("flowshot-check", no_start_server=True).close()
+        return True
+    except jack.JackError:
+        return False
+    finally:
+        jack.set_error_function(None)
+        jack.set_info_function(None)
+
+
+class JackClient:
+    """The host's JACK client, opened before the engine so a bad ``--device`` fails first.
+
+    Args:
+        device: None connects the outputs to the physical playback ports; otherwise a name
+            (or a unique part of one) of a JACK client or port with audio inputs to feed.
+        samplerate: must be JACK's rate when given (a client cannot change it).
+    """
+
+    def __init__(self, device: str | None = None, samplerate: int | None = None):
+        jack = _jack()
+        try:
+            self.client = jack.Client(CLIENT_NAME, no_start_server=True)
+        except jack.JackError as err:
+            raise FlowshotError(f"cannot open a JACK client ({err}); is the JACK server still running?") from None
+        self.rate = int(self.client.samplerate)
+        if samplerate and int(samplerate) != self.rate:
+            self.client.close()
+            raise FlowshotError(f"--samplerate {samplerate}: the JACK server runs at {self.rate} Hz; "
+                                "leave --samplerate out or restart JACK at that rate")
+        sinks = [p.name for p in self.client.get_ports(is_audio=True, is_input=True)
+                 if not p.name.startswith(self.client.name + ":")]
+        if device is None:
+            self.playback = [p.name for p in self.client.get_ports(is_audio=True, is_input=True, is_physical=True)][:2]
+        else:
+            self.playback = [n for n in sinks if n.split(":")[0] == device] or [n for n in sinks if device.lower() in n.lower()]
+            if not self.playback:
+                clients = sorted({n.split(":")[0] for n in sinks})
+                self.client.close()
+                raise FlowshotError(f"no audio output for --device {device!r}; output devices: "
+                                    f"{', '.join(clients) or 'none'} (JACK clients with audio inputs)")
+            self.playback = self.playback[:2]
+        self.name = device or "system"
+
+    def midi_sources(self) -> list[str]:
+        return [p.name for p in self.client.get_ports(is_midi=True, is_output=True)
+                if not p.name.startswith(self.client.name + ":")]
+
+
+class JackOutput(AudioOutput):
+    """Runs ``engine.process`` in the JACK client's process callback and measures it.
+
+    Same counters as ``AudioOutput``; ``xruns`` are the server's xrun notifications.
+
+    Args:
+        engine: the engine to play (built with ``output_rate`` = JACK's rate).
+        jack_client: from ``JackClient``; its outputs feed ``jack_client.playback``.
+        channels: output ports (out_0, out_1); the split pads go to the second.
+    """
+
+    def __init__(self, engine: Engine, jack_client: JackClient, channels: int = 2):
+        super().__init__(engine, device=-1, channels=channels, blocksize=0)
+        self.jack = jack_client
+        client = jack_client.client
+        self.ports = [client.outports.register(f"out_{c}") for c in range(channels)]
+        client.set_process_callback(self._process)
+        client.set_xrun_callback(self._xrun)
+        self._active = False
+
+    def _xrun(self, delay: float) -> None:
+        self.xruns += 1
+        self.last_status = f"xrun ({delay:.0f} us late)"
+
+    def _process(self, frames: int) -> None:
+        self._block([p.get_array() for p in self.ports], frames)
+
+    def start(self) -> None:
+        jack = _jack()
+        client = self.jack.client
+        try:
+            client.activate()
+            self._active = True
+            playback = self.jack.playback
+            for c, port in enumerate(self.ports):
+                if playback:
+                    client.connect(port, playback[min(c, len(playback) - 1)])
+        except jack.JackError as err:
+            raise FlowshotError(f"cannot connect to JACK output {self.jack.name!r} ({err}); check --device") from None
+
+    @property
+    def latency_frames(self) -> int:
+        return int(self.jack.client.blocksize) if self._active and self.jack else 0
+
+    def stop(self) -> None:
+        if self._active:
+            self.jack.client.deactivate()
+            self._active = False
+        if self.jack is not None:
+            self.jack.client.close()
+            self.jack = None
