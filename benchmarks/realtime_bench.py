@@ -252,12 +252,14 @@ def main() -> int:
                 time.sleep(0.001)
         delays: list[int] = []
         lost = 0  # probes with no onset within 8 periods
+        lost_at: list[float] = []  # their times, seconds after the first probe
         for frame in probes:
             nz = np.flatnonzero(probe.segment(frame, 8 * args.period))
             if len(nz):
                 delays.append(int(nz[0]))
             else:
                 lost += 1
+                lost_at.append((frame - probes[0]) / args.rate)
         wall = time.monotonic() - t0
         cpu = proc_cpu_seconds(pid) - cpu0
         stats = host_stats(host)
@@ -280,6 +282,8 @@ def main() -> int:
         t.add_row("MIDI event -> onset, median (frames)", f"{int(np.median(delays))} ({np.median(delays) / args.rate * 1e3:.2f} ms)")
         t.add_row("MIDI event -> onset, worst (frames)", f"{max(delays)} ({max(delays) / args.rate * 1e3:.2f} ms)")
     t.add_row("latency probes (of them with no onset within 8 periods)", f"{len(delays) + lost} ({lost})")
+    if lost_at:
+        t.add_row("  those, seconds after the first probe", ", ".join(f"{x:.2f}" for x in lost_at))
     if delays:
         counts = sorted(collections.Counter(delays).items())
         t.add_row("probes by onset: frames x count", ", ".join(f"{d} x {n}" for d, n in counts))
