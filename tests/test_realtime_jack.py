@@ -134,9 +134,10 @@ class JackProbe:
             self.recorded = i + frames
         self.midi.clear_buffer()
         while self.pending:
-            data = self.pending.popleft()
-            self.midi.write_midi_event(0, data)  # at the first frame of this cycle
-            self.sent.append((t, data))
+            item = self.pending.popleft()
+            at, data = item if isinstance(item, tuple) else (0, item)  # at the first frame unless told
+            self.midi.write_midi_event(at, data)
+            self.sent.append((t + at, data))
 
     def activate(self, audio_from: str, midi_to: str | None, audio_from2: str | None = None) -> None:
         # This process has torch loaded (hundreds of thousands of objects): a full garbage
@@ -151,10 +152,10 @@ class JackProbe:
         if midi_to:
             self.client.connect(self.midi, midi_to)
 
-    def send_midi(self, data: list[int], timeout: float = 2.0) -> int:
-        """Queue a MIDI message for the next cycle; returns the JACK frame it was sent at."""
+    def send_midi(self, data: list[int], timeout: float = 2.0, at: int = 0) -> int:
+        """Queue a MIDI message for frame ``at`` of the next cycle; returns the JACK frame it was sent at."""
         n = len(self.sent)
-        self.pending.append(bytes(data))
+        self.pending.append((at, bytes(data)))
         deadline = time.monotonic() + timeout
         while len(self.sent) <= n:
             if time.monotonic() > deadline:
@@ -429,6 +430,7 @@ def live_session(jack_server: str, ckpt: Path, reference: Engine, tmp_path: Path
 
 
 BURST = 1000  # MIDI events in one JACK cycle
+OFFSET = 100  # frame inside the cycle of the hit after the bursts
 
 
 def test_midi_bursts_keep_the_host_alive(jack_server: str, ckpt: Path, reference: Engine, tmp_path: Path) -> None:
@@ -436,7 +438,9 @@ def test_midi_bursts_keep_the_host_alive(jack_server: str, ckpt: Path, reference
     CCs between): the host lives through them and its next hit plays the pad as before.
     RtMidi's JACK input, the host's MIDI port until 2026-12-03, died with SIGSEGV on such
     bursts (benchmarks/midi_burst.py: 1 run of 3 at 128-frame periods, and in normal
-    playing now and then)."""
+    playing now and then). The last hit is sent 100 frames into a cycle and must start
+    exactly there, a whole number of periods later: the host reads MIDI and mixes in one
+    JACK callback, so notes are sample-accurate."""
     reference.set_knob(0, 0.0)
     reference.set_knob(1, 0.0)
     reference.render_pending()
@@ -467,7 +471,7 @@ def test_midi_bursts_keep_the_host_alive(jack_server: str, ckpt: Path, reference
         time.sleep(0.5)
         for _ in range(5):  # a machine xrun during the hit spoils its recording: try again
             xruns = host.stats()[0]
-            frame = probe.send_midi([0x90, 36 + 3, 127])
+            frame = probe.send_midi([0x90, 36 + 3, 127], at=OFFSET)
             time.sleep(len(pad3) / RATE + 0.3)
             if host.stats()[0] == xruns:
                 break
@@ -475,9 +479,13 @@ def test_midi_bursts_keep_the_host_alive(jack_server: str, ckpt: Path, reference
     finally:
         probe.close()
         final = host.stop()
-    # Most notes of the bursts are played (a cycle JACK skips loses its events: no queue).
-    assert hits > 0.5 * 100 * BURST / 4, hits
-    assert corr > 0.99 and abs(gain - 1.0) < 0.01 and 0 <= delay <= PERIOD, (delay, corr, gain)
+    # Many notes of the bursts are played (a cycle JACK skips loses its events: no queue;
+    # 67 to 94 % on 2026-12-03).
+    assert hits > 0.25 * 100 * BURST / 4, hits
+    assert corr > 0.99 and abs(gain - 1.0) < 0.01, (delay, corr, gain)
+    # Sample-accurate: the onset keeps the event's frame inside the cycle (0 or 1 period
+    # later, depending on whether JACK runs the host before or after the probe).
+    assert delay in (0, PERIOD), delay
     assert final["callbacks"] > 100
     print(f"\n{hits} of {100 * BURST // 4} burst notes played; after them: onset {delay} frames, corr {corr:.4f}")
 
