@@ -307,7 +307,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         end = time.monotonic() + args.duration if args.duration > 0 else None
         if args.no_ui:
             while not stop.wait(0.1):
-                if end is not None and time.monotonic() >= end:
+                if end is not None and time.monotonic() >= end or getattr(audio, "lost", None):
                     break
         else:
             from flowshot.realtime.ui import LiveUI
@@ -316,8 +316,10 @@ def cmd_play(args: argparse.Namespace) -> int:
             with LiveUI(engine, stats, title=f"flowshot - {engine.backend.describe()}", worker_pids=workers) as ui:
                 while not stop.wait(0.12):
                     ui.refresh()
-                    if end is not None and time.monotonic() >= end:
+                    if end is not None and time.monotonic() >= end or getattr(audio, "lost", None):
                         break
+        if getattr(audio, "lost", None):
+            raise FlowshotError(f"the JACK server dropped the host ({audio.lost}); restart JACK, then the host")
     except KeyboardInterrupt:
         pass
     finally:

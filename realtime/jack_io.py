@@ -110,7 +110,13 @@ class JackOutput(AudioOutput):
         self.ports = [client.outports.register(f"out_{c}") for c in range(channels)]
         client.set_process_callback(self._process)
         client.set_xrun_callback(self._xrun)
+        client.set_shutdown_callback(self._shutdown)
         self._active = False
+        self.lost: str | None = None  # why the JACK server dropped the client, once it has
+
+    def _shutdown(self, status, reason: str) -> None:
+        # On a JACK thread, as from a signal handler: only set a flag the main loop reads.
+        self.lost = reason or "no reason given"
 
     def _xrun(self, delay: float) -> None:
         self.xruns += 1
@@ -137,9 +143,9 @@ class JackOutput(AudioOutput):
         return int(self.jack.client.blocksize) if self._active and self.jack else 0
 
     def stop(self) -> None:
-        if self._active:
+        if self._active and self.lost is None:  # a server that has gone cannot deactivate us
             self.jack.client.deactivate()
-            self._active = False
+        self._active = False
         if self.jack is not None:
             self.jack.client.close()
             self.jack = None

@@ -499,3 +499,26 @@ def test_missing_midi_port_and_device_are_one_line(jack_server: str, ckpt: Path)
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and want in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["jackd-stopped", "jackd-killed"])
+def test_host_exits_with_one_line_when_jack_goes(ckpt: Path, tmp_path: Path, how: int) -> None:
+    """The JACK server stopping (or dying) under the host: it exits by itself within
+    seconds, with one line saying so, not a hang or a traceback."""
+    name = f"flowshot-gone-{os.getpid()}-{how}"
+    server = start_jackd(name)
+    files = tmp_path / "files"
+    files.mkdir()
+    try:
+        host = Host(name, ckpt, files)
+        server.send_signal(how)
+        server.wait(10)
+        host.proc.wait(20)
+    finally:
+        stop_process(server)
+    time.sleep(0.2)  # the reader threads collect the last lines
+    assert host.proc.returncode == 2, host.proc.returncode
+    err = "".join(host.err)
+    errors = [line for line in err.splitlines() if line.startswith("flowshot: error:")]
+    assert len(errors) == 1 and "JACK server dropped the host" in errors[0] and "Traceback" not in err, err[-2000:]
+    assert any(line.startswith("flowshot realtime: stats ") for line in host.lines)
