@@ -492,7 +492,8 @@ def test_midi_bursts_keep_the_host_alive(jack_server: str, ckpt: Path, reference
 
 def test_missing_midi_port_and_device_are_one_line(jack_server: str, ckpt: Path) -> None:
     env = dict(os.environ, JACK_DEFAULT_SERVER=jack_server)
-    for extra, want in [(["--midi", "no-such-port"], "ports:"), (["--device", "no-such-device"], "output devices:")]:
+    for extra, want in [(["--midi", "no-such-port"], "ports:"), (["--device", "no-such-device"], "output devices:"),
+                        (["--samplerate", "44100"], f"runs at {RATE} Hz")]:
         proc = subprocess.run([sys.executable, "-m", "flowshot.realtime.cli", "play", "--model", str(ckpt),
                                "--no-ui", "--duration", "1", *extra], capture_output=True, text=True, env=env,
                               timeout=120, cwd=REPO)
