@@ -141,8 +141,8 @@ class MidiInput:
     ``pump``, called at the start of every audio callback (which holds the GIL anyway),
     drains what the port has received: note-ons start in that same block, everything else
     (CCs, notes without a pad, messages to log) goes to a control thread that may take
-    locks and log. Subclasses provide ``_receive`` (the next message's bytes, or None) and
-    ``_close_port``.
+    locks and log. Subclasses provide ``_close_port`` and either ``_receive`` (the next
+    message's bytes, or None) or a ``pump`` of their own that hands each message to ``_take``.
 
     Args:
         handler: what applies the messages (the same one ``render-midi`` uses).
