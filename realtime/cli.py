@@ -266,7 +266,8 @@ def cmd_play(args: argparse.Namespace) -> int:
                 "callback_max_ms": audio.callback_max_ms, "load_max": audio.load_max,
                 "render_ms": engine.render_ms, "frames": engine.frames_done, "input_errors": audio.input_errors,
                 **response_ms(engine), "pending_pads": engine.pending_pads,
-                "stale_hits": engine.stale_hits, **stale_ms(engine), **response_call_ms(engine)}
+                "stale_hits": engine.stale_hits, **stale_ms(engine), **response_call_ms(engine),
+                "callback_start_late_max_ms": getattr(audio, "start_late_max", 0) / rate * 1e3}
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

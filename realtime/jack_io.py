@@ -95,7 +95,8 @@ class JackClient:
 class JackOutput(AudioOutput):
     """Runs ``engine.process`` in the JACK client's process callback and measures it.
 
-    Same counters as ``AudioOutput``; ``xruns`` are the server's xrun notifications.
+    Same counters as ``AudioOutput``; ``xruns`` are the server's xrun notifications, and
+    ``start_late_max`` is the latest any callback started in its cycle (frames).
 
     Args:
         engine: the engine to play (built with ``output_rate`` = JACK's rate).
@@ -113,6 +114,7 @@ class JackOutput(AudioOutput):
         client.set_shutdown_callback(self._shutdown)
         self._active = False
         self.lost: str | None = None  # why the JACK server dropped the client, once it has
+        self.start_late_max = 0  # frames: the latest start of a callback in its cycle
 
     def _shutdown(self, status, reason: str) -> None:
         # On a JACK thread, as from a signal handler: only set a flag the main loop reads.
@@ -123,6 +125,11 @@ class JackOutput(AudioOutput):
         self.last_status = f"xrun ({delay:.0f} us late)"
 
     def _process(self, frames: int) -> None:
+        # How far into the cycle this callback got going: the thread's wake-up plus its
+        # wait for the GIL, which ``callback_max_ms`` (measured inside) cannot see.
+        late = self.jack.client.frames_since_cycle_start
+        if late > self.start_late_max:
+            self.start_late_max = late
         self._block([p.get_array() for p in self.ports], frames)
 
     def start(self) -> None:
