@@ -172,6 +172,8 @@ def main() -> int:
     ap.add_argument("--rerenders", type=int, default=20)
     ap.add_argument("--jack-log", type=Path, default=None, help="write jackd's output here (it names late clients)")
     ap.add_argument("--no-knobs", action="store_true", help="play the hits without sweeping the knobs")
+    ap.add_argument("--cpu-wakeup-us", type=int, default=0,
+                    help="the host's --cpu-wakeup-us (default 0, as the host's; -1 = no PM QoS request)")
     ap.add_argument("--render-workers", type=int, choices=(1, 2), default=2,
                     help="the host's model processes (its --render-workers)")
     ap.add_argument("--no-hold-background", action="store_true",
@@ -209,7 +211,8 @@ def main() -> int:
     try:
         host = rig.Host(server, Path(args.model), files, extra=["--backend", args.backend, "--render-workers",
                                                                  str(args.render_workers), "--split-out", str(PROBE_PAD)]
-                         + (["--no-hold-background"] if args.no_hold_background else []))
+                         + (["--no-hold-background"] if args.no_hold_background else [])
+                         + ["--cpu-wakeup-us", str(args.cpu_wakeup_us)])
         # The probe shares this process's GIL with the playing loop below (see
         # rig.set_priority). After the host started: it must not inherit this.
         rt_bench = rig.set_priority(os.SCHED_FIFO, 2)

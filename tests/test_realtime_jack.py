@@ -523,3 +523,33 @@ def test_host_exits_with_one_line_when_jack_goes(ckpt: Path, tmp_path: Path, how
     errors = [line for line in err.splitlines() if line.startswith("flowshot: error:")]
     assert len(errors) == 1 and "JACK server dropped the host" in errors[0] and "Traceback" not in err, err[-2000:]
     assert any(line.startswith("flowshot realtime: stats ") for line in host.lines)
+
+
+def _cpu_wakeup_request() -> int | None:
+    """The kernel's current PM QoS CPU latency target, microseconds (None: not readable)."""
+    try:
+        with open("/dev/cpu_dma_latency", "rb") as f:
+            return int.from_bytes(f.read(4), sys.byteorder, signed=True)
+    except OSError:
+        return None
+
+
+def test_host_holds_cpu_wakeup_latency_while_it_plays(jack_server: str, ckpt: Path, tmp_path: Path) -> None:
+    """By default the host asks for 0 us CPU wake-up latency while it runs and the request
+    ends with it; where the system does not permit it, the ready line says so."""
+    before = _cpu_wakeup_request()
+    files = tmp_path / "files"
+    files.mkdir()
+    host = Host(jack_server, ckpt, files)
+    try:
+        ready = next(line for line in host.lines if "ready" in line)
+        during = _cpu_wakeup_request()
+    finally:
+        host.stop()
+    if "cpu-wakeup=not-permitted" in ready:
+        pytest.skip("this system does not let the host write /dev/cpu_dma_latency")
+    assert "cpu-wakeup<=0us" in ready, ready
+    if before is None:
+        pytest.skip("/dev/cpu_dma_latency is not readable here")
+    assert during == 0, during
+    assert _cpu_wakeup_request() == before
