@@ -27,26 +27,21 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the JACK probe and host helpers live with the tests
 
 
-def burst(events: int) -> list[bytes]:
-    return [bytes([0x90, 36 + k % 16, 100]) if k % 4 == 0 else bytes([0xB0, 21 + k % 8, k % 128])
-            for k in range(events)]
-
-
 def one_run(model: Path, events: int, bursts: int, period: int) -> dict:
-    from test_realtime_jack import Host, JackProbe, start_jackd, stop_process
+    from test_realtime_jack import Host, JackProbe, burst_messages, start_jackd, stop_process
 
     name = f"flowshot-burst-{os.getpid()}"
     server = start_jackd(name, period=period)
     files = Path(tempfile.mkdtemp(prefix="flowshot-burst-"))
     host = probe = None
-    out = {"events": events, "notes": 0, "hits": None, "xruns": None, "exit": None, "bursts": 0}
+    out = {"notes": 0, "hits": None, "xruns": None, "exit": None, "bursts": 0}
     try:
         host = Host(name, model, files)
         probe = JackProbe(name, seconds=2)
         probe.activate("flowshot:out_0", "flowshot:flowshot")
         time.sleep(0.5)
         before = host.stats()
-        messages = burst(events)
+        messages = burst_messages(events)
         for _ in range(bursts):
             # extend() from a list runs in C under the GIL: the probe's callback takes the
             # whole burst in one cycle.

@@ -83,6 +83,8 @@ class AudioOutput:
         self.blocksize = int(blocksize)
         self.xruns = 0
         self.last_status = ""
+        self.lost: str | None = None  # why the audio server dropped the stream, once it has
+        self.start_late_max = 0  # frames: the latest start of a callback in its cycle (where known)
         self.callbacks = 0
         self.callback_ms = 0.0
         self.callback_max_ms = 0.0

@@ -73,11 +73,11 @@ class JackClient:
             self.client.close()
             raise FlowshotError(f"--samplerate {samplerate}: the JACK server runs at {self.rate} Hz; "
                                 "leave --samplerate out or restart JACK at that rate")
-        sinks = [p.name for p in self.client.get_ports(is_audio=True, is_input=True)
-                 if not p.name.startswith(self.client.name + ":")]
         if device is None:
             self.playback = [p.name for p in self.client.get_ports(is_audio=True, is_input=True, is_physical=True)][:2]
         else:
+            sinks = [p.name for p in self.client.get_ports(is_audio=True, is_input=True)
+                     if not p.name.startswith(self.client.name + ":")]
             self.playback = [n for n in sinks if n.split(":")[0] == device] or [n for n in sinks if device.lower() in n.lower()]
             if not self.playback:
                 clients = sorted({n.split(":")[0] for n in sinks})
@@ -113,8 +113,6 @@ class JackOutput(AudioOutput):
         client.set_xrun_callback(self._xrun)
         client.set_shutdown_callback(self._shutdown)
         self._active = False
-        self.lost: str | None = None  # why the JACK server dropped the client, once it has
-        self.start_late_max = 0  # frames: the latest start of a callback in its cycle
 
     def _shutdown(self, status, reason: str) -> None:
         # On a JACK thread, as from a signal handler: only set a flag the main loop reads.

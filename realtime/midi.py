@@ -141,16 +141,13 @@ class MidiInput:
     ``pump``, called at the start of every audio callback (which holds the GIL anyway),
     drains what the port has received: note-ons start in that same block, everything else
     (CCs, notes without a pad, messages to log) goes to a control thread that may take
-    locks and log. Subclasses provide ``_close_port`` and either ``_receive`` (the next
-    message's bytes, or None) or a ``pump`` of their own that hands each message to ``_take``.
+    locks and log. Subclasses provide ``pump``, handing each message's bytes to ``_take``.
 
     Args:
         handler: what applies the messages (the same one ``render-midi`` uses).
         queue_size: messages the port and the control queue keep before dropping the oldest.
         control_interval: seconds between the control thread's looks at its queue.
     """
-
-    name = PORT_NAME
 
     def __init__(self, handler: MidiHandler, queue_size: int = 4096, control_interval: float = 0.003):
         self.handler = handler
@@ -160,22 +157,18 @@ class MidiInput:
         self._thread = threading.Thread(target=self._control_loop, name="flowshot-midi", daemon=True)
         self._thread.start()
 
-    def _receive(self) -> Any:
-        raise NotImplementedError
-
-    def _close_port(self) -> None:
-        raise NotImplementedError
-
     def pump(self) -> None:
         """Drain the port; call from the audio callback, before mixing the block.
 
         No lock, no logging, no blocking: see ``_take``.
         """
-        while True:
-            data = self._receive()
-            if data is None:
-                return
-            self._take(data, 0)
+        raise NotImplementedError
+
+    def connect(self) -> None:
+        """Connect to the source port once audio runs (where the port needs it)."""
+
+    def _close_port(self) -> None:
+        """Release the port (where it is not released with the audio output)."""
 
     def _take(self, data: Any, offset: int) -> None:
         """One message's bytes: a note-on with a pad is a hit ``offset`` frames into this
@@ -245,7 +238,6 @@ class JackMidiInput(MidiInput):
             self._source = sources[_pick_port(name, sources)]
         self._port = self._client.midi_inports.register(PORT_NAME)
         self.name = self._source or self._port.name
-        self.skipped = 0  # events too long to be a note or a CC
         super().__init__(handler, queue_size)
 
     def connect(self) -> None:
@@ -258,15 +250,11 @@ class JackMidiInput(MidiInput):
 
     def pump(self) -> None:
         for offset, buffer in self._port.incoming_midi_events():
-            if len(buffer) > 3:
-                self.skipped += 1
+            if len(buffer) > 3:  # sysex (never used), or a size no note or CC has
                 continue
             data = bytes(buffer)
             if data and data[0] < 0xF0:  # system common and real-time messages are never used
                 self._take(data, offset)
-
-    def _close_port(self) -> None:
-        pass  # the port goes with the client, which the audio output closes
 
 
 class RtMidiInput(MidiInput):
@@ -297,9 +285,9 @@ class RtMidiInput(MidiInput):
             raise FlowshotError(f"cannot open MIDI input ({err}); check --midi (without an ALSA sequencer, start a JACK server)") from None
         super().__init__(handler, queue_size)
 
-    def _receive(self) -> list[int] | None:
-        item = self._in.get_message()
-        return None if item is None else item[0]
+    def pump(self) -> None:
+        while (item := self._in.get_message()) is not None:
+            self._take(item[0], 0)
 
     def _close_port(self) -> None:
         self._in.close_port()

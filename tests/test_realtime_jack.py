@@ -430,6 +430,13 @@ def live_session(jack_server: str, ckpt: Path, reference: Engine, tmp_path: Path
 
 
 BURST = 1000  # MIDI events in one JACK cycle
+
+
+def burst_messages(events: int) -> list[bytes]:
+    """A burst of MIDI messages: a note-on on pads 0-15 every fourth, CCs 21-28 between."""
+    return [bytes([0x90, 36 + k % 16, 100]) if k % 4 == 0 else bytes([0xB0, 21 + k % 8, k % 128])
+            for k in range(events)]
+
 OFFSET = 100  # frame inside the cycle of the hit after the bursts
 
 
@@ -449,7 +456,7 @@ def test_midi_bursts_keep_the_host_alive(jack_server: str, ckpt: Path, reference
     files.mkdir()
     host = Host(jack_server, ckpt, files)
     probe = JackProbe(jack_server, seconds=60)
-    burst = [bytes([0x90, 36 + k % 16, 100]) if k % 4 == 0 else bytes([0xB0, 21 + k % 8, k % 128]) for k in range(BURST)]
+    burst = burst_messages(BURST)
     try:
         probe.activate("flowshot:out_0", "flowshot:flowshot")
         time.sleep(0.3)
