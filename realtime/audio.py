@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -131,6 +131,10 @@ class AudioOutput:
         self.load = dt * self.engine.output_rate / max(frames, 1)
         if self.load > self.load_max:
             self.load_max = self.load
+
+    def add_midi(self, midi: Any) -> None:
+        """Poll a MIDI input (its ``pump``) at the start of every callback."""
+        self.inputs.append(midi.pump)
 
     def start(self) -> None:
         sd = _sd()

@@ -43,6 +43,10 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
                    help="comma-separated pads that sound only on the second output channel, the others on the "
                         "first, e.g. --split-out 0 for a kick on its own mixer channel (default: one mix; "
                         "render-midi then writes two channels)")
+    p.add_argument("--mixer", choices=("auto", "c", "python"), default="auto",
+                   help="voice mixer: c (built at install; on JACK its callback runs no Python, so no other "
+                        "thread can make it late), python (same sound; the callback takes the GIL), "
+                        "auto (default: c where it was built)")
     p.add_argument("--samplerate", type=int, default=None,
                    help="output rate (default: the device's rate for play, the model's for render-midi)")
 
@@ -160,7 +164,8 @@ def _build_engine(args: argparse.Namespace, output_rate: int | None, backend=Non
     split = _pad_numbers(args.split_out, "--split-out", args.pads) if args.split_out else None
     settings = EngineSettings(n_pads=args.pads, first_note=args.first_note, polyphony=args.polyphony,
                               velocity_exponent=args.velocity_curve, choke_groups=chokes, seed=args.seed,
-                              split_pads=split, hold_background=not getattr(args, "no_hold_background", False))
+                              split_pads=split, hold_background=not getattr(args, "no_hold_background", False),
+                              mixer=args.mixer)
     engine = Engine(backend, settings, output_rate=output_rate or backend.sample_rate, background=background)
     if args.kit:
         load_kit(engine, args.kit)
@@ -303,6 +308,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     engine.start()
     try:
         parts = [f"audio={device}@{rate}Hz"]
+        parts.append(f"mixer={'c' if engine.mix.native else 'python'}")
         if args.cpu_wakeup_us >= 0:
             parts.append(f"cpu-wakeup<={args.cpu_wakeup_us}us" if wakeup_fd is not None else "cpu-wakeup=not-permitted")
         if args.midi is not None:
@@ -312,7 +318,7 @@ def cmd_play(args: argparse.Namespace) -> int:
                 midi = JackMidiInput(_handler(args, engine), jack_client, args.midi or None)
             else:
                 midi = RtMidiInput(_handler(args, engine), args.midi or None)
-            audio.inputs.append(midi.pump)
+            audio.add_midi(midi)
             parts.append(f"midi={midi.name}")
         if args.osc is not None:
             from flowshot.realtime.osc import OscControl, OscServer

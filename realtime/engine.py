@@ -1,8 +1,8 @@
 """The instrument: 16 pads of pre-rendered one-shots, voices that mix them, and the latent controls.
 
 Threads and what they may do:
-- control threads (MIDI, OSC, UI, offline driver) call ``trigger``/``note_on`` (append to a
-  deque: atomic, never blocks) and the latent controls (``set_knob``, ``randomize_pad``,
+- control threads (MIDI, OSC, UI, offline driver) call ``trigger``/``note_on`` (queued for
+  the audio thread in the voice mixer, ``flowshot.realtime.voices``: never blocks) and the latent controls (``set_knob``, ``randomize_pad``,
   ``morph``, ...), which change pad state under ``_lock`` and wake the render thread;
 - the render thread (``start``) renders the changed pads one per model call: the pad hit
   last first (so the pad being played answers a knob within a few ms), then the one that
@@ -11,7 +11,8 @@ Threads and what they may do:
   assignment (atomic in CPython). Given a second, ``background`` backend there are two
   render threads: the lead one renders only the pad hit last, the other the rest, so a
   knob move never waits behind another pad's render;
-- the audio callback (``process``) only mixes: no model call, no lock, no array allocation.
+- the audio callback (``process``, or on JACK the C mixer's own callback) only mixes: no
+  model call, no lock, no array allocation.
   A voice keeps the buffer it started with, so re-renders never click a sounding hit, and a
   voice that is stolen or choked fades out over ``choke_fade_ms`` instead of stopping dead.
   Nor does it free buffers: a replaced pad buffer is kept by the render thread until every
@@ -32,8 +33,7 @@ import numpy as np
 
 from flowshot.errors import FlowshotError
 from flowshot.realtime.backends import Backend
-
-MAX_BLOCK = 16384  # the largest audio block the host expects (larger ones still work)
+from flowshot.realtime.voices import MAX_BLOCK, make_voices
 RESPONSE_LOG = 256  # change-to-sound times kept for the stats (a ring)
 RESPONSE_PARTS = ("change", "call", "model")  # the columns of that ring (``Engine.response_times``)
 # A pad hit in the last RECENT_S counts as having waited RECENT_BONUS_S longer than it has:
@@ -66,13 +66,16 @@ class EngineSettings:
         debounce_ms: the render thread waits this long for more changes before rendering;
             0 (the default) renders at once, and the changes that arrive during a render
             are coalesced into the next one anyway.
-        queue_size: pending triggers kept at most (a flood drops the oldest, never blocks).
+        queue_size: pending triggers kept at most (a flood drops the oldest, or with the C
+            mixer the newest; never blocks).
         split_pads: pads that sound only on the second output channel (the others on the
             first), like a sampler's separate output: a click or cue kept out of the main
             mix, a kick sent to its own mixer channel. None or empty: one mix on every channel.
         hold_background: with a background backend that can be held (a worker process),
             stop it while the lead backend answers a change, so the played pad renders with
             the CPU to itself; the other pads' renders wait that long.
+        mixer: "auto" (the C mixer where it was built, else Python), "c" or "python"
+            (``flowshot.realtime.voices``; same rules, the C one plays on JACK without the GIL).
     """
 
     n_pads: int = 16
@@ -88,6 +91,7 @@ class EngineSettings:
     queue_size: int = 1024
     split_pads: list[int] | None = None
     hold_background: bool = True
+    mixer: str = "auto"
 
 
 @dataclass
@@ -172,7 +176,10 @@ class Engine:
             self.choke_groups = self._default_chokes()
         else:
             self.choke_groups = [list(g) for g in s.choke_groups]
+        self._fade_len = max(1, int(round(s.choke_fade_ms * 1e-3 * self.output_rate)))
+        self.mix = make_voices(s.mixer, s.n_pads, s.polyphony, self._fade_len, s.queue_size)
         self._pad_group = self._group_index()
+        self.mix.set_groups(self._pad_group)
         self.set_split_pads(s.split_pads or [])
 
         self._lock = threading.Lock()  # control threads vs render thread; never the audio thread
@@ -180,18 +187,19 @@ class Engine:
         self._generation = 1  # bumped by every change; ``_rendered`` = the generation on screen
         self._rendered = 0
         # Generation of the render each pad plays: with two render threads an older render
-        # of a pad can finish after a newer one and must not replace it.
-        self._pad_generation = [0] * s.n_pads
-        self._pad_wanted = [1] * s.n_pads  # generation of the last change to each pad
+        # of a pad can finish after a newer one and must not replace it. The voices read
+        # these three when a hit starts (how stale its render is), so they are the mixer's.
+        self._pad_generation = self.mix.pad_generation
+        self._pad_wanted = self.mix.pad_wanted  # generation of the last change to each pad
         # Frame since which each stale pad has been behind its latest change (a render that
         # lands still behind restarts it at the frame it was taken: an upper bound by up
         # to one render's time).
-        self._stale_from = [0] * s.n_pads
+        self._stale_from = self.mix.stale_from
         self._wakes = [threading.Event() for _ in range(1 if background is None else 2)]  # one per render thread
         self._threads: list[threading.Thread] = []
         self._stop = False
         self._silence = np.zeros(1, np.float32)
-        self.pad_audio: list[np.ndarray] = [self._silence] * s.n_pads
+        self.pad_audio: list[np.ndarray] = [self._silence] * s.n_pads  # the mixer starts with silence too
         self._retired: collections.deque = collections.deque()  # (frame replaced at, old pad buffer)
         self.pad_latent = np.zeros((s.n_pads, d))
         self.render_count = 0
@@ -207,29 +215,6 @@ class Engine:
         self._in_flight = 0  # pads taken for the renders under way
         self.on_render_error = None  # optional callable(str) set by the host for logging
 
-        # Voices: plain Python lists (faster than numpy scalars in a per-block loop). Twice
-        # ``polyphony`` slots, so a stolen voice can fade out in a slot of its own while
-        # the hit that stole it starts.
-        n = 2 * s.polyphony
-        self._v_active = [False] * n
-        self._v_buf: list[np.ndarray] = [self.pad_audio[0]] * n
-        self._v_pad = [0] * n
-        self._v_pos = [0] * n
-        self._v_gain = [0.0] * n
-        self._v_age = [0] * n
-        self._v_fade = [-1] * n  # samples into the choke fade, -1 = not fading
-        self._age = 0
-        self._fade_len = max(1, int(round(s.choke_fade_ms * 1e-3 * self.output_rate)))
-        self._ramp = np.linspace(1.0, 0.0, self._fade_len, dtype=np.float32)
-        self._tmp = np.zeros(MAX_BLOCK, np.float32)
-        self._queue: collections.deque = collections.deque(maxlen=s.queue_size)
-        self.frames_done = 0
-        self.last_hit = [-1] * s.n_pads  # frame of each pad's last hit (for the UI)
-        self.hits = 0
-        self.stale_hits = 0
-        self.stale_frames = 0  # summed over the stale hits
-        self.stale_frames_max = 0
-        self.steals = 0
 
     # ------------------------------------------------------------------ setup
     @property
@@ -285,6 +270,7 @@ class Engine:
         """Replace the choke groups (lists of pad indices)."""
         self.choke_groups = [list(map(int, g)) for g in groups]
         self._pad_group = self._group_index()
+        self.mix.set_groups(self._pad_group)
 
     def set_split_pads(self, pads: list[int]) -> None:
         """Send these pads to the second output channel alone (empty: one mix everywhere).
@@ -294,6 +280,7 @@ class Engine:
         """
         pads = sorted({self._check_pad(p) for p in pads})
         self._pad_split = [i in pads for i in range(self.n_pads)]
+        self.mix.set_split(self._pad_split)
         self.split = bool(pads)
 
     @property
@@ -311,19 +298,24 @@ class Engine:
         v = min(max(float(velocity), 0.0), 127.0) / 127.0
         return v ** self.settings.velocity_exponent
 
+    def set_velocity_exponent(self, exponent: float) -> None:
+        """Change the velocity curve (the C mixer's JACK callback reads it as a table)."""
+        self.settings.velocity_exponent = float(exponent)
+        self.mix.set_velocity_table([self.velocity_gain(v) for v in range(128)])
+
     def note_on(self, note: int, velocity: float, offset: int = 0) -> bool:
         """Queue a hit for a MIDI note (velocity 0..127); False when no pad answers."""
         pad = self.pad_for_note(note)
         if pad is None or velocity <= 0:
             return False
-        self._queue.append((pad, self.velocity_gain(velocity), int(offset)))
+        self.mix.trigger(pad, self.velocity_gain(velocity), int(offset))
         return True
 
     def trigger(self, pad: int, gain: float = 1.0, offset: int = 0) -> None:
         """Queue a hit of ``pad`` with linear ``gain``, ``offset`` samples into the next block."""
         if not 0 <= pad < self.n_pads:
             raise FlowshotError(f"pad {pad} does not exist; pads are 0..{self.n_pads - 1}")
-        self._queue.append((int(pad), float(gain), int(offset)))
+        self.mix.trigger(int(pad), float(gain), int(offset))
 
     # ------------------------------------------------------------------ audio thread
     def process(self, out: np.ndarray, split: np.ndarray | None = None) -> None:
@@ -334,122 +326,26 @@ class Engine:
         start at their offset inside this block (0 for live input). Called by the audio
         callback: no model call, no lock, no array allocation.
         """
-        frames = len(out)
-        out.fill(0.0)
-        if split is not None:
-            split.fill(0.0)
-        q = self._queue
-        start = 0
-        while q:
-            try:
-                pad, gain, offset = q.popleft()
-            except IndexError:
-                break
-            at = min(max(offset, start), frames)
-            if at > start:
-                self._mix(out, split, start, at)
-                start = at
-            self._start_voice(pad, gain)
-        if start < frames:
-            self._mix(out, split, start, frames)
-        self.frames_done += frames
+        self.mix.process(out, split)
 
-    def _start_voice(self, pad: int, gain: float) -> None:
-        group = self._pad_group[pad]
-        active, fade = self._v_active, self._v_fade
-        slots = range(len(active))
-        if group >= 0:
-            for v in slots:
-                if active[v] and fade[v] < 0 and self._v_pad[v] != pad and self._pad_group[self._v_pad[v]] == group:
-                    fade[v] = 0
-        live = 0
-        oldest = -1
-        for v in slots:
-            if active[v] and fade[v] < 0:
-                live += 1
-                if oldest < 0 or self._v_age[v] < self._v_age[oldest]:
-                    oldest = v
-        if live >= self.settings.polyphony:
-            fade[oldest] = 0  # stolen: it fades out in its slot (export/voices.py's rule)
-            self.steals += 1
-        # At most ``polyphony`` voices fade at once; beyond that the one furthest into its
-        # fade (ties: the oldest) is cut. Then at most 2 * polyphony - 1 slots are taken.
-        age = self._v_age
-        while True:
-            count, cut = 0, -1
-            for v in slots:
-                if active[v] and fade[v] >= 0:
-                    count += 1
-                    if cut < 0 or fade[v] > fade[cut] or (fade[v] == fade[cut] and age[v] < age[cut]):
-                        cut = v
-            if count <= self.settings.polyphony:
-                break
-            active[cut] = False
-            fade[cut] = -1
-            self._v_buf[cut] = self._silence
-        slot = active.index(False)
-        self._age += 1
-        active[slot] = True
-        self._v_buf[slot] = self.pad_audio[pad]  # the voice keeps this buffer even if the pad re-renders
-        self._v_pad[slot] = pad
-        self._v_pos[slot] = 0
-        self._v_gain[slot] = gain
-        self._v_age[slot] = self._age
-        fade[slot] = -1
-        self.last_hit[pad] = self.frames_done
-        self.hits += 1
-        if self._pad_generation[pad] < self._pad_wanted[pad]:
-            # It plays a render from before the pad's last change, this far behind it.
-            self.stale_hits += 1
-            lag = self.frames_done - self._stale_from[pad]
-            self.stale_frames += lag
-            if lag > self.stale_frames_max:
-                self.stale_frames_max = lag
-
-    def _mix(self, out: np.ndarray, split: np.ndarray | None, a: int, b: int) -> None:
-        """Add every active voice to out[a:b] (or split[a:b]) and advance it."""
-        step = len(self._tmp)
-        while b - a > step:  # blocks beyond MAX_BLOCK: in pieces the scratch buffer holds
-            self._mix_span(out, split, a, a + step)
-            a += step
-        self._mix_span(out, split, a, b)
-
-    def _mix_span(self, out: np.ndarray, split: np.ndarray | None, a: int, b: int) -> None:
-        tmp = self._tmp
-        to_split = self._pad_split
-        for v in range(len(self._v_active)):
-            if not self._v_active[v]:
-                continue
-            buf = self._v_buf[v]
-            pos = self._v_pos[v]
-            n = min(b - a, len(buf) - pos)
-            fade = self._v_fade[v]
-            if fade >= 0:
-                n = min(n, self._fade_len - fade)
-            if n > 0:
-                t = tmp[:n]
-                np.multiply(buf[pos : pos + n], self._v_gain[v], out=t)
-                if fade >= 0:
-                    np.multiply(t, self._ramp[fade : fade + n], out=t)
-                    self._v_fade[v] = fade + n
-                dest = split if split is not None and to_split[self._v_pad[v]] else out
-                seg = dest[a : a + n]
-                np.add(seg, t, out=seg)
-                self._v_pos[v] = pos + n
-            if self._v_pos[v] >= len(buf) or (fade >= 0 and self._v_fade[v] >= self._fade_len):
-                self._v_active[v] = False
-                self._v_buf[v] = self._silence  # drop the reference: see ``_retire``
+    # The voices' counters and readers (UI, stats, tests).
+    frames_done = property(lambda self: self.mix.frames_done)
+    last_hit = property(lambda self: self.mix.last_hit)  # frame of each pad's last hit, -1 never
+    hits = property(lambda self: self.mix.hits)
+    steals = property(lambda self: self.mix.steals)
+    stale_hits = property(lambda self: self.mix.stale_hits)
+    stale_frames = property(lambda self: self.mix.stale_frames)  # summed over the stale hits
+    stale_frames_max = property(lambda self: self.mix.stale_frames_max)
+    queued = property(lambda self: self.mix.queued)  # hits waiting for the next block
 
     @property
     def active_voices(self) -> int:
         """Voices that count against the polyphony (sounding, not fading out)."""
-        return sum(1 for v in range(len(self._v_active)) if self._v_active[v] and self._v_fade[v] < 0)
+        return self.mix.active_voices
 
     def voices(self) -> list[tuple[int, int, float, bool]]:
         """Sounding voices as (pad, playhead, gain, fading), oldest first (for tests and the UI)."""
-        live = [v for v in range(len(self._v_active)) if self._v_active[v]]
-        live.sort(key=lambda v: self._v_age[v])
-        return [(self._v_pad[v], self._v_pos[v], self._v_gain[v], self._v_fade[v] >= 0) for v in live]
+        return self.mix.voices()
 
     # ------------------------------------------------------------------ latent controls (control threads)
     def _changed(self, pads: list[int] | range) -> None:
@@ -661,8 +557,7 @@ class Engine:
                 self._pad_generation[i] = generation
                 self._stale_from[i] = taken_at  # only read while the pad is still behind
                 self.pad_latent[i] = z[j]
-                self._retire(self.pad_audio[i])
-                self.pad_audio[i] = audio[j]  # atomic swap: voices already playing keep the old one
+                self.set_pad_audio(i, audio[j])
                 if changed_at is not None:
                     landed = time.perf_counter()
                     self._response[self._responses % RESPONSE_LOG] = (landed - changed_at, landed - t0, compute)
@@ -693,19 +588,35 @@ class Engine:
         n = min(self._responses, RESPONSE_LOG)
         return self._response[:n, RESPONSE_PARTS.index(part)].copy()
 
+    def set_pad_audio(self, pad: int, buf: np.ndarray) -> None:
+        """Make ``buf`` (float32 [frames] at the output rate) what later hits of ``pad`` play;
+        voices already playing keep the old buffer."""
+        buf = np.ascontiguousarray(buf, dtype=np.float32)
+        self._retire(self.pad_audio[pad])
+        self.pad_audio[pad] = buf
+        self.mix.set_pad(pad, buf)
+
     def _retire(self, buf: np.ndarray) -> None:
         """Keep a replaced pad buffer until no voice can still hold it, then let it go here.
 
         A voice that took ``buf`` started at most one block after the swap and ends (and
         drops it) ``len(buf)`` frames later; four of the largest blocks cover the rest.
-        When the audio is not running the frame count stands still, so the list is capped.
+        When the audio is not running the frame count stands still, so the list is capped
+        beyond ``64 * n_pads`` buffers: then the oldest no sounding voice plays go.
+        The C mixer's voices hold bare pointers: see ``_may_free``.
         """
         now = self.frames_done
         retired = self._retired
         retired.append((now, buf))
+        cap = 64 * self.n_pads
         while retired and (now - retired[0][0] > len(retired[0][1]) + 4 * MAX_BLOCK
-                           or len(retired) > 64 * self.n_pads):
+                           or len(retired) > cap and self._may_free(*retired[0], now)):
             retired.popleft()
+
+    def _may_free(self, swapped: int, buf: np.ndarray, now: int) -> bool:
+        """A capped list's oldest buffer may go: a Python voice keeps its own reference, a C
+        voice only a pointer, so there no voice may play it and none may start on it."""
+        return not self.mix.native or (now - swapped > 2 * MAX_BLOCK and not self.mix.holds(buf))
 
     def start(self) -> None:
         """Render all pads now, then keep re-rendering changed pads in background threads."""

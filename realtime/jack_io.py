@@ -13,12 +13,18 @@ then mixes the block. Why:
   client took it twice, which doubled the xruns and dropped most notes of large bursts
   (docs/benchmarks.md, 2026-12-03);
 - MIDI and audio in the same cycle: a note starts at its own frame inside the block, so
-  every hit sounds exactly one period after its event, without jitter.
+  every hit sounds exactly one period after its event, without jitter;
+- with the C mixer (``realtime/cmix.py``, the default where it was built) that callback is
+  C and takes no GIL at all: no other thread of the host can make it late. The Python
+  callback (``--mixer python``) took the GIL once a cycle and waited whenever the OSC,
+  UI or render threads held it.
 
 Elsewhere (ALSA, CoreAudio, WASAPI) the host uses sounddevice (``audio.AudioOutput``).
 """
 
 from __future__ import annotations
+
+from typing import Any, Callable
 
 from flowshot.errors import FlowshotError
 from flowshot.realtime.audio import AudioOutput
@@ -92,11 +98,36 @@ class JackClient:
                 if not p.name.startswith(self.client.name + ":")]
 
 
-class JackOutput(AudioOutput):
-    """Runs ``engine.process`` in the JACK client's process callback and measures it.
+class _Counter:
+    """An ``AudioOutput`` counter that the C mixer keeps while its callback runs (``native``)."""
 
-    Same counters as ``AudioOutput``; ``xruns`` are the server's xrun notifications, and
-    ``start_late_max`` is the latest any callback started in its cycle (frames).
+    def __init__(self, read: Callable[[Any], float]):
+        self.read = read
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return self.read(obj) if obj.__dict__.get("native") else obj.__dict__.get(self.name, 0)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = value
+
+
+def _period_ms(out: "JackOutput") -> float:
+    return 1e3 * max(out.last_frames, 1) / out.engine.output_rate
+
+
+class JackOutput(AudioOutput):
+    """Mixes the engine in the JACK client's process callback and measures it.
+
+    With the engine's C mixer (``engine.mix.native``) the callback is C (``cmix.CVoices.
+    attach_jack``), MIDI included; otherwise a Python callback runs the polled inputs and
+    ``engine.process``. Same counters as ``AudioOutput`` either way; ``xruns`` are the
+    server's xrun notifications, and ``start_late_max`` is the latest any callback started
+    in its cycle (frames).
 
     Args:
         engine: the engine to play (built with ``output_rate`` = JACK's rate).
@@ -104,15 +135,34 @@ class JackOutput(AudioOutput):
         channels: output ports (out_0, out_1); the split pads go to the second.
     """
 
+    callbacks = _Counter(lambda self: self.engine.mix.callbacks)
+    callback_ms = _Counter(lambda self: self.engine.mix.callback_ms)
+    callback_max_ms = _Counter(lambda self: self.engine.mix.callback_max_ms)
+    load = _Counter(lambda self: self.engine.mix.callback_ms / _period_ms(self))
+    load_max = _Counter(lambda self: self.engine.mix.callback_max_ms / _period_ms(self))
+    start_late_max = _Counter(lambda self: self.engine.mix.start_late_max)
+
     def __init__(self, engine: Engine, jack_client: JackClient, channels: int = 2):
         super().__init__(engine, device=-1, channels=channels, blocksize=0)
+        self.native = bool(engine.mix.native)
         self.jack = jack_client
+        self.midi: Any = None  # a JackMidiInput, read by the C callback (``add_midi``)
         client = jack_client.client
+        self.last_frames = int(client.blocksize)
         self.ports = [client.outports.register(f"out_{c}") for c in range(channels)]
-        client.set_process_callback(self._process)
-        client.set_xrun_callback(self._xrun)
+        if not self.native:
+            client.set_process_callback(self._process)
+        client.set_xrun_callback(self._xrun)  # JACK calls these two from its notification thread
         client.set_shutdown_callback(self._shutdown)
         self._active = False
+
+    def add_midi(self, midi: Any) -> None:
+        """Read a ``JackMidiInput`` in the callback (before ``start``)."""
+        if self.native:
+            self.midi = midi
+            midi.read_by(self.engine.mix)
+        else:
+            super().add_midi(midi)
 
     def _shutdown(self, status, reason: str) -> None:
         # On a JACK thread, as from a signal handler: only set a flag the main loop reads.
@@ -133,6 +183,10 @@ class JackOutput(AudioOutput):
     def start(self) -> None:
         jack = _jack()
         client = self.jack.client
+        if self.native:
+            h = self.midi.handler if self.midi is not None else None
+            self.engine.mix.attach_jack(client, self.ports, self.midi.port if self.midi is not None else None,
+                                        h.note_pad if h is not None else None, self.engine.velocity_gain)
         try:
             client.activate()
             self._active = True

@@ -167,4 +167,4 @@ def apply_kit(engine: Engine, data: Any, where: str = "kit") -> None:
             engine.knobs[k] = min(max(v, -r), r)
         engine._changed(range(engine.n_pads))
     engine.set_temperature(temperature)
-    engine.settings.velocity_exponent = exponent
+    engine.set_velocity_exponent(exponent)

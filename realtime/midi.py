@@ -182,11 +182,15 @@ class MidiInput:
                 return
         self._control.append(data)
 
+    def _drain(self) -> None:
+        """Move messages read elsewhere (the C callback's ring) into the control queue."""
+
     def _control_loop(self) -> None:
         import mido
 
         queue = self._control
         while not self._stop.wait(self._interval):
+            self._drain()
             while queue:
                 data = queue.popleft()
                 try:
@@ -236,20 +240,36 @@ class JackMidiInput(MidiInput):
         if name:
             sources = jack_client.midi_sources()
             self._source = sources[_pick_port(name, sources)]
-        self._port = self._client.midi_inports.register(PORT_NAME)
-        self.name = self._source or self._port.name
+        self.port = self._client.midi_inports.register(PORT_NAME)
+        self.name = self._source or self.port.name
+        self._mix: Any = None  # the C mixer, when its callback reads the port instead of ``pump``
+        self._notes_seen = 0
         super().__init__(handler, queue_size)
+
+    def read_by(self, mix: Any) -> None:
+        """Let the C mixer's JACK callback read the port (``cmix.CVoices.attach_jack``): it
+        starts the note-ons itself and leaves every other message to ``_drain``."""
+        self._mix = mix
+
+    def _drain(self) -> None:
+        mix = self._mix
+        if mix is None:
+            return
+        self._control.extend(mix.pop_control())
+        notes = mix.midi_notes
+        self.handler.received += notes - self._notes_seen
+        self._notes_seen = notes
 
     def connect(self) -> None:
         """Connect the ``--midi NAME`` source; call once the client is active."""
         if self._source is not None:
             try:
-                self._client.connect(self._source, self._port)
+                self._client.connect(self._source, self.port)
             except Exception as err:
                 raise FlowshotError(f"cannot connect --midi {self._source!r} ({err}); check the port") from None
 
     def pump(self) -> None:
-        for offset, buffer in self._port.incoming_midi_events():
+        for offset, buffer in self.port.incoming_midi_events():
             if len(buffer) > 3:  # sysex (never used), or a size no note or CC has
                 continue
             data = bytes(buffer)

@@ -10,6 +10,8 @@ need_apt=()
 command -v jackd >/dev/null 2>&1 || need_apt+=(jackd2)
 command -v pd >/dev/null 2>&1 || need_apt+=(puredata-core)
 ldconfig -p 2>/dev/null | grep -q libportaudio.so.2 || need_apt+=(libportaudio2)
+# A C compiler builds the host's voice mixer (realtime/_cmix.c) at install.
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: apt-get install ${need_apt[*]}"

@@ -451,7 +451,7 @@ def test_replaced_pad_buffers_are_freed_by_the_render_thread_not_the_callback() 
     assert any(buf is old for _, buf in engine._retired)  # still held off the audio thread
     while engine.active_voices:
         engine.process(out)
-    assert all(buf is not old for buf in engine._v_buf)  # the ended voice let go of it
+    assert not engine.mix.holds(old)  # the ended voice let go of it
     block = np.zeros(16384, np.float32)
     for _ in range(6):  # past the grace period: len(buf) + 4 blocks of 16384
         engine.process(block)
@@ -474,7 +474,7 @@ def test_blocks_beyond_the_scratch_buffer_mix_whole_voices() -> None:
     engine = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[]))
     engine.render_pending()
     long = np.random.default_rng(3).standard_normal(4 * MAX_BLOCK).astype(np.float32)
-    engine.pad_audio[2] = long
+    engine.set_pad_audio(2, long)
     engine.trigger(2, 0.5)
     out = np.zeros(2 * MAX_BLOCK + 123, np.float32)
     engine.process(out)

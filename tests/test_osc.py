@@ -52,7 +52,7 @@ def rig(tmp_path: Path):
     files.mkdir()
     engine = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[], velocity_exponent=2.0))
     engine.render_pending()
-    control = OscControl(engine, files, allow_writes=True, stats=lambda: {"hits": engine.hits, "queued": len(engine._queue)})
+    control = OscControl(engine, files, allow_writes=True, stats=lambda: {"hits": engine.hits, "queued": engine.queued})
     server = OscServer(control, "127.0.0.1", 0)
     server.start()
     client = Client(server.port)
@@ -164,10 +164,10 @@ def test_bad_messages_are_ignored_and_a_flood_keeps_working(rig, caplog: pytest.
     out = np.zeros(64, np.float32)
     engine.process(out)
     assert engine.hits == 1000 and engine.active_voices == 16 and engine.steals == 1000 - 16
-    # the deque is bounded: a longer flood drops the oldest triggers instead of growing
+    # the queue is bounded: a longer flood drops triggers (Python: the oldest, C: the newest) instead of growing
     for i in range(3000):
         engine.note_on(36, 100)
-    assert len(engine._queue) == engine.settings.queue_size
+    assert engine.queued == engine.settings.queue_size
     assert elapsed < 5.0  # the server kept up with 1,000 notes/s
     # rate-limited: one log line per kind of problem, not one per message
     assert len(caplog.records) <= len(bad) + 2
