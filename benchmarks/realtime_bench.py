@@ -8,7 +8,7 @@ found exactly there (first non-zero sample after the MIDI event, both in JACK fr
 while the playing goes on; a probe that never sounds is counted.
 
 Measures: trigger-to-onset latency (frames: median and worst), xruns (the host's count
-and the probe's, both JACK's xrun notifications), host CPU (share of one core) and peak memory (VmHWM), worst
+and the probe's, both JACK's xrun notifications, and which client jackd found late), host CPU (share of one core) and peak memory (VmHWM), worst
 callback time, the host's own knob-move-to-new-sound time (the knob's CC arriving to the
 first re-rendered pad, the one played last, being live), and the time to re-render all 16
 pads in one batched call (in this process).
@@ -162,6 +162,19 @@ def host_stats(host) -> list[float]:
     raise SystemExit(f"realtime_bench.py: the host ({state}) did not answer /flowshot/stats twice; its last stderr: {tail}")
 
 
+def late_clients(log: Path) -> dict[str, int]:
+    """xruns by the client jackd names late ("XRun: client = NAME was not finished"). The
+    probe is a Python client sharing this process's GIL with the playing loop, so its own
+    lateness is the rig's, not the host's."""
+    counts = {"flowshot": 0, "flowshot-probe": 0, "other": 0}
+    text = log.read_text(errors="replace") if log.exists() else ""
+    for line in text.splitlines():
+        if "XRun: client = " in line:
+            name = line.split("XRun: client = ", 1)[1].split(" was ", 1)[0]
+            counts[name if name in counts else "other"] += 1
+    return counts
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help=".ckpt, .ts or ONNX folder (required unless --baseline)")
@@ -207,9 +220,10 @@ def main() -> int:
 
     console = Console()
     server = f"flowshot-bench-{os.getpid()}"
-    jackd = rig.start_jackd(server, args.rate, args.period, log=args.jack_log)
     files = Path(f"/tmp/flowshot-bench-{os.getpid()}")
     files.mkdir(exist_ok=True)
+    jack_log = args.jack_log or files.parent / f"flowshot-bench-{os.getpid()}-jackd.log"
+    jackd = rig.start_jackd(server, args.rate, args.period, log=jack_log)
     try:
         host = rig.Host(server, Path(args.model), files, extra=["--backend", args.backend, "--render-workers",
                                                                  str(args.render_workers), "--split-out", str(PROBE_PAD)]
@@ -300,6 +314,11 @@ def main() -> int:
               f"{stats[14]:.1f} / {stats[15]:.1f} ms")
     t.add_row("xruns (host's count: JACK's xrun notifications)", str(int(stats[0] - base_stats[0])))
     t.add_row("xruns (JACK server)", str(jack_xruns))
+    late = late_clients(jack_log)
+    t.add_row("  the late client, by jackd's log: flowshot / this benchmark's probe / other",
+              f"{late['flowshot']} / {late['flowshot-probe']} / {late['other']}")
+    if not args.jack_log:
+        jack_log.unlink(missing_ok=True)
     t.add_row("benchmark probe at real-time priority", "yes" if rt_bench else "no (not permitted)")
     t.add_row(f"host CPU incl. {args.render_workers} model worker(s) (share of one core)", f"{100 * cpu / wall:.1f} %")
     t.add_row("peak memory (VmHWM): audio process + model worker(s)", f"{peak_mb[0]:.0f} + {peak_mb[1]:.0f} MiB")
