@@ -98,11 +98,45 @@ def stop_process(proc: subprocess.Popen) -> None:
             proc.wait(5)
 
 
+def _probe_library():
+    """tests/jackprobe.c built with the system C compiler (cached by its source), or None."""
+    import ctypes
+    import hashlib
+
+    src = Path(__file__).with_name("jackprobe.c")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    tag = hashlib.sha1(src.read_bytes()).hexdigest()[:12]
+    lib = Path(tempfile.gettempdir()) / f"flowshot-jackprobe-{tag}.so"
+    if not lib.exists():
+        tmp = lib.with_suffix(f".{os.getpid()}.tmp")
+        if subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(src)], capture_output=True).returncode:
+            return None
+        os.replace(tmp, lib)  # atomic: parallel test processes never load a half-written file
+    dll = ctypes.PyDLL(str(lib))
+    dll.probe_push.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32]
+    dll.probe_push.restype = ctypes.c_int64
+    dll.probe_push_burst.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int64]
+    dll.probe_push_burst.restype = ctypes.c_int64
+    dll.probe_sent.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+    dll.probe_sent.restype = ctypes.c_int64
+    dll.probe_recorded.argtypes = [ctypes.c_void_p]
+    dll.probe_recorded.restype = ctypes.c_int64
+    dll.probe_attach.argtypes = [ctypes.c_void_p]
+    dll.probe_size.restype = ctypes.c_size_t
+    return dll
+
+
 class JackProbe:
     """Records one or two JACK audio inputs and sends MIDI, everything stamped in JACK frames.
 
     ``rec[i]`` (and ``rec2[i]``, the second input) is the sample of frame ``rec_start + i``.
+    Its process callback is C (tests/jackprobe.c) where a C compiler is found: a Python
+    callback would need this process's GIL every cycle and be late itself.
     """
+
+    RING = 8192  # MIDI messages queued at most (a burst of 1,000 takes one cycle)
 
     def __init__(self, server: str, seconds: float = 60.0, name: str = "flowshot-probe", inputs: int = 1):
         self.client = jack.Client(name, servername=server, no_start_server=True)
@@ -111,38 +145,78 @@ class JackProbe:
         self.midi = self.client.midi_outports.register("midi_out")
         self.rec = np.zeros(int(seconds * self.client.samplerate), np.float32)
         self.rec2 = np.zeros_like(self.rec) if inputs > 1 else None
-        self.rec_start: int | None = None
-        self.recorded = 0
-        self.pending: collections.deque = collections.deque()
-        self.sent: list[tuple[int, bytes]] = []
         self.xruns = 0
-        self.client.set_process_callback(self._process)
-        self.client.set_xrun_callback(self._xrun)
+        self.client.set_xrun_callback(self._xrun)  # from JACK's notification thread
+        self._lib = _probe_library()
+        self.native = self._lib is not None
+        if self.native:
+            self._attach_c()
+        else:
+            self._rec_start: int | None = None
+            self._recorded = 0
+            self.pending: collections.deque = collections.deque()
+            self.sent: list[tuple[int, bytes]] = []
+            self.client.set_process_callback(self._process)
+
+    def _attach_c(self) -> None:
+        import ctypes
+
+        class State(ctypes.Structure):  # probe_t in tests/jackprobe.c
+            _fields_ = [("client", ctypes.c_void_p), ("in_", ctypes.c_void_p * 2), ("midi_out", ctypes.c_void_p),
+                        ("rec", ctypes.c_void_p * 2)] + \
+                [(n, ctypes.c_int64) for n in ("rec_len", "rec_start", "recorded")] + \
+                [(n, ctypes.c_void_p) for n in ("req_data", "req_at", "req_frame")] + \
+                [(n, ctypes.c_int64) for n in ("ring", "head", "tail", "write_failed")]
+
+        assert self._lib.probe_size() == ctypes.sizeof(State), "tests/jackprobe.c and its Python side disagree"
+        ptr = lambda obj: int(jack._ffi.cast("uintptr_t", obj._ptr))  # noqa: E731
+        self._req_data = np.zeros(self.RING * 4, np.uint8)
+        self._req_at = np.zeros(self.RING, np.int32)
+        self._req_frame = np.zeros(self.RING, np.int64)
+        st = self._state = State()
+        st.client, st.midi_out = ptr(self.client), ptr(self.midi)
+        st.in_[0] = ptr(self.inport)
+        st.in_[1] = ptr(self.inport2) if self.inport2 is not None else None
+        st.rec[0] = self.rec.ctypes.data
+        st.rec[1] = self.rec2.ctypes.data if self.rec2 is not None else None
+        st.rec_len, st.rec_start, st.ring = len(self.rec), -1, self.RING
+        st.req_data, st.req_at, st.req_frame = (a.ctypes.data for a in (self._req_data, self._req_at, self._req_frame))
+        self._p = ctypes.addressof(st)
+        assert self._lib.probe_attach(self._p) == 0, "could not set the C probe as the JACK process callback"
 
     def _xrun(self, delay: float) -> None:
         self.xruns += 1
 
-    def _process(self, frames: int) -> None:
+    def _process(self, frames: int) -> None:  # the Python callback, where no C compiler is found
         t = self.client.last_frame_time
-        if self.rec_start is None:
-            self.rec_start = t
-        i = t - self.rec_start
+        if self._rec_start is None:
+            self._rec_start = t
+        i = t - self._rec_start
         if i + frames <= len(self.rec):
             self.rec[i : i + frames] = self.inport.get_array()
             if self.inport2 is not None:
                 self.rec2[i : i + frames] = self.inport2.get_array()
-            self.recorded = i + frames
+            self._recorded = i + frames
         self.midi.clear_buffer()
         while self.pending:
-            item = self.pending.popleft()
-            at, data = item if isinstance(item, tuple) else (0, item)  # at the first frame unless told
+            at, data = self.pending.popleft()
             self.midi.write_midi_event(at, data)
             self.sent.append((t + at, data))
 
+    @property
+    def rec_start(self) -> int | None:
+        if self.native:
+            return None if self._state.rec_start < 0 else int(self._state.rec_start)
+        return self._rec_start
+
+    @property
+    def recorded(self) -> int:
+        return int(self._lib.probe_recorded(self._p)) if self.native else self._recorded
+
     def activate(self, audio_from: str, midi_to: str | None, audio_from2: str | None = None) -> None:
         # This process has torch loaded (hundreds of thousands of objects): a full garbage
-        # collection, in whatever thread allocates, would stall the probe's own callback for
-        # a quarter of a second and count as the host's xruns.
+        # collection, in whatever thread allocates, would stall a Python callback for a
+        # quarter of a second and count as the host's xruns.
         gc.collect()
         gc.freeze()
         self.client.activate()
@@ -152,16 +226,44 @@ class JackProbe:
         if midi_to:
             self.client.connect(self.midi, midi_to)
 
-    def send_midi(self, data: list[int], timeout: float = 2.0, at: int = 0) -> int:
-        """Queue a MIDI message for frame ``at`` of the next cycle; returns the JACK frame it was sent at."""
-        n = len(self.sent)
-        self.pending.append((at, bytes(data)))
+    def _queue(self, data: bytes, at: int) -> int:
+        """Queue one message; its index for ``_sent`` (waits while the ring is full)."""
+        if not self.native:
+            self.pending.append((at, data))
+            return len(self.sent) + len(self.pending) - 1
+        while (k := self._lib.probe_push(self._p, data, len(data), at)) < 0:
+            time.sleep(0.001)
+        return int(k)
+
+    def _sent(self, index: int) -> int:
+        """The JACK frame message ``index`` went out at, -1 while it has not."""
+        if self.native:
+            return int(self._lib.probe_sent(self._p, index))
+        return self.sent[index][0] if index < len(self.sent) else -1
+
+    def _wait_sent(self, index: int, timeout: float) -> int:
         deadline = time.monotonic() + timeout
-        while len(self.sent) <= n:
+        while (frame := self._sent(index)) < 0:
             if time.monotonic() > deadline:
                 raise TimeoutError("JACK process callback did not run")
             time.sleep(0.001)
-        return self.sent[n][0]
+        return frame
+
+    def send_midi(self, data: list[int], timeout: float = 2.0, at: int = 0) -> int:
+        """Queue a MIDI message for frame ``at`` of the next cycle; returns the JACK frame it was sent at."""
+        return self._wait_sent(self._queue(bytes(data), at), timeout)
+
+    def send_burst(self, messages: list[bytes], timeout: float = 2.0) -> int:
+        """Queue all ``messages`` at once (the next cycle takes them all); returns the frame
+        the last went out at."""
+        if not self.native:
+            n = len(self.sent) + len(self.pending)
+            self.pending.extend((0, m) for m in messages)  # in C under the GIL: one cycle takes all
+            return self._wait_sent(n + len(messages) - 1, timeout)
+        packed = b"".join(bytes([min(len(m), 3)]) + bytes(m[:3]).ljust(3, b"\0") for m in messages)
+        while (index := self._lib.probe_push_burst(self._p, packed, len(messages))) < 0:
+            time.sleep(0.001)
+        return self._wait_sent(int(index), timeout)
 
     def now(self) -> int:
         return self.client.frame_time
@@ -465,10 +567,8 @@ def test_midi_bursts_keep_the_host_alive(jack_server: str, ckpt: Path, reference
         time.sleep(0.3)
         hits0 = host.stats()[2]
         for _ in range(100):
-            probe.pending.extend(burst)  # in C under the GIL: the probe's next cycle takes all of it
-            while probe.pending:
-                assert host.proc.poll() is None, f"host died (exit {host.proc.returncode}) during the bursts"
-                time.sleep(0.001)
+            probe.send_burst(burst)  # the probe's next cycle takes all of it
+            assert host.proc.poll() is None, f"host died (exit {host.proc.returncode}) during the bursts"
         time.sleep(0.5)
         assert host.proc.poll() is None, f"host died (exit {host.proc.returncode}) after the bursts"
         hits = host.stats()[2] - hits0
