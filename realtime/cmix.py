@@ -184,7 +184,10 @@ class CVoices:
         self._jack_refs = [client, out_ports, midi_port]
         err = self._lib.fs_jack_attach(self._ptr)
         if err != 0:
-            raise RuntimeError(f"could not set the C mixer as the JACK process callback (error {err})")
+            from flowshot.errors import FlowshotError
+
+            raise FlowshotError(f"could not make the C mixer the JACK process callback (error {err}); "
+                                "try --mixer python")
 
     def pop_control(self) -> list[bytes]:
         """The MIDI messages the callback left for Python (CCs, notes without a pad, ...)."""
