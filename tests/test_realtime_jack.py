@@ -1,6 +1,6 @@
 """The live host on a real JACK server: MIDI in, audio out, OSC, measured in JACK frames.
 
-A dummy-driver jackd (48 kHz, 512-frame periods) runs under a unique server name; the host
+A dummy-driver jackd (48 kHz, 256-frame periods) runs under a unique server name; the host
 runs as a subprocess (`flowshot realtime play --midi --osc PORT --no-ui`); a jack-client
 ``JackProbe`` in this process owns a MIDI output connected to the host's virtual MIDI input
 and an audio input recording the host's output, both stamped with JACK frame times.
@@ -35,10 +35,11 @@ from test_osc import message
 jack = pytest.importorskip("jack")
 pytestmark = [pytest.mark.jack, pytest.mark.skipif(shutil.which("jackd") is None, reason="jackd not installed")]
 
-# 512-frame periods: on 2026-12-02, with 256, this VM made xruns in every try of whole CI
-# runs, the code of the day before included, while 512 ran clean in every try; the
-# benchmark (benchmarks/realtime_bench.py) still measures 128-frame buffers.
-RATE, PERIOD = 48000, 512
+# 256-frame periods (5.3 ms). On 2026-12-02, with Python callbacks in the host and the probe,
+# 256 made xruns in every try of whole CI runs and the tests used 512. With both callbacks
+# in C (2026-12-03) 256 ran without a retried session, and 128 passed too, but with half
+# its sessions retried. The benchmark (benchmarks/realtime_bench.py) measures 128.
+RATE, PERIOD = 48000, 256
 REPO = Path(__file__).resolve().parents[1]
 
 
