@@ -189,6 +189,7 @@ def main() -> int:
                     help="the host's --cpu-wakeup-us (default 0, as the host's; -1 = no PM QoS request)")
     ap.add_argument("--render-workers", type=int, choices=(1, 2), default=2,
                     help="the host's model processes (its --render-workers)")
+    ap.add_argument("--no-rt", action="store_true", help="the host's --no-rt: its Python threads keep normal scheduling")
     ap.add_argument("--mixer", choices=("auto", "c", "python"), default="auto",
                     help="the host's --mixer: c (its JACK callback runs no Python) or python")
     ap.add_argument("--no-hold-background", action="store_true",
@@ -228,7 +229,8 @@ def main() -> int:
         host = rig.Host(server, Path(args.model), files, extra=["--backend", args.backend, "--render-workers",
                                                                  str(args.render_workers), "--split-out", str(PROBE_PAD)]
                          + (["--no-hold-background"] if args.no_hold_background else [])
-                         + ["--cpu-wakeup-us", str(args.cpu_wakeup_us), "--mixer", args.mixer])
+                         + ["--cpu-wakeup-us", str(args.cpu_wakeup_us), "--mixer", args.mixer]
+                         + (["--no-rt"] if args.no_rt else []))
         # The probe shares this process's GIL with the playing loop below (see
         # rig.set_priority). After the host started: it must not inherit this.
         rt_bench = rig.set_priority(os.SCHED_FIFO, 2)
