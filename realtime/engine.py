@@ -2,15 +2,17 @@
 
 Threads and what they may do:
 - control threads (MIDI, OSC, UI, offline driver) call ``trigger``/``note_on`` (queued for
-  the audio thread in the voice mixer, ``flowshot.realtime.voices``: never blocks) and the latent controls (``set_knob``, ``randomize_pad``,
-  ``morph``, ...), which change pad state under ``_lock`` and wake the render thread;
+  the audio thread in the voice mixer, ``flowshot.realtime.voices``: never blocks) and the
+  latent controls (``set_knob``, ``randomize_pad``, ``morph``, ...), which change pad state
+  under ``_lock`` and wake the render thread;
 - the render thread (``start``) renders the changed pads one per model call: the pad hit
   last first (so the pad being played answers a knob within a few ms), then the one that
   has waited longest (pads hit in the last seconds counted a little longer), starting over
-  whenever a newer change arrives, and swaps each new buffer in by plain reference
-  assignment (atomic in CPython). Given a second, ``background`` backend there are two
-  render threads: the lead one renders only the pad hit last, the other the rest, so a
-  knob move never waits behind another pad's render;
+  whenever a newer change arrives, and hands each new buffer to the mixer
+  (``set_pad_audio``: one atomic swap, of a reference or, in C, under a sequence lock).
+  Given a second, ``background`` backend there are two render threads: the lead one
+  renders only the pad hit last, the other the rest, so a knob move never waits behind
+  another pad's render;
 - the audio callback (``process``, or on JACK the C mixer's own callback) only mixes: no
   model call, no lock, no array allocation.
   A voice keeps the buffer it started with, so re-renders never click a sounding hit, and a
@@ -34,6 +36,7 @@ import numpy as np
 from flowshot.errors import FlowshotError
 from flowshot.realtime.backends import Backend
 from flowshot.realtime.voices import MAX_BLOCK, make_voices
+
 RESPONSE_LOG = 256  # change-to-sound times kept for the stats (a ring)
 RESPONSE_PARTS = ("change", "call", "model")  # the columns of that ring (``Engine.response_times``)
 # A pad hit in the last RECENT_S counts as having waited RECENT_BONUS_S longer than it has:
