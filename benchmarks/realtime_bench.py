@@ -326,7 +326,7 @@ def main() -> int:
     t.add_row("peak memory (VmHWM): audio process + model worker(s)", f"{peak_mb[0]:.0f} + {peak_mb[1]:.0f} MiB")
     t.add_row("worst callback time", f"{final['callback_max_ms']:.3f} ms of {period_ms:.2f} ms")
     if "callback_start_late_max_ms" in final:
-        t.add_row("latest callback start in its cycle (wake-up + GIL wait)",
+        t.add_row("latest callback start in its cycle (wake-up; Python mixer: + GIL wait)",
                   f"{final['callback_start_late_max_ms']:.3f} ms")
     t.add_row("pad renders in the host", str(int(stats[3] - base_stats[3])))
     if args.render_workers == 2:
