@@ -664,3 +664,50 @@ def test_host_holds_cpu_wakeup_latency_while_it_plays(jack_server: str, ckpt: Pa
         pytest.skip("/dev/cpu_dma_latency is not readable here")
     assert during == 0, during
     assert _cpu_wakeup_request() == before
+
+
+def test_c_mixer_callback_runs_while_python_holds_the_gil(jack_server: str) -> None:
+    """The C mixer's JACK callback needs no GIL: while this process holds the GIL for 0.3 s
+    (a libc sleep called through ctypes.PyDLL, which does not release it), the C callback
+    keeps running every period, mixing a hit queued before, while a Python process
+    callback of a second client in the same process stalls."""
+    import ctypes
+
+    from flowshot.realtime import cmix
+
+    if not cmix.available():
+        pytest.skip(f"C mixer not built: {cmix.why_unavailable()}")
+    c_client = jack.Client("gil-c", servername=jack_server, no_start_server=True)
+    py_client = jack.Client("gil-py", servername=jack_server, no_start_server=True)
+    mix = cmix.CVoices(2, 2, 10, queue_size=8)
+    tone = np.full(RATE, 0.25, np.float32)  # one second of a constant: the voice sounds throughout
+    mix.set_pad(0, tone)
+    mix.attach_jack(c_client, [c_client.outports.register("out_0")], None, None, lambda v: 1.0)
+    py_calls = [0]
+
+    def py_process(frames: int) -> None:
+        py_calls[0] += 1
+
+    py_client.outports.register("out_0")
+    py_client.set_process_callback(py_process)
+    libc = ctypes.PyDLL(None)
+    try:
+        c_client.activate()
+        py_client.activate()
+        time.sleep(0.3)
+        mix.trigger(0, 1.0, 0)
+        time.sleep(0.05)
+        c0, p0 = mix.callbacks, py_calls[0]
+        libc.usleep(300_000)  # holds the GIL: no Python thread of this process runs meanwhile
+        c_during, p_during = mix.callbacks - c0, py_calls[0] - p0
+        frames_during = mix.frames_done
+    finally:
+        py_client.deactivate()
+        c_client.deactivate()
+        py_client.close()
+        c_client.close()
+    periods = 0.3 * RATE / PERIOD
+    print(f"\nwhile the GIL was held for 0.3 s ({periods:.0f} periods): C callbacks {c_during}, Python callbacks {p_during}")
+    assert c_during > 0.8 * periods, (c_during, periods)
+    assert p_during <= 2, p_during  # at most the callbacks already past the GIL when the hold began
+    assert mix.hits == 1 and frames_during > 0.3 * RATE
