@@ -178,15 +178,82 @@ static void take_hits(fs_state *s, float *out, float *split, int64_t frames, int
     __atomic_store_n(&s->ring_tail, tail, __ATOMIC_RELEASE);
 }
 
-/* ``Engine.process``: mix a block into out [frames] (and split, may be NULL); both overwritten. */
-void fs_process(fs_state *s, float *out, float *split, int64_t frames) {
+/* ------------------------------------------------------------------ blocks (and JACK's MIDI in them) */
+
+typedef uint32_t jack_nframes_t;
+typedef struct {
+    jack_nframes_t time;
+    size_t size;
+    unsigned char *buffer;
+} jack_midi_event_t;
+typedef int (*JackProcessCallback)(jack_nframes_t, void *);
+
+static int (*j_set_process_callback)(void *, JackProcessCallback, void *);
+static void *(*j_port_get_buffer)(void *, jack_nframes_t);
+static uint32_t (*j_midi_get_event_count)(void *);
+static int (*j_midi_event_get)(jack_midi_event_t *, void *, uint32_t);
+static jack_nframes_t (*j_frames_since_cycle_start)(void *);
+
+static int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void to_python(fs_state *s, const unsigned char *data, size_t size) {
+    int64_t head = s->ctl_head, tail = __atomic_load_n(&s->ctl_tail, __ATOMIC_ACQUIRE);
+    if (head - tail >= s->ctl_size) {
+        s->ctl_dropped++;
+        return;
+    }
+    uint8_t *m = s->ctl + 4 * (head % s->ctl_size);
+    m[0] = (uint8_t)size;
+    memset(m + 1, 0, 3);
+    memcpy(m + 1, data, size);
+    __atomic_store_n(&s->ctl_head, head + 1, __ATOMIC_RELEASE);
+}
+
+/* The cycle's MIDI: note-ons with a pad start here, at their frame; other short messages go to Python. */
+static void read_midi(fs_state *s, float *out, float *split, int64_t frames, int64_t *start) {
+    void *mb = j_port_get_buffer(s->midi_port, (jack_nframes_t)frames);
+    uint32_t count = j_midi_get_event_count(mb);
+    jack_midi_event_t ev;
+    for (uint32_t i = 0; i < count; i++) {
+        if (j_midi_event_get(&ev, mb, i) != 0) continue;
+        if (ev.size == 0 || ev.size > 3) {  /* sysex (never used), or a size no note or CC has */
+            s->midi_skipped++;
+            continue;
+        }
+        const unsigned char *d = ev.buffer;
+        if (d[0] >= 0xF0) continue;  /* system common and real-time messages are never used */
+        if (ev.size == 3 && (d[0] & 0xF0) == 0x90 && d[2] > 0 && d[1] < 128) {
+            int pad = s->note_pad[(d[0] & 0x0F) * 128 + d[1]];
+            if (pad >= 0) {
+                s->midi_notes++;
+                hit_at(s, out, split, frames, start, pad, s->vel_gain[d[2] & 0x7F], ev.time);
+                continue;
+            }
+        }
+        to_python(s, d, ev.size);
+    }
+}
+
+/* One block into out [frames] (and split, may be NULL), both overwritten: the queued hits
+ * first (as queued before this block), then with ``midi`` the cycle's MIDI, then the rest. */
+static void block(fs_state *s, float *out, float *split, int64_t frames, int midi) {
     int64_t start = 0;
     memset(out, 0, (size_t)frames * sizeof(float));
     if (split) memset(split, 0, (size_t)frames * sizeof(float));
     take_hits(s, out, split, frames, &start);
+    if (midi) read_midi(s, out, split, frames, &start);
     if (start < frames) mix(s, out, split, start, frames);
     s->frames_done += frames;
 }
+
+/* ``Engine.process`` off JACK: one block, no MIDI (a polled port queued its hits already). */
+void fs_process(fs_state *s, float *out, float *split, int64_t frames) { block(s, out, split, frames, 0); }
+
+/* ------------------------------------------------------------------ Python's side */
 
 /* A hit from any Python thread (the caller holds the GIL: one producer at a time).
  * Returns 0 when the ring is full (the hit is dropped and counted). */
@@ -225,40 +292,7 @@ int fs_ctl_pop(fs_state *s, uint8_t *data) {
     return n;
 }
 
-/* ------------------------------------------------------------------ JACK */
-
-typedef uint32_t jack_nframes_t;
-typedef struct {
-    jack_nframes_t time;
-    size_t size;
-    unsigned char *buffer;
-} jack_midi_event_t;
-typedef int (*JackProcessCallback)(jack_nframes_t, void *);
-
-static int (*j_set_process_callback)(void *, JackProcessCallback, void *);
-static void *(*j_port_get_buffer)(void *, jack_nframes_t);
-static uint32_t (*j_midi_get_event_count)(void *);
-static int (*j_midi_event_get)(jack_midi_event_t *, void *, uint32_t);
-static jack_nframes_t (*j_frames_since_cycle_start)(void *);
-
-static int64_t now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
-static void to_python(fs_state *s, const unsigned char *data, size_t size) {
-    int64_t head = s->ctl_head, tail = __atomic_load_n(&s->ctl_tail, __ATOMIC_ACQUIRE);
-    if (head - tail >= s->ctl_size) {
-        s->ctl_dropped++;
-        return;
-    }
-    uint8_t *m = s->ctl + 4 * (head % s->ctl_size);
-    m[0] = (uint8_t)size;
-    memset(m + 1, 0, 3);
-    memcpy(m + 1, data, size);
-    __atomic_store_n(&s->ctl_head, head + 1, __ATOMIC_RELEASE);
-}
+/* ------------------------------------------------------------------ the JACK callback */
 
 static int jack_process(jack_nframes_t frames, void *arg) {
     fs_state *s = (fs_state *)arg;
@@ -268,36 +302,8 @@ static int jack_process(jack_nframes_t frames, void *arg) {
     float *out = (float *)j_port_get_buffer(s->out_port[0], frames);
     float *second = s->n_out > 1 ? (float *)j_port_get_buffer(s->out_port[1], frames) : NULL;
     float *split = s->split && second ? second : NULL;
-    int64_t start = 0;
-    memset(out, 0, (size_t)frames * sizeof(float));
-    if (split) memset(split, 0, (size_t)frames * sizeof(float));
-    take_hits(s, out, split, frames, &start);  /* OSC and UI hits first, as queued before this cycle */
-    if (s->midi_port) {
-        void *mb = j_port_get_buffer(s->midi_port, frames);
-        uint32_t count = j_midi_get_event_count(mb);
-        jack_midi_event_t ev;
-        for (uint32_t i = 0; i < count; i++) {
-            if (j_midi_event_get(&ev, mb, i) != 0) continue;
-            if (ev.size == 0 || ev.size > 3) {  /* sysex (never used), or a size no note or CC has */
-                s->midi_skipped++;
-                continue;
-            }
-            const unsigned char *d = ev.buffer;
-            if (d[0] >= 0xF0) continue;  /* system common and real-time messages are never used */
-            if (ev.size == 3 && (d[0] & 0xF0) == 0x90 && d[2] > 0 && d[1] < 128) {
-                int pad = s->note_pad[(d[0] & 0x0F) * 128 + d[1]];
-                if (pad >= 0) {
-                    s->midi_notes++;
-                    hit_at(s, out, split, frames, &start, pad, s->vel_gain[d[2] & 0x7F], ev.time);
-                    continue;
-                }
-            }
-            to_python(s, d, ev.size);
-        }
-    }
-    if (start < frames) mix(s, out, split, start, frames);
+    block(s, out, split, frames, s->midi_port != NULL);
     if (second && !split) memcpy(second, out, (size_t)frames * sizeof(float));
-    s->frames_done += frames;
     int64_t dt = now_ns() - t0;
     s->callback_ns = dt;
     if (dt > s->callback_max_ns) s->callback_max_ns = dt;

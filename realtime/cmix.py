@@ -110,12 +110,9 @@ class CVoices:
         s = self._s = _State()
         s.n_pads, s.n_slots, s.polyphony, s.fade_len = self.n_pads, n, self.polyphony, self.fade_len
         s.ring_size, s.ctl_size = int(queue_size), int(control_size)
-        for name in ("ramp", "pad_seq", "pad_buf", "pad_len", "pad_group", "pad_split", "v_active", "v_pad", "v_pos",
-                     "v_len", "v_age", "v_fade", "v_gain", "v_buf", "ring_pad", "ring_offset", "ring_gain",
-                     "note_pad", "vel_gain", "ctl"):
-            setattr(s, name, getattr(self, "_" + name).ctypes.data)
-        for name in ("pad_generation", "pad_wanted", "stale_from", "last_hit"):
-            setattr(s, name, getattr(self, name).ctypes.data)
+        for name, kind in _State._fields_:  # each pointer field -> the array of that name above
+            if kind is c_void_p and name not in ("client", "midi_port"):
+                setattr(s, name, vars(self).get("_" + name, vars(self).get(name)).ctypes.data)
         self._ptr = ctypes.addressof(s)
         self._jack_refs: list[Any] = []
 
@@ -211,8 +208,6 @@ class CVoices:
     callback_max_ms = property(lambda self: self._s.callback_max_ns * 1e-6)
     start_late_max = property(lambda self: int(self._s.start_late_max))
     midi_notes = property(lambda self: int(self._s.midi_notes))
-    midi_skipped = property(lambda self: int(self._s.midi_skipped))
-    control_dropped = property(lambda self: int(self._s.ctl_dropped))
 
     def holds(self, buf: np.ndarray) -> bool:
         """True while a sounding voice plays ``buf``."""
