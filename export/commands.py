@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ts.add_argument("--macros", type=int, default=8, help="number of macro knobs of `sample` (default 8)")
     ts.add_argument("--polyphony", type=int, default=8, help="overlapping voices, 1..32 (default 8; attribute `polyphony`)")
     _add_sampler_arg(ts, "`sample`'s random draws")
+    ts.add_argument("--no-onnx-twin", action="store_true",
+                    help="leave out the ONNX copies of the decoder and prior that `flowshot realtime` plays "
+                         "(about half the render time of TorchScript); nn~ does not use them, the file gets smaller")
     ts.set_defaults(func=_run_ts)
 
     onnx = sub.add_parser("onnx", help="encoder.onnx, decoder.onnx, prior.onnx and flowshot.json")
@@ -68,7 +71,7 @@ def _run_ts(args: argparse.Namespace) -> int:
     # load_examples / compute_latent_stats draw their own progress bars.
     stats = for_sampler(latent_stats_for(loaded, args.data, args.macros, progress=True), args.sampler)
     with console.status(f"scripting and self-testing {out.name}..."):
-        report = export_ts(loaded, out, stats, args.polyphony)
+        report = export_ts(loaded, out, stats, args.polyphony, onnx_twin=not args.no_onnx_twin)
     _print_report(out, report)
     return 0
 

@@ -65,11 +65,12 @@ class PriorGraph(nn.Module):
         return self.model.base_to_latent(u)
 
 
-def make_session(path: str | Path, threads: int = 1) -> Any:
+def make_session(path: str | Path | bytes, threads: int = 1, name: str | None = None) -> Any:
     """An onnxruntime session on CUDA when onnxruntime-gpu sees a GPU, else on the CPU.
 
     Args:
-        path: an ``.onnx`` file.
+        path: an ``.onnx`` file, or a serialized graph.
+        name: what error messages call ``path`` when it is a serialized graph.
         threads: intra-op threads (1 = the real-time friendly default).
     """
     import onnxruntime as ort
@@ -81,10 +82,11 @@ def make_session(path: str | Path, threads: int = 1) -> Any:
     if "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        return ort.InferenceSession(path if isinstance(path, bytes) else str(path), sess_options=opts, providers=providers)
     except Exception as err:  # onnxruntime raises its own exception types
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise FlowshotError(f"{path} is not a loadable ONNX graph ({first}); re-export it with `flowshot export onnx`") from None
+        what = name or ("the serialized graph" if isinstance(path, bytes) else path)
+        raise FlowshotError(f"{what} is not a loadable ONNX graph ({first}); re-export it with `flowshot export onnx`") from None
 
 
 def _graphs(model: nn.Module, length: int, dim: int) -> dict[str, tuple[nn.Module, Tensor, list[str], list[str]]]:
@@ -105,6 +107,45 @@ def _to_list(value: Any) -> Any:
 
 def _rounded(value: Tensor) -> list:
     return [[float(f"{v:.6g}") for v in row] for row in value.detach().cpu().reshape(value.shape[0], -1).tolist()]
+
+
+def write_graphs(model: nn.Module, length: int, dim: int, out_dir: str | Path,
+                 names: tuple[str, ...] = ("encoder", "decoder", "prior"), layout: str = "4d") -> dict[str, Path]:
+    """Trace ``names`` of the encoder, decoder and prior graphs into ``out_dir/NAME.onnx``,
+    rewrite their layout and check each against PyTorch with onnxruntime.
+
+    Args:
+        model: an inference copy of the FlowVAE (``export.ts.inference_model``).
+        length, dim: the one-shot's length and the latent size.
+        out_dir: an existing directory.
+        names: which graphs.
+        layout: as for ``export_onnx``.
+    Returns:
+        {name: path}.
+    Raises:
+        FlowshotError: onnxruntime disagrees with PyTorch beyond ``TOLERANCE``.
+    """
+    if layout not in ("1d", "2d", "4d"):
+        raise ValueError(f"layout must be 1d, 2d or 4d, got {layout!r}")
+    paths: dict[str, Path] = {}
+    graphs = _graphs(model, length, dim)
+    for name in names:
+        graph, example, inputs, outputs = graphs[name]
+        target = Path(out_dir) / f"{name}.onnx"
+        axes = {n: {0: "batch"} for n in inputs + outputs}
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
+            torch.onnx.export(graph.eval(), (example,), str(target), input_names=inputs, output_names=outputs,
+                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+        if layout != "1d":
+            proto = onnx.load(str(target))
+            conv1d_as_conv2d(proto)
+            if layout == "4d":
+                stay_4d(proto)
+            onnx.save(proto, str(target))
+        _verify(graph, target, example)
+        paths[name] = target
+    return paths
 
 
 def export_onnx(loaded: LoadedModel, out_dir: str | Path, stats: dict[str, Any] | None = None,
@@ -134,25 +175,8 @@ def export_onnx(loaded: LoadedModel, out_dir: str | Path, stats: dict[str, Any] 
     model = inference_model(loaded, fold=fold)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".onnx-") as tmp:
-        for name, (graph, example, inputs, outputs) in _graphs(model, length, dim).items():
-            target = Path(tmp) / f"{name}.onnx"
-            axes = {n: {0: "batch"} for n in inputs + outputs}
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
-                torch.onnx.export(graph.eval(), (example,), str(target), input_names=inputs, output_names=outputs,
-                                  dynamic_axes=axes, opset_version=OPSET, dynamo=False)
-            if layout not in ("1d", "2d", "4d"):
-                raise ValueError(f"layout must be 1d, 2d or 4d, got {layout!r}")
-            if layout != "1d":
-                proto = onnx.load(str(target))
-                conv1d_as_conv2d(proto)
-                if layout == "4d":
-                    stay_4d(proto)
-                onnx.save(proto, str(target))
-            _verify(graph, target, example)
-            paths[name] = target
+        paths = write_graphs(model, length, dim, tmp, layout=layout)
         meta = {
             "format": 1,
             "sample_rate": cfg.audio.sample_rate,

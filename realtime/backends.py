@@ -152,10 +152,13 @@ class Backend:
             prior's forward direction).
         audio_settings: the checkpoint's ``AudioConfig`` fields (trim, normalisation...) as
             plain data; empty for files exported before they were recorded.
+        note: one line for the user about how the model runs (why a .ts renders on torch,
+            see ``flowshot.realtime.twin``), or "".
     """
 
     name = "?"
     has_inverse = True
+    note = ""
 
     def __init__(self, path: Path, sample_rate: int, length: int, latent_dim: int, stats: LatentStats | None):
         self.path = path
@@ -215,6 +218,7 @@ class TorchBackend(Backend):
         self._torch = torch
         self._m = module
         self._scripted = scripted
+        self.twin_graphs: dict[str, bytes] = {}  # a .ts's stored ONNX twin (flowshot.realtime.twin)
 
     def _run(self, fn: Any, x: np.ndarray) -> np.ndarray:
         t = self._torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
@@ -280,7 +284,10 @@ def load_backend(path: str | Path, backend: str = "auto") -> Backend:
     Args:
         path: a flowshot checkpoint (.ckpt), an exported TorchScript file (.ts), or an
             ONNX export directory.
-        backend: ``torch``, ``onnx`` or ``auto`` (ONNX for a directory, torch otherwise).
+        backend: ``torch``, ``onnx`` or ``auto``. A directory plays on onnxruntime. A file
+            plays on torch with ``torch``; otherwise its renders go to onnxruntime through
+            its ONNX twin (``flowshot.realtime.twin``): ``auto`` falls back to torch where
+            there is none (with ``note`` saying why), ``onnx`` refuses.
     """
     p = Path(path).expanduser()
     if not p.exists():
@@ -291,14 +298,15 @@ def load_backend(path: str | Path, backend: str = "auto") -> Backend:
         if backend == "torch":
             raise FlowshotError(f"{p} is a folder (ONNX export); use --backend onnx, or pass a .ts/.ckpt for torch")
         return _load_onnx(p)
-    if backend == "onnx":
-        raise FlowshotError(f"{p} is a file; --backend onnx needs the ONNX export folder (flowshot export onnx)")
-    if p.suffix == ".ts":
-        return _load_ts(p)
-    return _load_ckpt(p)
+    model = _load_ts(p) if p.suffix == ".ts" else _load_ckpt(p)
+    if backend == "torch":
+        return model
+    from flowshot.realtime.twin import with_twin
+
+    return with_twin(model, required=backend == "onnx")
 
 
-def _load_ckpt(p: Path) -> Backend:
+def _load_ckpt(p: Path) -> TorchBackend:
     try:
         from flowshot.model.checkpoint import load_model
     except ImportError as err:  # pragma: no cover - only while the model package is incomplete
@@ -323,11 +331,14 @@ def _load_ckpt(p: Path) -> Backend:
 _TS_METHODS = ("decode_latent", "base_to_latent", "latent_to_base", "embed", "get_info")
 
 
-def _load_ts(p: Path) -> Backend:
+def _load_ts(p: Path) -> TorchBackend:
     import torch
 
+    from flowshot.export.ts import TWIN_MEMBERS
+
+    extra = {member: "" for member in TWIN_MEMBERS.values()}  # filled in by the load; b"" when absent
     try:
-        m = torch.jit.load(str(p), map_location="cpu")
+        m = torch.jit.load(str(p), map_location="cpu", _extra_files=extra)
     except Exception as err:  # torch raises many types for a bad archive
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise FlowshotError(f"{p} is not a loadable TorchScript file ({first}); re-export it with `flowshot export ts`") from None
@@ -348,6 +359,7 @@ def _load_ts(p: Path) -> Backend:
     m.eval()
     backend = TorchBackend(p, m, sr, length, d, LatentStats.from_mapping(raw, d), scripted=True)
     backend.audio_settings = _json_object(getattr(m, "audio_config", "{}"))
+    backend.twin_graphs = {name: bytes(extra[member]) for name, member in TWIN_MEMBERS.items()}
     return backend
 
 

@@ -26,7 +26,9 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="PATH",
                    help="flowshot checkpoint (.ckpt), exported TorchScript (.ts) or ONNX export folder")
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
-                   help="inference runtime (auto: onnx for a folder, torch otherwise)")
+                   help="inference runtime. auto (default): onnxruntime for an ONNX folder, and for a .ts or "
+                        ".ckpt its ONNX twin (renders on onnxruntime, encoding on torch; torch alone where the "
+                        "file has no twin); torch: torch only; onnx: onnxruntime or refuse")
     p.add_argument("--kit", metavar="FILE", help="kit preset JSON to start from (saved by /flowshot/kit/save)")
     p.add_argument("--map", metavar="FILE", help="MIDI map (JSON or TOML): notes -> pads, CC -> knobs")
     p.add_argument("--first-note", type=int, default=36, help="MIDI note of pad 0 (default 36 = C1)")
@@ -154,6 +156,8 @@ def _build_engine(args: argparse.Namespace, output_rate: int | None, backend=Non
 
     if backend is None:
         backend = load_backend(args.model, args.backend)
+    if backend.note:  # e.g. why a .ts renders on torch, and how to make it quicker
+        logging.getLogger("flowshot.realtime").warning(f"{args.model}: {backend.note}")
     chokes = [_pad_numbers(c, "--choke") for c in args.choke] if args.choke else None
     if args.pads < 1 or args.polyphony < 1:
         raise FlowshotError("--pads and --polyphony must be at least 1")

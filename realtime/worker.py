@@ -95,7 +95,7 @@ def _serve(conn: Any, path: str, kind: str, render_rate: int, threads: int, nice
     conn.send(("ready", {"name": b.name, "sample_rate": b.sample_rate, "length": b.length,
                          "latent_dim": b.latent_dim, "has_inverse": b.has_inverse, "stats": stats,
                          "describe": b.describe(), "render_length": render_length,
-                         "audio_settings": b.audio_settings}))
+                         "audio_settings": b.audio_settings, "note": b.note}))
     ops = {"b2l": b.base_to_latent, "l2b": b.latent_to_base, "encode": b.encode}
     segment: shared_memory.SharedMemory | None = None  # the host's current hand-off buffer
     while True:
@@ -168,6 +168,7 @@ class ProcessBackend(Backend):
         self.render_length = int(info["render_length"])
         self.audio_settings = dict(info["audio_settings"])
         self._describe = info["describe"]
+        self.note = info["note"]
         self._segment: shared_memory.SharedMemory | None = None  # grown to the largest batch asked for
         self.last_compute_s: float | None = None  # the last render's time inside the worker
         self._held = 0  # nesting depth of hold(); the process is stopped while > 0

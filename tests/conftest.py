@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 import torch
+
+# The suite's caches (preprocessed data, the host's ONNX twins of checkpoints) stay out of
+# the user's ~/.cache; host subprocesses inherit the variable and share the folder.
+_CACHE = tempfile.mkdtemp(prefix="flowshot-test-cache-")
+os.environ["FLOWSHOT_CACHE"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 # Enough steps for a checkpoint whose sounds differ from random init, few enough for ~20 s.
 TINY_STEPS = 40
