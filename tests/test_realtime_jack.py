@@ -447,6 +447,8 @@ def live_session(jack_server: str, ckpt: Path, reference: Engine, tmp_path: Path
     files = tmp_path / "files"
     files.mkdir()
     host = Host(jack_server, ckpt, files, extra=["--split-out", str(SPLIT_PAD), "--mixer", mixer])
+    # The checkpoint plays through its ONNX twin, as the reference engine renders it.
+    assert any("model=onnxruntime+torch" in line for line in host.lines), host.lines
     probe = JackProbe(jack_server, inputs=2)
     switch = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
