@@ -65,12 +65,11 @@ class PriorGraph(nn.Module):
         return self.model.base_to_latent(u)
 
 
-def make_session(path: str | Path | bytes, threads: int = 1, name: str | None = None) -> Any:
+def make_session(path: str | Path | bytes, threads: int = 1) -> Any:
     """An onnxruntime session on CUDA when onnxruntime-gpu sees a GPU, else on the CPU.
 
     Args:
         path: an ``.onnx`` file, or a serialized graph.
-        name: what error messages call ``path`` when it is a serialized graph.
         threads: intra-op threads (1 = the real-time friendly default).
     """
     import onnxruntime as ort
@@ -85,7 +84,7 @@ def make_session(path: str | Path | bytes, threads: int = 1, name: str | None = 
         return ort.InferenceSession(path if isinstance(path, bytes) else str(path), sess_options=opts, providers=providers)
     except Exception as err:  # onnxruntime raises its own exception types
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        what = name or ("the serialized graph" if isinstance(path, bytes) else path)
+        what = "the serialized graph" if isinstance(path, bytes) else path
         raise FlowshotError(f"{what} is not a loadable ONNX graph ({first}); re-export it with `flowshot export onnx`") from None
 
 

@@ -83,7 +83,11 @@ def with_twin(backend: TorchBackend, required: bool = False) -> Backend:
         import onnxruntime  # noqa: F401
 
         if backend.path.suffix == ".ts":
-            twin = _checked(backend, _stored_graphs(backend), "graphs stored in the .ts")
+            graphs = _stored_graphs(backend)
+            try:
+                twin = _checked(backend, graphs, "graphs stored in the .ts")
+            except FlowshotError as err:
+                raise FlowshotError(f"{err}; re-export it with `flowshot export ts`") from None
         else:
             twin = _checkpoint_twin(backend)
     except (FlowshotError, ImportError) as err:
@@ -122,7 +126,12 @@ def _read(folder: Path) -> dict[str, bytes]:
 def _checked(backend: TorchBackend, graphs: dict[str, bytes], origin: str) -> TwinBackend:
     from flowshot.export.onnx import make_session
 
-    sessions = {name: make_session(graph, threads=1, name=f"the ONNX {name}") for name, graph in graphs.items()}
+    sessions = {}
+    for name, graph in graphs.items():
+        try:
+            sessions[name] = make_session(graph, threads=1)
+        except FlowshotError:
+            raise FlowshotError(f"onnxruntime does not load its ONNX {name}") from None
     twin = TwinBackend(backend, sessions, origin)
     _check(backend, twin)
     return twin

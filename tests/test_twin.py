@@ -129,9 +129,12 @@ def test_a_twin_that_disagrees_with_its_torch_model_is_left_out(exports: dict[st
     other["decoder"], other["prior"] = other["prior"], other["decoder"]  # wrong graph for each method
     ref.twin_graphs = other
     b = twin.with_twin(ref)
-    assert b is ref and b.note.startswith("renders on torch:")
+    assert b is ref and b.note.startswith("renders on torch: its ONNX prior gives")
+    assert b.note.endswith("re-export it with `flowshot export ts`")
     with pytest.raises(FlowshotError, match="--backend onnx cannot play"):
         twin.with_twin(ref, required=True)
+    ref.twin_graphs = {**other, "decoder": b"not a graph"}  # damaged in the archive
+    assert twin.with_twin(ref).note.startswith("renders on torch: onnxruntime does not load its ONNX decoder")
 
 
 def test_the_host_worker_reports_the_twin(exports: dict[str, Path]) -> None:
