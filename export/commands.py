@@ -73,6 +73,8 @@ def _run_ts(args: argparse.Namespace) -> int:
     with console.status(f"scripting and self-testing {out.name}..."):
         report = export_ts(loaded, out, stats, args.polyphony, onnx_twin=not args.no_onnx_twin)
     _print_report(out, report)
+    if not args.no_onnx_twin:
+        print("  ONNX twin of decode_latent and base_to_latent stored (flowshot realtime renders through it)")
     return 0
 
 
@@ -98,6 +100,12 @@ def _run_check(args: argparse.Namespace) -> int:
     from flowshot.export.selftest import check_ts
 
     _print_report(Path(args.file), check_ts(args.file))
+    # Only now, with the file known to load in a bare interpreter, does it load here.
+    from flowshot.realtime.backends import load_backend
+
+    backend = load_backend(args.file, "auto")
+    print("  ONNX twin: " + (backend.note.removeprefix("renders on torch: ") if backend.note else
+                             "present, agrees with TorchScript (flowshot realtime renders through it)"))
     return 0
 
 

@@ -66,6 +66,16 @@ def test_the_twin_graphs_are_members_of_the_archive_nn_tilde_ignores(exports: di
     assert check_ts(exports["with"])["methods"] == check_ts(exports["without"])["methods"]
 
 
+def test_export_check_says_whether_the_twin_is_there_and_agrees(exports: dict[str, Path],
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from flowshot.cli import main
+
+    assert main(["export", "check", str(exports["with"])]) == 0
+    assert "ONNX twin: present, agrees with TorchScript" in capsys.readouterr().out
+    assert main(["export", "check", str(exports["without"])]) == 0
+    assert "ONNX twin: the .ts carries no ONNX twin" in capsys.readouterr().out
+
+
 def test_a_ts_without_twin_plays_on_torch_and_says_how_to_get_one(exports: dict[str, Path]) -> None:
     b = load_backend(exports["without"])
     assert isinstance(b, TorchBackend)
