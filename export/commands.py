@@ -23,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ts.add_argument("--polyphony", type=int, default=8, help="overlapping voices, 1..32 (default 8; attribute `polyphony`)")
     _add_sampler_arg(ts, "`sample`'s random draws")
     ts.add_argument("--no-onnx-twin", action="store_true",
-                    help="leave out the ONNX copies of the decoder and prior that `flowshot realtime` plays "
-                         "(about half the render time of TorchScript); nn~ does not use them, the file gets smaller")
+                    help="leave out the ONNX copies of the decoder and prior that `flowshot realtime` renders "
+                         "through (in about half TorchScript's time); nn~ does not use them; a third smaller file")
     ts.set_defaults(func=_run_ts)
 
     onnx = sub.add_parser("onnx", help="encoder.onnx, decoder.onnx, prior.onnx and flowshot.json")
