@@ -246,6 +246,8 @@ def main() -> int:
             if "samples" in line and "Hz," in line:
                 hz, n = line.split("(")[-1].split(",")[:2]
                 pad_seconds = int(n.split()[0]) / int(hz.split()[0])
+        # The runtime the host's ready line names (onnxruntime+torch: a .ts or .ckpt's ONNX twin).
+        runtime = next((ln.split("model=", 1)[1].split(" ")[0] for ln in host.lines if "model=" in ln), "?")
         gap = pad_seconds / 16  # one new hit per 1/16 of a one-shot: 16 voices sounding
         probe_every = pad_seconds + 0.2  # the probe channel is silent before each probe
         probes: list[int] = []  # JACK frames of the probe notes, read out after the run
@@ -299,6 +301,7 @@ def main() -> int:
     t.add_column("measure")
     t.add_column("value", justify="right")
     period_ms = args.period / args.rate * 1e3
+    t.add_row("the host's model runtime (--backend " + args.backend + ")", runtime)
     if delays:
         t.add_row("MIDI event -> onset, median (frames)", f"{int(np.median(delays))} ({np.median(delays) / args.rate * 1e3:.2f} ms)")
         t.add_row("MIDI event -> onset, worst (frames)", f"{max(delays)} ({max(delays) / args.rate * 1e3:.2f} ms)")
