@@ -115,7 +115,12 @@ def _checkpoint_twin(backend: TorchBackend) -> TwinBackend:
             return _checked(backend, _read(folder), origin)
         except FlowshotError:
             shutil.rmtree(folder, ignore_errors=True)  # damaged or foreign: traced again below
-    _build(backend.path, folder)
+    try:
+        _build(backend.path, folder)
+    except FlowshotError:
+        raise
+    except Exception as err:  # an unwritable cache, a graph the exporter cannot trace: play on torch
+        raise FlowshotError(f"tracing its ONNX twin into {folder.parent} failed ({type(err).__name__}: {err})") from None
     return _checked(backend, _read(folder), origin)
 
 

@@ -158,3 +158,15 @@ def test_the_host_worker_reports_the_twin(exports: dict[str, Path]) -> None:
         finally:
             worker.close()
     assert os.environ["FLOWSHOT_CACHE"]  # the suite's caches stay out of ~/.cache (conftest)
+
+
+def test_a_checkpoint_whose_twin_cannot_be_cached_plays_on_torch(tiny_checkpoint: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("FLOWSHOT_CACHE", str(blocker))
+    b = load_backend(tiny_checkpoint)
+    assert isinstance(b, TorchBackend)
+    assert b.note.startswith("renders on torch: tracing its ONNX twin into") and "not-a-folder" in b.note
+    z = b.base_to_latent(np.zeros((1, b.latent_dim)))
+    assert np.isfinite(b.render(z)).all()
