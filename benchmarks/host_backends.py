@@ -49,7 +49,7 @@ def main() -> int:
         t.add_column(col, justify="left" if col in ("--backend", "runs on") else "right")
     for kind, b in backends.items():
         v = np.array(times[kind][10:])  # the first rounds warm the runtimes up
-        t.add_row(kind, b.describe().split(" (")[0].split(" ")[0], f"{np.median(v):.2f}", f"{np.percentile(v, 99):.2f}",
+        t.add_row(kind, b.name, f"{np.median(v):.2f}", f"{np.percentile(v, 99):.2f}",
                   f"{v.max():.2f}", str(int((v > 8).sum())))
     Console().print(t)
     return 0

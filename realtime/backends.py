@@ -220,6 +220,11 @@ class TorchBackend(Backend):
         self._scripted = scripted
         self.twin_graphs: dict[str, bytes] = {}  # a .ts's stored ONNX twin (flowshot.realtime.twin)
 
+    @property
+    def module(self) -> Any:
+        """The torch model: the deployed FlowVAE of a .ckpt, the ScriptModule of a .ts."""
+        return self._m
+
     def _run(self, fn: Any, x: np.ndarray) -> np.ndarray:
         t = self._torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
         with self._torch.inference_mode():
@@ -251,11 +256,7 @@ class OnnxBackend(Backend):
         self._s = sessions
 
     def _run(self, key: str, x: np.ndarray, prefer: str | None = None) -> np.ndarray:
-        sess = self._s[key]
-        feed = {sess.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)}
-        names = [o.name for o in sess.get_outputs()]
-        want = prefer if prefer in names else names[0]
-        return sess.run([want], feed)[0]
+        return run_session(self._s[key], x, prefer)
 
     def render(self, z: np.ndarray) -> np.ndarray:
         return self._run("decoder", z).reshape(len(z), -1)[:, : self.length].astype(np.float32)
@@ -271,6 +272,13 @@ class OnnxBackend(Backend):
     def encode(self, audio: np.ndarray) -> np.ndarray:
         x = _fit_length(audio, self.length)[None, None, :]
         return self._run("encoder", x, prefer="z")[0].astype(np.float64)
+
+
+def run_session(sess: Any, x: np.ndarray, prefer: str | None = None) -> np.ndarray:
+    """One onnxruntime call on the graph's one input: the output named ``prefer``, else the first."""
+    feed = {sess.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)}
+    names = [o.name for o in sess.get_outputs()]
+    return sess.run([prefer if prefer in names else names[0]], feed)[0]
 
 
 def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:

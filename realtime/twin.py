@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from flowshot.errors import FlowshotError
-from flowshot.realtime.backends import Backend, TorchBackend
+from flowshot.realtime.backends import Backend, TorchBackend, run_session
 
 # Bump when the traced graphs change for the same checkpoint (folding, layout, opset).
 TWIN_VERSION = 1
@@ -49,15 +49,11 @@ class TwinBackend(Backend):
         self._s = sessions
         self.origin = origin
 
-    def _run(self, key: str, x: np.ndarray) -> np.ndarray:
-        sess = self._s[key]
-        return sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)})[0]
-
     def render(self, z: np.ndarray) -> np.ndarray:
-        return self._run("decoder", z).reshape(len(z), -1)[:, : self.length].astype(np.float32)
+        return run_session(self._s["decoder"], z).reshape(len(z), -1)[:, : self.length].astype(np.float32)
 
     def base_to_latent(self, u: np.ndarray) -> np.ndarray:
-        return self._run("prior", u).astype(np.float64)
+        return run_session(self._s["prior"], u).astype(np.float64)
 
     def latent_to_base(self, z: np.ndarray) -> np.ndarray:
         return self.torch.latent_to_base(z)
@@ -116,7 +112,7 @@ def _checkpoint_twin(backend: TorchBackend) -> TwinBackend:
         except FlowshotError:
             shutil.rmtree(folder, ignore_errors=True)  # damaged or foreign: traced again below
     try:
-        _build(backend.path, folder)
+        _build(backend, folder)
     except FlowshotError:
         raise
     except Exception as err:  # an unwritable cache, a graph the exporter cannot trace: play on torch
@@ -155,19 +151,16 @@ def twin_cache_dir(checkpoint: Path) -> Path:
     return default_cache_dir() / "onnx-twins" / digest.hexdigest()[:32]
 
 
-def _build(checkpoint: Path, folder: Path) -> None:
+def _build(backend: TorchBackend, folder: Path) -> None:
+    """Trace the checkpoint's twin from the model ``backend`` already holds into ``folder``."""
     from flowshot.export.onnx import write_graphs
-    from flowshot.export.ts import inference_model
-    from flowshot.model.checkpoint import load_model
 
-    loaded = load_model(checkpoint)
-    cfg = loaded.config
     folder.parent.mkdir(parents=True, exist_ok=True)
     # Traced into a private folder, then renamed: a host killed mid-way, or a second worker
     # tracing the same checkpoint, never leaves a half-written twin where the next one looks.
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        write_graphs(inference_model(loaded), cfg.audio.length, cfg.model.latent_dim, tmp, names=GRAPHS)
+        write_graphs(backend.module, backend.length, backend.latent_dim, tmp, names=GRAPHS)
         try:
             os.rename(tmp, folder)
         except OSError:
