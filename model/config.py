@@ -95,6 +95,12 @@ class ModelConfig:
         highpass_hz: cut-off of a fixed high-pass on the lowest sub-band, which holds
             everything below ``sample_rate / (2 * pqmf_bands)``: no sound comes out with
             content under it (0 = off, as in older checkpoints).
+        highpass_bands: how many sub-bands, lowest first, go through that high-pass (1 =
+            the lowest only, as in older checkpoints; ``pqmf_bands`` = all). A steady part
+            of sub-band k lands on a band edge (k * sample_rate / (2 * pqmf_bands), or
+            the next edge up for odd k), so offsets under the envelopes of the upper
+            sub-bands ring at the multiples of ``sample_rate / pqmf_bands`` (1,378 Hz in
+            `small`) in every sound.
         highpass_order: 1 = a one-pole DC blocker (gentle: the model can still make 5 to
             10 Hz), 2 to 8 = a Butterworth high-pass of that order.
         highpass_in_training: the filter also runs while training; False = only in eval
@@ -124,6 +130,7 @@ class ModelConfig:
     noise: bool = True
     noise_init_bias: float = -4.0
     highpass_hz: float = 0.0
+    highpass_bands: int = 1
     highpass_order: int = 1
     highpass_in_training: bool = True
 
@@ -161,6 +168,18 @@ class LossConfig:
             term's bands, each averaged over the whole sound (see ``model/losses.py``).
             Tried at 1 on two seeds of `small`, not adopted: FAD equal, reconstructions
             1.3 and -0.3 dB louder, LSD or STFT distance worse (docs/evaluation.md).
+        stft_ot_weight: weight of the spectral transport term (0 = off): per frame, the
+            1-D Wasserstein distance between the normalised power spectra along log
+            frequency (see ``model/losses.py``). Tried at 2 and 5 on `small` (seed 0),
+            not adopted: FAD 116 and 122 against 106, fewer spectral lines (5.5 and 3.7
+            per reconstruction against 9.2), 80-160 Hz 6 dB shorter (docs/evaluation.md).
+        stft_texture_weight: weight of the texture term (0 = off): log magnitudes sorted
+            within patches of 16 bins by 4 frames, compared (see ``model/losses.py``).
+            At 2 (`small` and `base` since 2026-12-03; two seeds, two draws each): FAD 5
+            to 20 lower, KID lower, cymbal partial lines back (19.8 and 11.7 lines per
+            reconstruction against 5.3 and 9.2; real 21.5), but per-bin distances worse,
+            the band-edge ring louder, and one seed 1.6 dB quieter with 80-320 Hz 5 to 11
+            dB shorter (docs/evaluation.md).
         stft_log_highpass_hz: the log and band terms hear nothing below this (0 = off;
             see ``MultiScaleSTFTLoss``); the linear term always hears everything. Tried
             at 25 Hz, not adopted: FAD 163 against 142, 15 % slower (docs/evaluation.md).
@@ -197,6 +216,8 @@ class LossConfig:
     stft_bands: int = 16
     stft_band_spacing: str = "linear"
     stft_spectrum_weight: float = 0.0
+    stft_ot_weight: float = 0.0
+    stft_texture_weight: float = 0.0
     stft_log_highpass_hz: float = 0.0
     dc_weight: float = 0.0
     wave_weight: float = 0.0
@@ -317,6 +338,8 @@ class FlowshotConfig:
         if not 0.0 <= m.highpass_hz < a.sample_rate / (4 * m.pqmf_bands):
             raise ValueError(f"model.highpass_hz must be in [0, {a.sample_rate / (4 * m.pqmf_bands):g}) Hz "
                              f"(half the lowest sub-band), got {m.highpass_hz}")
+        if not 1 <= m.highpass_bands <= m.pqmf_bands:
+            raise ValueError(f"model.highpass_bands must be 1 to pqmf_bands ({m.pqmf_bands}), got {m.highpass_bands}")
         if not 1 <= m.highpass_order <= 8:
             raise ValueError(f"model.highpass_order must be 1 (one-pole) to 8, got {m.highpass_order}")
         kinds = m.upsample_kinds()
@@ -436,7 +459,10 @@ def small() -> FlowshotConfig:
         # distance and LSD in both (docs/evaluation.md). The low-band waveform term,
         # high-passed at 30 Hz: FAD 103-112 against 107-117 and lower KID at two draws of
         # two seeds, octave balance nearer overall, 80-160 Hz shorter (docs/evaluation.md).
-        loss=LossConfig(disc_crop=8192, stft_band_weight=2.0, stft_band_spacing="log", **LOW_BAND_WAVE),
+        # Texture term: FAD 101/95 and 93/88 against 106/103 and 112/107 (two seeds, two
+        # draws), the cymbals' partial lines back in the reconstructions (docs/evaluation.md).
+        loss=LossConfig(disc_crop=8192, stft_band_weight=2.0, stft_band_spacing="log", stft_texture_weight=2.0,
+                        **LOW_BAND_WAVE),
     ).validate()
 
 
@@ -454,7 +480,7 @@ def base() -> FlowshotConfig:
                           upsample="linear,linear,linear,balanced", **OUTPUT_HIGHPASS),
         # Log-spaced bands as small's; at 44.1 kHz an equal-width band is 1,378 Hz wide.
         loss=LossConfig(stft_scales=[4096, 2048, 1024, 512, 256, 128, 64], mrd_fft_sizes=[4096, 2048, 1024],
-                        stft_band_weight=2.0, stft_band_spacing="log", **LOW_BAND_WAVE),
+                        stft_band_weight=2.0, stft_band_spacing="log", stft_texture_weight=2.0, **LOW_BAND_WAVE),
         train=TrainConfig(batch_size=16, max_steps=200000, lr_warmup_steps=300),
     ).validate()
 

@@ -134,15 +134,17 @@ class Decoder(nn.Module):
             # never do; started at -30 dB it drowned every partial (docs/evaluation.md).
             self.out.bias[2 * self.bands:] = float(m.noise_init_bias)
         self.highpass_taps = 0
+        self.highpass_bands = int(m.highpass_bands)
         self.highpass_in_training = bool(m.highpass_in_training)
         if m.highpass_hz > 0:
             h = highpass_response(m.highpass_hz, cfg.audio.sample_rate / m.pqmf_bands, m.highpass_order)
             self.highpass_taps = len(h)
             # conv1d correlates: the kernel is the impulse response reversed. Not saved:
             # the config rebuilds it.
-            self.register_buffer("highpass", h.flip(0).reshape(1, 1, -1).float(), persistent=False)
+            kernel = h.flip(0).reshape(1, 1, -1).float().repeat(self.highpass_bands, 1, 1)
+            self.register_buffer("highpass", kernel, persistent=False)
         else:
-            self.register_buffer("highpass", torch.zeros(1, 1, 0), persistent=False)
+            self.register_buffer("highpass", torch.zeros(self.highpass_bands, 1, 0), persistent=False)
         generator = torch.Generator().manual_seed(0)
         noise = torch.randn(1, self.bands, self.frames * m.hop // self.bands, generator=generator)
         # Part of the state dict, so an exported file carries the very same noise.
@@ -165,9 +167,11 @@ class Decoder(nn.Module):
         wave, noise = self.parts(z)
         y = wave + noise if self.use_noise else wave
         if self.highpass_taps > 0 and (self.highpass_in_training or not self.training):
-            # Sub-band 0 is the output's own 0 to sample_rate / (2 bands) Hz, not mirrored.
-            low = F.conv1d(F.pad(y[:, :1], (self.highpass_taps - 1, 0)), self.highpass)
-            y = torch.cat([low, y[:, 1:]], dim=1)
+            # Sub-band 0 is the output's own 0 to sample_rate / (2 bands) Hz, not mirrored;
+            # in the others the filter takes a notch out around a band edge.
+            k = self.highpass_bands
+            low = F.conv1d(F.pad(y[:, :k], (self.highpass_taps - 1, 0)), self.highpass, groups=k)
+            y = torch.cat([low, y[:, k:]], dim=1)
         return y
 
     def __prepare_scriptable__(self) -> nn.Module:

@@ -14,7 +14,7 @@ Discriminator outputs follow ``flowshot.model.discriminators.DiscOutput``:
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -103,6 +103,9 @@ def low_band_wave_distance(x: Tensor, y: Tensor, cutoff_hz: float, sample_rate: 
     return ((xl - yl).abs().mean(dim=-1) / yl.abs().mean(dim=-1).clamp_min(floor)).mean()
 
 
+# Patch of the texture term: 16 bins (172 Hz at 2,048 points and 22.05 kHz) by 4 frames.
+TEXTURE_BINS, TEXTURE_FRAMES = 16, 4
+
 # Log-spaced bands start here; everything below is one band (offset and rumble).
 LOG_BAND_LOW_HZ = 40.0
 
@@ -118,6 +121,17 @@ def log_band_matrix(n_fft: int, sample_rate: float, bands: int) -> Tensor:
     rows = [((freqs >= lo) & (freqs < hi)).to(torch.float64) for lo, hi in zip(edges[:-1], edges[1:])]
     rows = [r / r.sum() for r in rows if r.sum() > 0]
     return torch.stack(rows).to(torch.float32)
+
+
+class STFTTerms(NamedTuple):
+    """The unweighted terms of ``MultiScaleSTFTLoss``, each averaged over scales and examples."""
+
+    linear: Tensor
+    log: Tensor
+    band: Tensor
+    spectrum: Tensor
+    transport: Tensor
+    texture: Tensor
 
 
 class MultiScaleSTFTLoss(nn.Module):
@@ -146,6 +160,26 @@ class MultiScaleSTFTLoss(nn.Module):
       where its level lives, are a small share of them; the whole sound's energy per
       band is set by those frames. A gain error of d dB costs it d * ln(10) / 20, whatever
       the sound's envelope.
+    * transport term (``ot_weight`` > 0): per frame, the 1-D Wasserstein distance between
+      the two power spectra normalised to unit mass, along log frequency (in nats of
+      frequency: a partial an octave off costs ln 2), averaged over frames weighted by
+      the target's frame energy. Level does not enter it. The idea: where the model is
+      unsure of a partial's exact frequency, per-bin terms pay a moved line's energy
+      twice, while the transport distance averaged over the uncertain targets is
+      smallest for one sharp line at their median frequency. Measured on a trained
+      decoder it did the opposite (fewer lines, docs/evaluation.md): a dense cluster of
+      partials and smooth noise of its envelope are nearly the same distribution at
+      this distance, so it rewards the envelope only. Off in every preset.
+    * texture term (``texture_weight`` > 0): in patches of 16 bins by 4 frames, the log
+      magnitudes of each sound sorted and compared, L1 (the 1-D Wasserstein distance
+      between the two patches' distributions of bin levels). It cannot see where in its
+      patch a partial lies, only how peaked the patch is. Why: a cymbal's 72 partials sit
+      at random frequencies the latent cannot carry, and any per-bin term prefers the
+      per-bin median (smooth noise) to lines in other places, however cymbal-like; this
+      term scores lines anywhere in the patch as right and smooth noise of the same
+      energy as wrong. It is never larger than the log term (sorting is the best pairing).
+      In `small` and `base` at weight 2: the first runs whose reconstructed cymbals have
+      their partial lines (docs/evaluation.md).
 
     With ``log_highpass_hz`` set, the log and band terms compare both sounds high-passed
     there (``zero_phase_highpass``); the linear term still hears everything. Those two
@@ -169,6 +203,8 @@ class MultiScaleSTFTLoss(nn.Module):
             or tom's whole body, in one band of 16; log bands give 80-640 Hz three.
         log_highpass_hz: cut-off below which the log and band terms hear nothing (0 = off).
         spectrum_weight: weight of the long-term-spectrum term (0 = off).
+        ot_weight: weight of the spectral transport term (0 = off).
+        texture_weight: weight of the sorted-patch texture term (0 = off).
         sample_rate: of the audio; needed when ``log_highpass_hz`` is set or bands are log.
     """
 
@@ -185,6 +221,8 @@ class MultiScaleSTFTLoss(nn.Module):
         sample_rate: float = 0.0,
         band_spacing: str = "linear",
         spectrum_weight: float = 0.0,
+        ot_weight: float = 0.0,
+        texture_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if band_spacing not in ("linear", "log"):
@@ -206,11 +244,16 @@ class MultiScaleSTFTLoss(nn.Module):
         self.sample_rate = float(sample_rate)
         self.band_spacing = band_spacing
         self.spectrum_weight = float(spectrum_weight)
+        self.ot_weight = float(ot_weight)
+        self.texture_weight = float(texture_weight)
         for n in self.scales:
             # Buffers follow the module to the loss's device / dtype; not saved in checkpoints.
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
             if band_spacing == "log":
                 self.register_buffer(f"bands_{n}", log_band_matrix(n, self.sample_rate, self.bands), persistent=False)
+            # Log-frequency width between neighbouring bins 1..n/2 (DC is folded into bin 1).
+            k = torch.arange(1, n // 2, dtype=torch.float64)
+            self.register_buffer(f"logf_{n}", torch.log((k + 1) / k).to(torch.float32), persistent=False)
 
     def _magnitude(self, x: Tensor, n: int) -> Tensor:
         """x [B,T] -> magnitudes [B, n//2+1, frames], in amplitude units."""
@@ -230,20 +273,52 @@ class MultiScaleSTFTLoss(nn.Module):
             return torch.einsum("gf,bft->bgt", bands, mag.square())
         return F.adaptive_avg_pool2d(mag.square()[:, None], (min(self.bands, mag.shape[1]), mag.shape[2]))[:, 0]
 
+    def _transport_distance(self, mx: Tensor, my: Tensor, n: int) -> Tensor:
+        """Magnitudes [B, F, frames] of FFT size n -> mean over examples of the frame-energy
+        weighted 1-D Wasserstein distance between the normalised power spectra, on a
+        log-frequency axis (nats). Power, not magnitude: as mass, magnitude gives a noise
+        floor 40 dB down a fifth of the spectrum's mass, and the distance becomes one
+        between floors. Bins 0 and 1 are one bin: the log axis has no place for DC."""
+        widths: Tensor = getattr(self, f"logf_{n}").to(dtype=mx.dtype)
+
+        def cdf(m: Tensor) -> Tensor:
+            m = torch.cat([m[:, :2].sum(1, keepdim=True), m[:, 2:]], dim=1)
+            return torch.cumsum(m, dim=1)[:, :-1] / m.sum(1, keepdim=True)
+
+        px, py = mx.square(), my.square()
+        per_frame = ((cdf(px) - cdf(py)).abs() * widths[None, :, None]).sum(1)  # [B, frames]
+        energy = py.sum(1)
+        return (per_frame * energy / energy.sum(-1, keepdim=True)).sum(-1).mean()
+
+    @staticmethod
+    def _texture_distance(lx: Tensor, ly: Tensor, bins: int = TEXTURE_BINS, frames: int = TEXTURE_FRAMES) -> Tensor:
+        """Log magnitudes [B, F, T] -> mean |sorted - sorted| over patches of ``bins`` x
+        ``frames`` cells (the Nyquist bin and a last partial patch are left out)."""
+        b, f, t = lx.shape
+        pf, pt = f // bins, t // frames
+        if pf == 0 or pt == 0:
+            return lx.new_zeros(())
+
+        def patches(v: Tensor) -> Tensor:
+            v = v[:, : pf * bins, : pt * frames].reshape(b, pf, bins, pt, frames)
+            return v.permute(0, 1, 3, 2, 4).reshape(b, pf, pt, bins * frames).sort(dim=-1).values
+
+        return (patches(lx) - patches(ly)).abs().mean()
+
     def _log_energy_distance(self, ex: Tensor, ey: Tensor) -> Tensor:
         """Mean |log| ratio of two energy tables, in amplitude units (hence the 0.5)."""
         eps = self.log_eps**2  # power units: the same -100 dB
         return 0.5 * (torch.log(ex + eps) - torch.log(ey + eps)).abs().mean()
 
-    def components(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Unweighted (linear, log, band, spectrum) terms, each averaged over scales and
-        examples (band and spectrum are 0 when their weight is 0: they are not computed).
+    def components(self, x: Tensor, y: Tensor) -> STFTTerms:
+        """Unweighted terms, each averaged over scales and examples (band, spectrum,
+        transport and texture are 0 when their weight is 0: they are not computed).
 
         Args:
             x: prediction [B,1,T] or [B,T].
             y: target, same shape.
         Returns:
-            four scalars.
+            the six scalars.
         """
         x, y = _as_batch(x), _as_batch(y)
         if x.shape != y.shape:
@@ -256,15 +331,22 @@ class MultiScaleSTFTLoss(nn.Module):
         log_total = x.new_zeros(())
         band_total = x.new_zeros(())
         spectrum_total = x.new_zeros(())
+        ot_total = x.new_zeros(())
+        texture_total = x.new_zeros(())
         for n in self.scales:
             mx, my = self._magnitude(x, n), self._magnitude(y, n)
             bins = my.shape[1] * my.shape[2]
             num = (mx - my).square().sum(dim=(1, 2))
             den = my.square().sum(dim=(1, 2)) + bins * self.floor**2
             lin_total = lin_total + torch.sqrt(num + 1e-20).div(torch.sqrt(den)).mean()
+            if self.ot_weight > 0:
+                ot_total = ot_total + self._transport_distance(mx, my, n)
             if self.log_highpass_hz > 0:
                 mx, my = self._magnitude(xl, n), self._magnitude(yl, n)
-            log_total = log_total + (torch.log(mx + self.log_eps) - torch.log(my + self.log_eps)).abs().mean()
+            lx, ly = torch.log(mx + self.log_eps), torch.log(my + self.log_eps)
+            log_total = log_total + (lx - ly).abs().mean()
+            if self.texture_weight > 0:
+                texture_total = texture_total + self._texture_distance(lx, ly)
             if self.band_weight > 0 or self.spectrum_weight > 0:
                 px, py = self._band_power(mx, n), self._band_power(my, n)
             if self.band_weight > 0:
@@ -274,13 +356,14 @@ class MultiScaleSTFTLoss(nn.Module):
             if self.spectrum_weight > 0:
                 spectrum_total = spectrum_total + self._log_energy_distance(px.mean(-1), py.mean(-1))
         k = len(self.scales)
-        return lin_total / k, log_total / k, band_total / k, spectrum_total / k
+        return STFTTerms(lin_total / k, log_total / k, band_total / k, spectrum_total / k, ot_total / k,
+                         texture_total / k)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         """Weighted loss between prediction ``x`` and target ``y`` ([B,1,T] or [B,T]) -> scalar."""
-        lin, log, band, spectrum = self.components(x, y)
-        return (self.linear_weight * lin + self.log_weight * log + self.band_weight * band
-                + self.spectrum_weight * spectrum)
+        t = self.components(x, y)
+        return (self.linear_weight * t.linear + self.log_weight * t.log + self.band_weight * t.band
+                + self.spectrum_weight * t.spectrum + self.ot_weight * t.transport + self.texture_weight * t.texture)
 
 
 # --- adversarial objectives ---------------------------------------------------------------

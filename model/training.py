@@ -121,7 +121,9 @@ class FlowshotModule(L.LightningModule):
                                             band_weight=cfg.loss.stft_band_weight, bands=cfg.loss.stft_bands,
                                             log_highpass_hz=cfg.loss.stft_log_highpass_hz,
                                             sample_rate=cfg.audio.sample_rate, band_spacing=cfg.loss.stft_band_spacing,
-                                            spectrum_weight=cfg.loss.stft_spectrum_weight)
+                                            spectrum_weight=cfg.loss.stft_spectrum_weight,
+                                            ot_weight=cfg.loss.stft_ot_weight,
+                                            texture_weight=cfg.loss.stft_texture_weight)
         self.stats_examples = stats_examples
         self.latent_stats: dict[str, Any] | None = None
         self.max_minutes = max_minutes

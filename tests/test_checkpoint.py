@@ -212,3 +212,25 @@ def test_lightning_resume_path_reads_weights_only(tmp_path: Path) -> None:
     with pytest.raises(FlowshotError) as err:
         trainer.strategy.load_checkpoint(path, weights_only=False)  # even when asked to unpickle
     assert "pickled code" in _one_line(err, path)
+
+
+def test_with_setting_copies_a_checkpoint_with_an_inference_only_setting(tmp_path: Path) -> None:
+    """benchmarks/with_setting.py: the copy rebuilds with the new setting and the very same
+    weights; a setting that would make the weights wrong is refused in one line."""
+    from test_export_ts import random_checkpoint
+
+    src = random_checkpoint(tmp_path / "a.ckpt")
+    out = tmp_path / "b.ckpt"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "with_setting.py"
+    run = subprocess.run([sys.executable, str(script), str(src), "-o", str(out), "--set", "model.highpass_bands=2"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    a, b = load_model(src), load_model(out)
+    assert (a.config.model.highpass_bands, b.config.model.highpass_bands) == (1, 2)
+    assert b.config.replace(**{"model.highpass_bands": 1}) == a.config
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    bad = subprocess.run([sys.executable, str(script), str(src), "-o", str(tmp_path / "c.ckpt"), "--set", "loss.beta=1.0"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "loss.beta" in bad.stderr
+    assert not (tmp_path / "c.ckpt").exists()

@@ -428,3 +428,41 @@ def test_decoder_parts_sum_to_its_output_and_the_noise_bias_sets_the_noise_level
     with torch.no_grad():
         wave, noise = plain.parts(z)
         assert not noise.any() and torch.equal(plain(z), wave)
+
+
+def test_highpass_on_every_band_takes_the_band_edge_rings_out_and_exports(tmp_path) -> None:
+    """An offset under every sub-band's envelope rings at the band edges it maps to (the
+    multiples of sample_rate / bands); with ``highpass_bands`` = all the rings go, and the
+    grouped filter scripts and exports to ONNX (``write_graphs`` checks onnxruntime against
+    PyTorch)."""
+    import numpy as np
+
+    from flowshot.evaluation.metrics import long_term_spectrum, tone_prominence_db
+    from flowshot.export.onnx import write_graphs
+    from flowshot.export.ts import inference_model
+    from flowshot.model.checkpoint import LoadedModel
+
+    base = preset("tiny").replace(**{"model.highpass_hz": 25.0, "model.highpass_order": 4,
+                                     "model.highpass_in_training": False, "model.upsample": "linear"})
+    bands, sr = base.model.pqmf_bands, base.audio.sample_rate
+    edges = [k * sr / bands for k in range(1, bands // 2)]
+    every = base.replace(**{"model.highpass_bands": bands})
+    torch.manual_seed(0)
+    lowest = FlowVAE(base).eval()
+    model = FlowVAE(every).eval()
+    with torch.no_grad():
+        lowest.decoder.out.bias[: bands] += 3.0
+        model.load_state_dict(lowest.state_dict())
+        z = torch.randn(8, base.model.latent_dim)
+        rings = tone_prominence_db(*long_term_spectrum(lowest.decode(z)[:, 0].numpy(), sr), edges)
+        filtered = tone_prominence_db(*long_term_spectrum(model.decode(z)[:, 0].numpy(), sr), edges)
+    # A steady tone stands 15 dB and more over its surroundings, a smooth spectrum 0 to 4.
+    assert max(rings) > 15.0 and max(filtered) < 4.0, (rings, filtered)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.script(model)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted.decode(z), model.decode(z), atol=1e-5, rtol=1e-5)
+    write_graphs(inference_model(LoadedModel(model, every)), base.audio.length, base.model.latent_dim, tmp_path, names=("decoder",))
+    with pytest.raises(ValueError, match="highpass_bands"):
+        base.replace(**{"model.highpass_bands": bands + 1})
