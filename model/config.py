@@ -96,11 +96,11 @@ class ModelConfig:
             everything below ``sample_rate / (2 * pqmf_bands)``: no sound comes out with
             content under it (0 = off, as in older checkpoints).
         highpass_bands: how many sub-bands, lowest first, go through that high-pass (1 =
-            the lowest only, as in older checkpoints; ``pqmf_bands`` = all). A steady part
-            of sub-band k lands on a band edge (k * sample_rate / (2 * pqmf_bands), or
-            the next edge up for odd k), so offsets under the envelopes of the upper
-            sub-bands ring at the multiples of ``sample_rate / pqmf_bands`` (1,378 Hz in
-            `small`) in every sound.
+            the lowest only, as in older checkpoints; ``pqmf_bands`` = all). An offset in
+            a sub-band comes out as a tone on one of its band edges: under the envelopes
+            of the upper sub-bands it rings in every sound (in `small` on the multiples
+            of 1,378 Hz, measured). All bands at 25 Hz: the ring gone, FAD 3 to 4 worse
+            (docs/evaluation.md).
         highpass_order: 1 = a one-pole DC blocker (gentle: the model can still make 5 to
             10 Hz), 2 to 8 = a Butterworth high-pass of that order.
         highpass_in_training: the filter also runs while training; False = only in eval
