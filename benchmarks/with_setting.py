@@ -8,13 +8,15 @@ without them, weights untouched:
         --set model.highpass_bands=16
     flowshot evaluate runs/small-s0/edges25.ckpt --data builtin:drums --compare runs/small-s0/last.ckpt
 
-The copy is checked by rebuilding its model before anything is written.
+The copy is checked by loading it as every command does; one that does not load is
+removed again.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 
@@ -46,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
                                 "changing the filter changes what it learned; retrain instead")
         ckpt["flowshot"]["config"] = apply_overrides(cfg, overrides).to_dict()
         atomic_torch_save(ckpt, args.out)
-        load_model(args.out)
+        try:
+            load_model(args.out)
+        except FlowshotError:
+            Path(args.out).unlink(missing_ok=True)
+            raise
     except FlowshotError as err:
         print(f"with_setting: error: {err}", file=sys.stderr)
         return 2

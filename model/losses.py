@@ -252,9 +252,10 @@ class MultiScaleSTFTLoss(nn.Module):
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
             if band_spacing == "log":
                 self.register_buffer(f"bands_{n}", log_band_matrix(n, self.sample_rate, self.bands), persistent=False)
-            # Log-frequency width between neighbouring bins 1..n/2 (DC is folded into bin 1).
-            k = torch.arange(1, n // 2, dtype=torch.float64)
-            self.register_buffer(f"logf_{n}", torch.log((k + 1) / k).to(torch.float32), persistent=False)
+            if self.ot_weight > 0:
+                # Log-frequency width between neighbouring bins 1..n/2 (DC is folded into bin 1).
+                k = torch.arange(1, n // 2, dtype=torch.float64)
+                self.register_buffer(f"logf_{n}", torch.log((k + 1) / k).to(torch.float32), persistent=False)
 
     def _magnitude(self, x: Tensor, n: int) -> Tensor:
         """x [B,T] -> magnitudes [B, n//2+1, frames], in amplitude units."""

@@ -3,9 +3,9 @@
 On one CPU thread onnxruntime renders a `small` one-shot in about half TorchScript's time,
 with a shorter tail (docs/benchmarks.md), and a knob move reaches the ear one render later
 (on a slow day TorchScript alone missed the 10 ms goal by 3 to 11 ms): the twin makes a .ts
-or a .ckpt as quick as an ONNX folder. Its graphs come from the same weights. A .ts written by `flowshot export ts` carries them
-(``flowshot.export.ts.TWIN_MEMBERS``); for a .ckpt they are traced once and cached under
-the checkpoint's content hash. Encoding a sound and the inverse prior flow (a WAV loaded
+or a .ckpt as quick as an ONNX folder. Its graphs come from the same weights. A .ts
+written by `flowshot export ts` carries them (``flowshot.export.ts.TWIN_MEMBERS``); for a
+.ckpt they are traced once and cached under the checkpoint's content hash. Encoding a sound and the inverse prior flow (a WAV loaded
 into a pad, a morph) stay on torch: ONNX has no inverse, and neither is on a knob's path.
 Every twin is compared with its torch model as it is loaded; one that disagrees is left
 out, and the host plays on torch.
