@@ -107,6 +107,10 @@ class ModelConfig:
             mode (generate, evaluate, validation, every export and host), so training
             sees the bare decoder. Trained behind the filter, decoders moved the offset to
             20-40 Hz and scored FAD 190-200 against 142 (docs/evaluation.md).
+        wave_zero_mean: take each sub-band's own time mean out of the decoder's
+            deterministic part, in training and after, so no sub-band can carry the offset
+            that rings on its band edge (False = as in older checkpoints). A mean over the
+            whole sound is one bin of a real sub-band's spectrum, about nothing.
     """
 
     pqmf_bands: int = 8
@@ -133,6 +137,7 @@ class ModelConfig:
     highpass_bands: int = 1
     highpass_order: int = 1
     highpass_in_training: bool = True
+    wave_zero_mean: bool = False
 
     def upsample_kinds(self) -> list[str]:
         """One of ``UPSAMPLE_KINDS`` for each decoder stage, bottleneck first."""
@@ -180,6 +185,9 @@ class LossConfig:
             reconstruction against 5.3 and 9.2; real 21.5), but per-bin distances worse,
             the band-edge ring louder, and one seed 1.6 dB quieter with 80-320 Hz 5 to 11
             dB shorter (docs/evaluation.md).
+        stft_texture_min_size: the texture term runs only at the STFT sizes from this
+            one up (0 = all); each size's sort costs about the same, and small FFTs
+            resolve no partial.
         stft_log_highpass_hz: the log and band terms hear nothing below this (0 = off;
             see ``MultiScaleSTFTLoss``); the linear term always hears everything. Tried
             at 25 Hz, not adopted: FAD 163 against 142, 15 % slower (docs/evaluation.md).
@@ -218,6 +226,7 @@ class LossConfig:
     stft_spectrum_weight: float = 0.0
     stft_ot_weight: float = 0.0
     stft_texture_weight: float = 0.0
+    stft_texture_min_size: int = 0
     stft_log_highpass_hz: float = 0.0
     dc_weight: float = 0.0
     wave_weight: float = 0.0
@@ -350,6 +359,9 @@ class FlowshotConfig:
             raise ValueError(f"model.latent_dim must be even and >= 2, got {m.latent_dim}")
         if self.loss.stft_band_spacing not in ("linear", "log"):
             raise ValueError(f"loss.stft_band_spacing must be 'linear' or 'log', got {self.loss.stft_band_spacing!r}")
+        if self.loss.stft_texture_min_size > max(self.loss.stft_scales):
+            raise ValueError(f"loss.stft_texture_min_size {self.loss.stft_texture_min_size} is above every STFT size "
+                             f"{self.loss.stft_scales}: the texture term would never run; lower it or set 0")
         return self
 
     def to_dict(self) -> dict[str, Any]:

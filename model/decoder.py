@@ -136,6 +136,7 @@ class Decoder(nn.Module):
         self.highpass_taps = 0
         self.highpass_bands = int(m.highpass_bands)
         self.highpass_in_training = bool(m.highpass_in_training)
+        self.wave_zero_mean = bool(m.wave_zero_mean)
         if m.highpass_hz > 0:
             h = highpass_response(m.highpass_hz, cfg.audio.sample_rate / m.pqmf_bands, m.highpass_order)
             self.highpass_taps = len(h)
@@ -158,6 +159,8 @@ class Decoder(nn.Module):
             h = stage(up(h) + cond(z).unsqueeze(-1))
         h = self.out(self.final_act(h))
         wave = h[:, : self.bands] * mod_sigmoid(h[:, self.bands: 2 * self.bands])
+        if self.wave_zero_mean:
+            wave = wave - wave.mean(dim=-1, keepdim=True)
         if self.use_noise:
             return wave, self.noise_buffer * mod_sigmoid(h[:, 2 * self.bands:])
         return wave, torch.zeros_like(wave)

@@ -206,6 +206,10 @@ class MultiScaleSTFTLoss(nn.Module):
         spectrum_weight: weight of the long-term-spectrum term (0 = off).
         ot_weight: weight of the spectral transport term (0 = off).
         texture_weight: weight of the sorted-patch texture term (0 = off).
+        texture_min_size: the texture term runs at the FFT sizes from this one up only
+            (0 = every size); still averaged over all sizes, so each one it runs at weighs
+            what it did. Small FFTs cannot resolve a partial, and each size's sort costs
+            the same (the patch count is about ``2 * T`` at every size).
         sample_rate: of the audio; needed when ``log_highpass_hz`` is set or bands are log.
     """
 
@@ -224,6 +228,7 @@ class MultiScaleSTFTLoss(nn.Module):
         spectrum_weight: float = 0.0,
         ot_weight: float = 0.0,
         texture_weight: float = 0.0,
+        texture_min_size: int = 0,
     ) -> None:
         super().__init__()
         if band_spacing not in ("linear", "log"):
@@ -247,6 +252,7 @@ class MultiScaleSTFTLoss(nn.Module):
         self.spectrum_weight = float(spectrum_weight)
         self.ot_weight = float(ot_weight)
         self.texture_weight = float(texture_weight)
+        self.texture_min_size = int(texture_min_size)
         for n in self.scales:
             # Buffers follow the module to the loss's device / dtype; not saved in checkpoints.
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
@@ -347,7 +353,7 @@ class MultiScaleSTFTLoss(nn.Module):
                 mx, my = self._magnitude(xl, n), self._magnitude(yl, n)
             lx, ly = torch.log(mx + self.log_eps), torch.log(my + self.log_eps)
             log_total = log_total + (lx - ly).abs().mean()
-            if self.texture_weight > 0:
+            if self.texture_weight > 0 and n >= self.texture_min_size:
                 texture_total = texture_total + self._texture_distance(lx, ly)
             if self.band_weight > 0 or self.spectrum_weight > 0:
                 px, py = self._band_power(mx, n), self._band_power(my, n)

@@ -123,7 +123,8 @@ class FlowshotModule(L.LightningModule):
                                             sample_rate=cfg.audio.sample_rate, band_spacing=cfg.loss.stft_band_spacing,
                                             spectrum_weight=cfg.loss.stft_spectrum_weight,
                                             ot_weight=cfg.loss.stft_ot_weight,
-                                            texture_weight=cfg.loss.stft_texture_weight)
+                                            texture_weight=cfg.loss.stft_texture_weight,
+                                            texture_min_size=cfg.loss.stft_texture_min_size)
         self.stats_examples = stats_examples
         self.latent_stats: dict[str, Any] | None = None
         self.max_minutes = max_minutes

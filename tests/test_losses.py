@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from flowshot.model.config import preset
 from flowshot.model.losses import (
     MultiScaleSTFTLoss,
     discriminator_loss,
@@ -367,3 +368,12 @@ def test_texture_term_scores_partials_anywhere_as_right_and_smooth_noise_as_wron
         assert 0 < float(terms.texture) <= float(terms.log)
     assert float(loss.components(target, target).texture) == 0.0
     assert float(MultiScaleSTFTLoss([2048]).components(other, target).texture) == 0.0
+    # From 512 up only: the small sizes drop out of the sum, the large ones weigh as before.
+    scales = [2048, 1024, 512, 256, 128, 64]
+    large = MultiScaleSTFTLoss(scales, texture_weight=1.0, texture_min_size=512)
+    alone = sum(float(MultiScaleSTFTLoss([s], texture_weight=1.0).components(other, target).texture)
+                for s in (2048, 1024, 512))
+    assert math.isclose(float(large.components(other, target).texture) * len(scales), alone, rel_tol=1e-5)
+    assert float(large.components(other, target).texture) < 0.6 * float(large.components(noise, target).texture)
+    with pytest.raises(ValueError, match="stft_texture_min_size"):
+        preset("tiny").replace(**{"loss.stft_texture_min_size": 1024})  # tiny's largest FFT is 512
