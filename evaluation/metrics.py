@@ -337,6 +337,30 @@ def tone_prominence_db(freqs: np.ndarray, power: np.ndarray, at_hz: Sequence[flo
     return out
 
 
+def band_edge_ring_db(audio: np.ndarray, sample_rate: int, bands: int, count: int = 4) -> np.ndarray:
+    """Per sound, how far its own spectrum stands above its surroundings at the worst of
+    the first ``count`` multiples of ``sample_rate / bands``, in dB (``tone_prominence_db``).
+
+    A slow offset in PQMF sub-band k comes out at the band's lower edge when k is even and
+    at its upper edge when k is odd (odd bands are mirrored), which is a multiple of
+    ``sample_rate / bands`` either way: an offset in any band rings there, under that
+    band's envelope, in every sound. A long-term spectrum over many sounds shows only the
+    worst such tone; this counts how many sounds carry it.
+
+    Args:
+        audio: [N, T].
+        bands: the model's PQMF band count (1: no edges, an empty result).
+    Returns:
+        [N] dB (empty when no multiple lies below Nyquist).
+    """
+    audio = np.asarray(audio, dtype=np.float64).reshape(len(audio), -1)
+    step = sample_rate / bands
+    at_hz = [k * step for k in range(1, count + 1) if k * step < sample_rate / 2]
+    if bands < 2 or not at_hz:
+        return np.zeros(0)
+    return np.array([max(tone_prominence_db(*long_term_spectrum(a[None], sample_rate), at_hz)) for a in audio])
+
+
 def comb_lines(audio: np.ndarray, sample_rate: int, step_hz: float, min_hz: float = 200.0,
                prominence_db: float = 15.0, tolerance_hz: float = 3.0) -> dict[str, float]:
     """Spectral lines of a set of sounds, and how many fall on the multiples of ``step_hz``.

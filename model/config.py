@@ -13,6 +13,8 @@ from typing import Any
 
 # The decoder's up-samplers (``ModelConfig.upsample``).
 UPSAMPLE_KINDS = ("linear", "polyphase", "balanced")
+# Which sub-bands lose their time mean: the first band index of the range, by name.
+WAVE_ZERO_MEAN = {"none": -1, "upper": 1, "all": 0}
 
 
 @dataclass
@@ -109,8 +111,10 @@ class ModelConfig:
             20-40 Hz and scored FAD 190-200 against 142 (docs/evaluation.md).
         wave_zero_mean: take each sub-band's own time mean out of the decoder's
             deterministic part, in training and after, so no sub-band can carry the offset
-            that rings on its band edge (False = as in older checkpoints). A mean over the
-            whole sound is one bin of a real sub-band's spectrum, about nothing.
+            that rings on its band edge: "none" (as in older checkpoints), "upper" (every
+            band but the lowest, whose mean is the sound's own DC, left to the high-pass)
+            or "all". A mean over the whole sound is one bin of a real sub-band's
+            spectrum, about nothing.
     """
 
     pqmf_bands: int = 8
@@ -137,7 +141,7 @@ class ModelConfig:
     highpass_bands: int = 1
     highpass_order: int = 1
     highpass_in_training: bool = True
-    wave_zero_mean: bool = False
+    wave_zero_mean: str = "none"
 
     def upsample_kinds(self) -> list[str]:
         """One of ``UPSAMPLE_KINDS`` for each decoder stage, bottleneck first."""
@@ -355,6 +359,8 @@ class FlowshotConfig:
         if any(k not in UPSAMPLE_KINDS for k in kinds) or len(kinds) != len(m.ratios):
             raise ValueError(f"model.upsample must be {', '.join(UPSAMPLE_KINDS)} or one of them per stage "
                              f"({len(m.ratios)}, comma-separated), got {m.upsample!r}")
+        if m.wave_zero_mean not in WAVE_ZERO_MEAN:
+            raise ValueError(f"model.wave_zero_mean must be one of {', '.join(WAVE_ZERO_MEAN)}, got {m.wave_zero_mean!r}")
         if m.latent_dim < 2 or m.latent_dim % 2:
             raise ValueError(f"model.latent_dim must be even and >= 2, got {m.latent_dim}")
         if self.loss.stft_band_spacing not in ("linear", "log"):

@@ -37,7 +37,7 @@ from scipy import signal
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from flowshot.model.config import FlowshotConfig
+from flowshot.model.config import WAVE_ZERO_MEAN, FlowshotConfig
 from flowshot.model.layers import InterpUpsample, ResidualUnit, Snake, Upsample, scriptable_copy, wn_conv1d
 
 
@@ -136,7 +136,8 @@ class Decoder(nn.Module):
         self.highpass_taps = 0
         self.highpass_bands = int(m.highpass_bands)
         self.highpass_in_training = bool(m.highpass_in_training)
-        self.wave_zero_mean = bool(m.wave_zero_mean)
+        # First sub-band whose deterministic part loses its time mean (bands = none).
+        self.zero_mean_from = WAVE_ZERO_MEAN[m.wave_zero_mean] % (self.bands + 1)
         if m.highpass_hz > 0:
             h = highpass_response(m.highpass_hz, cfg.audio.sample_rate / m.pqmf_bands, m.highpass_order)
             self.highpass_taps = len(h)
@@ -159,8 +160,10 @@ class Decoder(nn.Module):
             h = stage(up(h) + cond(z).unsqueeze(-1))
         h = self.out(self.final_act(h))
         wave = h[:, : self.bands] * mod_sigmoid(h[:, self.bands: 2 * self.bands])
-        if self.wave_zero_mean:
-            wave = wave - wave.mean(dim=-1, keepdim=True)
+        if self.zero_mean_from < self.bands:
+            k = self.zero_mean_from
+            upper = wave[:, k:]
+            wave = torch.cat([wave[:, :k], upper - upper.mean(dim=-1, keepdim=True)], dim=1)
         if self.use_noise:
             return wave, self.noise_buffer * mod_sigmoid(h[:, 2 * self.bands:])
         return wave, torch.zeros_like(wave)

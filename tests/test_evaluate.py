@@ -88,6 +88,9 @@ def test_metrics_json_has_every_row_and_key(evaluated: tuple[Path, dict]) -> Non
         comb = block["comb_lines"]
         assert comb["step_hz"] == pytest.approx(125.0) and comb["real"]["chance"] == pytest.approx(6 / 125)
         assert all(comb[w]["lines_per_sound"] >= 0 for w in ("real", "samples", "recon"))
+        ring = block["band_edge_ring_db"]  # multiples of 8000 / 4 Hz below Nyquist: 2 kHz only
+        assert ring["step_hz"] == pytest.approx(2000.0)
+        assert all(math.isfinite(ring[w]["median"]) and 0 <= ring[w]["share_over_15db"] <= 1 for w in ("real", "samples", "recon"))
     # Real sounds are trimmed to their onset: they reach -20 dB of their peak within a few ms.
     assert 0 <= m["level_test"]["onset_ms"] < 5 and m["level_test"]["attack_db"] > m["level_test"]["rms_db"]
 
