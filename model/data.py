@@ -8,8 +8,10 @@ line. Preprocessed examples are cached on disk, keyed by the file's content hash
 every preprocessing setting, so a second run over the same data takes seconds and a
 changed file or setting is recomputed.
 
-The train/validation split is decided per example from its content hash alone, so
-adding files never moves an existing file from one side to the other.
+The train/validation split is decided per example from a hash of what it is alone, so
+adding files never moves an existing file from one side to the other: a file's content
+hash, and for ``builtin:drums`` the generator version, set size, seed and index (not the
+samples, whose last bits move with numpy/scipy/soxr releases and would move the split).
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class ExampleSet:
         audio: float32 tensor ``[N, L]``.
         classes: one class name per example (builtin generator class, or from the file name).
         names: file paths, or ``builtin:drums/<i>``.
-        hashes: sha1 hex of each example's source (file bytes; for builtin, the samples).
+        hashes: sha1 hex of each example's identity (file bytes; for builtin, generator
+            version, set size, seed and index), which alone decides the split.
         skipped: ``(path, reason)`` for every file that gave no example.
         val_fraction: share of examples held out by ``val_index``.
         cache_hits: how many examples (files, or whole builtin sets) came from the cache.
@@ -316,6 +319,14 @@ def _load_builtin(cfg: FlowshotConfig, cache: _Cache, settings: str) -> tuple[np
     return audio, classes, False
 
 
+def _builtin_identity(cfg: FlowshotConfig, index: int) -> str:
+    # Not the samples' hash: a library release that moves their last bits would move the
+    # split, and results from two machines would no longer be on the same test sounds.
+    # Not the sample rate or length either, so a tiny config holds out the same sounds.
+    t = cfg.train
+    return hashlib.sha1(f"{BUILTIN_DRUMS}|v{GENERATOR_VERSION}|{t.builtin_size}|{t.data_seed()}|{index}".encode()).hexdigest()
+
+
 def load_examples(
     sources: list[str],
     cfg: FlowshotConfig,
@@ -374,7 +385,7 @@ def load_examples(
                 rows.extend(audio)
                 classes.extend(cls)
                 names.extend(f"{BUILTIN_DRUMS}/{i}" for i in range(len(audio)))
-                hashes.extend(hashlib.sha1(x.tobytes()).hexdigest() for x in audio)
+                hashes.extend(_builtin_identity(cfg, i) for i in range(len(audio)))
                 continue
             bar.advance(task)
             name = str(item)
