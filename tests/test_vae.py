@@ -432,12 +432,15 @@ def test_decoder_parts_sum_to_its_output_and_the_noise_bias_sets_the_noise_level
 
 
 @pytest.mark.parametrize("which, first", [("upper", 1), ("all", 0)])
-def test_zero_mean_wave_takes_the_offset_and_its_band_edge_ring_out(which: str, first: int) -> None:
+def test_zero_mean_wave_takes_the_offset_and_its_band_edge_ring_out(which: str, first: int, tmp_path) -> None:
     """With ``wave_zero_mean`` the chosen sub-bands' deterministic parts keep no time mean,
     so an offset the decoder learns (here forced through the output bias) cannot ring on
     the band edges; the other bands and the noise part are left as they were, and the
-    option scripts."""
+    option scripts and exports to ONNX (``write_graphs`` checks onnxruntime against PyTorch)."""
     from flowshot.evaluation.metrics import band_edge_ring_db
+    from flowshot.export.onnx import write_graphs
+    from flowshot.export.ts import inference_model
+    from flowshot.model.checkpoint import LoadedModel
 
     base = preset("tiny").replace(**{"model.upsample": "linear"})
     bands, sr = base.model.pqmf_bands, base.audio.sample_rate
@@ -462,6 +465,8 @@ def test_zero_mean_wave_takes_the_offset_and_its_band_edge_ring_out(which: str, 
         scripted = torch.jit.script(centred)
     with torch.no_grad():
         torch.testing.assert_close(scripted.decode(z), centred.decode(z), atol=1e-5, rtol=1e-5)
+    cfg = base.replace(**{"model.wave_zero_mean": which})
+    write_graphs(inference_model(LoadedModel(centred, cfg)), cfg.audio.length, cfg.model.latent_dim, tmp_path, names=("decoder",))
     with pytest.raises(ValueError, match="wave_zero_mean"):
         base.replace(**{"model.wave_zero_mean": "some"})
 
