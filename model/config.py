@@ -114,7 +114,10 @@ class ModelConfig:
             that rings on its band edge: "none" (as in older checkpoints), "upper" (every
             band but the lowest, whose mean is the sound's own DC, left to the high-pass)
             or "all". A mean over the whole sound is one bin of a real sub-band's
-            spectrum, about nothing.
+            spectrum, about nothing. "upper" on `small`, seeds 0 and 2 (2026-12-04): the
+            ring goes (per sound +7 to +12 dB against +22; real +6.5) and the cymbals'
+            lines come back, but the noise branch dies (-56 and -73 dB) and FAD is 21 to
+            25 worse, hats, claps and snares furthest off; not adopted (docs/evaluation.md).
     """
 
     pqmf_bands: int = 8
@@ -191,7 +194,9 @@ class LossConfig:
             dB shorter (docs/evaluation.md).
         stft_texture_min_size: the texture term runs only at the STFT sizes from this
             one up (0 = all); each size's sort costs about the same, and small FFTs
-            resolve no partial.
+            resolve no partial. At 512 (the 3 largest of `small`'s 6 sizes) `small` ran
+            1.96 steps/s against 1.73 at 0 (two runs side by side, one thread each, 2026-12-04);
+            untried for sound.
         stft_log_highpass_hz: the log and band terms hear nothing below this (0 = off;
             see ``MultiScaleSTFTLoss``); the linear term always hears everything. Tried
             at 25 Hz, not adopted: FAD 163 against 142, 15 % slower (docs/evaluation.md).
