@@ -489,6 +489,14 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if abs(value) < 1e-2 or abs(value) >= 1e3 else f"{value:.{digits}f}"
 
 
+def _model_table(blocks: dict[str, Any], intro: str, header: list[str],
+                 cells: Callable[[dict[str, Any]], list[str]]) -> list[str]:
+    """A markdown table with one row per model that has the block (none: no table)."""
+    if not blocks:
+        return []
+    return ["", intro, "", *header] + [f"| {name} | " + " | ".join(cells(b)) + " |" for name, b in blocks.items()]
+
+
 def markdown_report(result: dict[str, Any]) -> str:
     """The metrics as markdown tables (distribution rows, then per-model reconstruction and latents)."""
     lines = [
@@ -547,37 +555,33 @@ def markdown_report(result: dict[str, Any]) -> str:
         lines += ["", "The decoder's fixed-noise part against its deterministic part (energy of the reconstructions' "
                   "sub-bands, dB, median; below about -40 dB the noise branch is unused):"
                   + "".join(f" {name} {_fmt(v, 1)};" for name, v in noise_parts.items()).rstrip(";")]
-    tones = {name: m["frame_rate_tones_db"] for name, m in result["models"].items() if m.get("frame_rate_tones_db", {}).get("hz")}
-    if tones:
-        lines += ["", "Steady tones where the decoder can leave them (multiples of its up-samplers' frame rates, band "
-                  "edges included): long-term spectrum over its third-octave surroundings, dB, at the worst "
-                  "frequency; real sounds at the same frequencies for reference:", "",
-                  "| model | frequencies | real (test) | samples | recon |", "|---|---|---:|---:|---:|"]
-        for name, t in tones.items():
-            cells = []
-            for what in ("real", "samples", "recon"):
-                worst = int(np.nanargmax(t[what]))
-                cells.append(f"{t[what][worst]:+.1f} at {t['hz'][worst]:.0f} Hz")
-            lines.append(f"| {name} | {len(t['hz'])} x {t['hz'][0]:.1f} Hz | " + " | ".join(cells) + " |")
-    rings = {name: m["band_edge_ring_db"] for name, m in result["models"].items() if m.get("band_edge_ring_db")}
-    if rings:
-        lines += ["", "Band-edge ring per sound: each sound's own spectrum over its surroundings at the worst of the "
-                  "first 4 multiples of sample rate / PQMF bands, where an offset in any sub-band lands; median over "
-                  "the sounds, dB, and the share of sounds over +15 dB (a single noise-like sound: about +7):", "",
-                  "| model | multiples of | real (test) | samples | recon |", "|---|---:|---:|---:|---:|"]
-        for name, r in rings.items():
-            cells = [f"{r[w]['median']:+.1f} / {100 * r[w]['share_over_15db']:.0f} %" for w in ("real", "samples", "recon")]
-            lines.append(f"| {name} | {r['step_hz']:.0f} Hz | " + " | ".join(cells) + " |")
-    combs = {name: m["comb_lines"] for name, m in result["models"].items() if m.get("comb_lines")}
-    if combs:
-        lines += ["", "Spectral lines (peaks 15 dB over the 100 Hz around them, above 200 Hz) per sound, and the share "
-                  "of them on the multiples of the decoder's slowest frame rate, where an up-sampler's imaging comb "
-                  "lies (real partials land there by chance only):", "",
-                  "| model | comb spacing | chance | real (test): lines / on comb | samples | recon |",
-                  "|---|---:|---:|---:|---:|---:|"]
-        for name, c in combs.items():
-            cells = [f"{c[w]['lines_per_sound']:.1f} / {100 * c[w]['on_comb']:.0f} %" for w in ("real", "samples", "recon")]
-            lines.append(f"| {name} | {c['step_hz']:.1f} Hz | {100 * c['real']['chance']:.0f} % | " + " | ".join(cells) + " |")
+    def worst_tone(t: dict[str, Any], what: str) -> str:
+        worst = int(np.nanargmax(t[what]))
+        return f"{t[what][worst]:+.1f} at {t['hz'][worst]:.0f} Hz"
+
+    lines += _model_table(
+        {name: m["frame_rate_tones_db"] for name, m in result["models"].items() if m.get("frame_rate_tones_db", {}).get("hz")},
+        "Steady tones where the decoder can leave them (multiples of its up-samplers' frame rates, band "
+        "edges included): long-term spectrum over its third-octave surroundings, dB, at the worst "
+        "frequency; real sounds at the same frequencies for reference:",
+        ["| model | frequencies | real (test) | samples | recon |", "|---|---|---:|---:|---:|"],
+        lambda t: [f"{len(t['hz'])} x {t['hz'][0]:.1f} Hz"] + [worst_tone(t, w) for w in ("real", "samples", "recon")])
+    lines += _model_table(
+        {name: m["band_edge_ring_db"] for name, m in result["models"].items() if m.get("band_edge_ring_db")},
+        "Band-edge ring per sound: each sound's own spectrum over its surroundings at the worst of the "
+        "first 4 multiples of sample rate / PQMF bands, where an offset in any sub-band lands; median over "
+        "the sounds, dB, and the share of sounds over +15 dB (a single noise-like sound: about +7):",
+        ["| model | multiples of | real (test) | samples | recon |", "|---|---:|---:|---:|---:|"],
+        lambda r: [f"{r['step_hz']:.0f} Hz"]
+        + [f"{r[w]['median']:+.1f} / {100 * r[w]['share_over_15db']:.0f} %" for w in ("real", "samples", "recon")])
+    lines += _model_table(
+        {name: m["comb_lines"] for name, m in result["models"].items() if m.get("comb_lines")},
+        "Spectral lines (peaks 15 dB over the 100 Hz around them, above 200 Hz) per sound, and the share "
+        "of them on the multiples of the decoder's slowest frame rate, where an up-sampler's imaging comb "
+        "lies (real partials land there by chance only):",
+        ["| model | comb spacing | chance | real (test): lines / on comb | samples | recon |", "|---|---:|---:|---:|---:|---:|"],
+        lambda c: [f"{c['step_hz']:.1f} Hz", f"{100 * c['real']['chance']:.0f} %"]
+        + [f"{c[w]['lines_per_sound']:.1f} / {100 * c[w]['on_comb']:.0f} %" for w in ("real", "samples", "recon")])
     octaves = result.get("octave_levels_db") or {}
     reference = octaves.get("real (test)")
     if reference:
