@@ -11,7 +11,8 @@ changed file or setting is recomputed.
 The train/validation split is decided per example from a hash of what it is alone, so
 adding files never moves an existing file from one side to the other: a file's content
 hash, and for ``builtin:drums`` the generator version, set size, seed and index (not the
-samples, whose last bits move with numpy/scipy/soxr releases and would move the split).
+samples, whose last bits differ between machines and library releases and would move the
+split).
 """
 
 from __future__ import annotations
@@ -320,9 +321,9 @@ def _load_builtin(cfg: FlowshotConfig, cache: _Cache, settings: str) -> tuple[np
 
 
 def _builtin_identity(cfg: FlowshotConfig, index: int) -> str:
-    # Not the samples' hash: a library release that moves their last bits would move the
-    # split, and results from two machines would no longer be on the same test sounds.
-    # Not the sample rate or length either, so a tiny config holds out the same sounds.
+    # Not the samples' hash: their last bits differ between machines and library releases,
+    # which would move the split, and two machines' results would not be on the same test
+    # sounds. Not the sample rate or length either, so a tiny config holds out the same ones.
     t = cfg.train
     return hashlib.sha1(f"{BUILTIN_DRUMS}|v{GENERATOR_VERSION}|{t.builtin_size}|{t.data_seed()}|{index}".encode()).hexdigest()
 
