@@ -194,9 +194,11 @@ class LossConfig:
             dB shorter (docs/evaluation.md).
         stft_texture_min_size: the texture term runs only at the STFT sizes from this
             one up (0 = all); each size's sort costs about the same, and small FFTs
-            resolve no partial. At 512 (the 3 largest of `small`'s 6 sizes) `small` ran
-            1.96 steps/s against 1.73 at 0 (two runs side by side, one thread each, 2026-12-04);
-            untried for sound.
+            resolve no partial. Still divided by every size, so the large sizes keep
+            their weight and the small sizes' share is dropped. At 512 (`small` since
+            2026-12-04; its 3 largest of 6 sizes), two seeds, two draws each: FAD 8 to 13
+            lower, KID lower at 3 of 4, every reconstruction distance nearer, 1.99 / 1.97
+            steps/s against 1.86 / 1.79 (docs/evaluation.md). `base`: 1024, untried.
         stft_log_highpass_hz: the log and band terms hear nothing below this (0 = off;
             see ``MultiScaleSTFTLoss``); the linear term always hears everything. Tried
             at 25 Hz, not adopted: FAD 163 against 142, 15 % slower (docs/evaluation.md).
@@ -484,8 +486,10 @@ def small() -> FlowshotConfig:
         # two seeds, octave balance nearer overall, 80-160 Hz shorter (docs/evaluation.md).
         # Texture term: FAD 101/95 and 93/88 against 106/103 and 112/107 (two seeds, two
         # draws), the cymbals' partial lines back in the reconstructions (docs/evaluation.md).
+        # ... at the three largest FFT sizes only: FAD 86/91 and 81/83 against 99/99 and
+        # 90/94, every reconstruction distance nearer, 7-10 % more steps per second.
         loss=LossConfig(disc_crop=8192, stft_band_weight=2.0, stft_band_spacing="log", stft_texture_weight=2.0,
-                        **LOW_BAND_WAVE),
+                        stft_texture_min_size=512, **LOW_BAND_WAVE),
     ).validate()
 
 
@@ -502,8 +506,10 @@ def base() -> FlowshotConfig:
                           decoder_channels=[256, 128, 64, 32, 16], out_kernel=3, decoder_preroll=1,
                           upsample="linear,linear,linear,balanced", **OUTPUT_HIGHPASS),
         # Log-spaced bands as small's; at 44.1 kHz an equal-width band is 1,378 Hz wide.
+        # The texture term at the FFT sizes whose bins are as wide as small's (10.8-43 Hz).
         loss=LossConfig(stft_scales=[4096, 2048, 1024, 512, 256, 128, 64], mrd_fft_sizes=[4096, 2048, 1024],
-                        stft_band_weight=2.0, stft_band_spacing="log", stft_texture_weight=2.0, **LOW_BAND_WAVE),
+                        stft_band_weight=2.0, stft_band_spacing="log", stft_texture_weight=2.0,
+                        stft_texture_min_size=1024, **LOW_BAND_WAVE),
         train=TrainConfig(batch_size=16, max_steps=200000, lr_warmup_steps=300),
     ).validate()
 
