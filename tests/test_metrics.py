@@ -1,8 +1,8 @@
 """Distribution and reconstruction metrics against known answers (runs in about a second)."""
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 from flowshot.evaluation.metrics import (
     active_units,
