@@ -269,7 +269,7 @@ def test_builtin_drums_deterministic_and_complete(tmp_path: Path) -> None:
 
 
 def test_builtin_split_follows_identity_not_samples(tmp_path: Path) -> None:
-    # Samples differ in their last bits between library releases and entirely between
+    # Samples differ in their last bits between machines and releases, and entirely between
     # sample rates; the held-out sounds must not, or results stop being comparable.
     cfg = CFG.replace(**{"train.builtin_size": 96, "train.builtin_seed": 0})
     a = load_examples(["builtin:drums"], cfg, cache_dir=tmp_path, progress=False)
