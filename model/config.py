@@ -13,8 +13,8 @@ from typing import Any
 
 # The decoder's up-samplers (``ModelConfig.upsample``).
 UPSAMPLE_KINDS = ("linear", "polyphase", "balanced")
-# Which sub-bands lose their time mean: the first band index of the range, by name.
-WAVE_ZERO_MEAN = {"none": -1, "upper": 1, "all": 0}
+# Which sub-bands' deterministic parts lose their time mean (``ModelConfig.wave_zero_mean``).
+WAVE_ZERO_MEAN = ("none", "upper", "all")
 
 
 @dataclass

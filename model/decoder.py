@@ -37,7 +37,7 @@ from scipy import signal
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from flowshot.model.config import WAVE_ZERO_MEAN, FlowshotConfig
+from flowshot.model.config import FlowshotConfig
 from flowshot.model.layers import InterpUpsample, ResidualUnit, Snake, Upsample, scriptable_copy, wn_conv1d
 
 
@@ -137,7 +137,7 @@ class Decoder(nn.Module):
         self.highpass_bands = int(m.highpass_bands)
         self.highpass_in_training = bool(m.highpass_in_training)
         # First sub-band whose deterministic part loses its time mean (bands = none).
-        self.zero_mean_from = WAVE_ZERO_MEAN[m.wave_zero_mean] % (self.bands + 1)
+        self.zero_mean_from = {"none": self.bands, "upper": 1, "all": 0}[m.wave_zero_mean]
         if m.highpass_hz > 0:
             h = highpass_response(m.highpass_hz, cfg.audio.sample_rate / m.pqmf_bands, m.highpass_order)
             self.highpass_taps = len(h)
