@@ -168,6 +168,20 @@ class Decoder(nn.Module):
             return wave, self.noise_buffer * mod_sigmoid(h[:, 2 * self.bands:])
         return wave, torch.zeros_like(wave)
 
+    def noise_part_db(self, z: Tensor) -> Tensor:
+        """[B,D] -> [B, bands + 1]: per sound, the noise part's energy against the
+        deterministic part's, dB, in each sub-band and (last column) over all of them.
+
+        Below about -40 dB the noise branch is unused: its gains start at -74 dB and rise
+        only where the deterministic part leaves the loss something to gain, so whether
+        the branch lives is decided in training, and this is how a run shows it.
+        """
+        wave, noise = self.parts(z)
+        we, ne = wave.square().sum(-1), noise.square().sum(-1)
+        we = torch.cat([we, we.sum(-1, keepdim=True)], dim=-1).clamp_min(1e-20)
+        ne = torch.cat([ne, ne.sum(-1, keepdim=True)], dim=-1).clamp_min(1e-20)
+        return 10 * torch.log10(ne / we)
+
     def forward(self, z: Tensor) -> Tensor:
         """[B,D] -> [B, bands, (L + P)//bands]."""
         wave, noise = self.parts(z)

@@ -5,6 +5,7 @@
   much of their character above the range a mel scale resolves well.
 * ``zero_phase_highpass``: what the log and band terms may be told not to hear.
 * ``dc_distance``: the whole sound's mean (its 0 Hz component) against the target's.
+* ``band_edge_distance``: the sub-bands' local means (the band edges) against the target's.
 * ``discriminator_loss`` / ``generator_adv_loss``: least-squares GAN objectives.
 * ``feature_matching_loss``: relative L1 between discriminator feature maps.
 
@@ -101,6 +102,39 @@ def low_band_wave_distance(x: Tensor, y: Tensor, cutoff_hz: float, sample_rate: 
         xl = zero_phase_highpass(xl, highpass_hz, sample_rate)
         yl = zero_phase_highpass(yl, highpass_hz, sample_rate)
     return ((xl - yl).abs().mean(dim=-1) / yl.abs().mean(dim=-1).clamp_min(floor)).mean()
+
+
+def band_edge_distance(x_sub: Tensor, y_sub: Tensor, window: int, first_band: int = 1, eps: float = 1e-5) -> Tensor:
+    """Mean |log| ratio between the local means of two sets of PQMF sub-bands, from
+    ``first_band`` up, over windows of ``window`` sub-band samples, averaged over cells
+    and the batch.
+
+    A sub-band's slow part (its mean over a window) is what the full band holds right at
+    the band's edge: trained decoders put an offset under their upper sub-bands'
+    envelopes, which rings as a steady tone on the edges under every hit, 14 to 24 dB
+    over the spectrum around it (docs/evaluation.md). The STFT terms see it as one bin
+    in hundreds and leave it there. Here each edge is a cell of its own, matched to what
+    the real sound has there (not forced to zero: a partial may sit on an edge).
+    Taking the means out by construction (``model.wave_zero_mean``) removed the ring but
+    starved the decoder's noise branch; a loss leaves the decoder free to get there its
+    own way.
+
+    Args:
+        x_sub: prediction's sub-bands [B, M, T]; y_sub: target's, same shape.
+        window: sub-band samples per mean (``T`` need not be a multiple: the rest is left out).
+        first_band: the lowest sub-band compared; sub-band 0's mean is the sound's own 0 Hz,
+            which the output high-pass and the DC term deal with.
+        eps: magnitude floor (1e-5: -100 dB).
+    Returns:
+        a scalar.
+    """
+    if x_sub.shape != y_sub.shape:
+        raise ValueError(f"prediction sub-bands {tuple(x_sub.shape)} and target {tuple(y_sub.shape)} differ in shape")
+    if not 1 <= window <= x_sub.shape[-1]:
+        raise ValueError(f"band-edge window {window} must be 1 to {x_sub.shape[-1]} sub-band samples")
+    mx = F.avg_pool1d(x_sub[:, first_band:], window)
+    my = F.avg_pool1d(y_sub[:, first_band:], window)
+    return 0.5 * (torch.log(mx.square() + eps**2) - torch.log(my.square() + eps**2)).abs().mean()
 
 
 # Patch of the texture term: 16 bins (172 Hz at 2,048 points and 22.05 kHz) by 4 frames.

@@ -30,3 +30,11 @@ def test_replace_and_validation_errors() -> None:
         FlowshotConfig.from_dict({**cfg.to_dict(), "bogus": 1})
     with pytest.raises(ValueError, match="unknown preset"):
         preset("huge")
+    # The band-edge term needs sub-bands, and a window that fits in one sound's sub-band.
+    frames = cfg.audio.length // cfg.model.pqmf_bands
+    assert cfg.replace(**{"loss.edge_weight": 1.0, "loss.edge_window": frames}).loss.edge_window == frames
+    with pytest.raises(ValueError, match="edge_window"):
+        cfg.replace(**{"loss.edge_weight": 1.0, "loss.edge_window": frames + 1})
+    with pytest.raises(ValueError, match="pqmf_bands >= 2"):
+        cfg.replace(**{"loss.edge_weight": 1.0, "model.pqmf_bands": 1})
+    assert cfg.replace(**{"loss.edge_window": 0}).loss.edge_weight == 0  # unused while off

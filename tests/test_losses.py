@@ -377,3 +377,50 @@ def test_texture_term_scores_partials_anywhere_as_right_and_smooth_noise_as_wron
     assert float(large.components(other, target).texture) < 0.6 * float(large.components(noise, target).texture)
     with pytest.raises(ValueError, match="stft_texture_min_size"):
         preset("tiny").replace(**{"loss.stft_texture_min_size": 1024})  # tiny's largest FFT is 512
+
+
+def test_band_edge_term_scores_the_ring_and_nothing_but_band_edges() -> None:
+    """The ring trained decoders made: an offset under the upper sub-bands' envelopes. On
+    real built-in hits through the real PQMF it stands 15 dB and more over the spectrum
+    (``band_edge_ring_db``). The band-edge term scores it at three times what it adds to the
+    STFT log term; a tone of the same size mid-band, which the log term scores as much,
+    it scores at an eighth (what is left is the envelope's own attack). Its gradient takes the offset down, and sub-band 0 (the sound's own
+    0 Hz) is left alone unless asked for."""
+    from flowshot.evaluation.metrics import band_edge_ring_db
+    from flowshot.model.drums import generate_drums
+    from flowshot.model.losses import MultiScaleSTFTLoss, band_edge_distance
+    from flowshot.model.pqmf import PQMF
+
+    sr, bands, n, window = 22050, 16, 16384, 32
+    audio, _ = generate_drums(16, sr, n, seed=3)
+    x = torch.from_numpy(audio).float()[:, None]
+    pqmf = PQMF(bands)
+    sub = pqmf.analysis(x)
+    env = sub.abs().amax(1, keepdim=True)  # the hit's own envelope, at the sub-band rate
+    offset = torch.zeros_like(sub)
+    offset[:, 1:] = 0.01 * env  # about the size of the offsets found (18 to 37 dB under the band)
+    mid_band = offset * torch.cos(0.5 * math.pi * torch.arange(sub.shape[-1]))  # a quarter of the sub-band rate
+    ringing, toned = pqmf.synthesis(sub + offset), pqmf.synthesis(sub + mid_band)
+    rings = band_edge_ring_db(ringing[:, 0].numpy(), sr, bands)
+    assert sorted(rings)[len(rings) // 2] > 15.0, rings
+    stft = MultiScaleSTFTLoss([2048, 1024, 512, 256, 128, 64], linear_weight=0.0, log_weight=1.0)
+    log_clean = stft(pqmf.synthesis(sub), x).item()
+    log_ring, log_tone = stft(ringing, x).item() - log_clean, stft(toned, x).item() - log_clean
+    edge_clean = band_edge_distance(pqmf.analysis(x), sub, window).item()
+    edge_ring = band_edge_distance(pqmf.analysis(ringing), sub, window).item()
+    edge_tone = band_edge_distance(pqmf.analysis(toned), sub, window).item()
+    assert edge_clean < 0.05  # the bank's own round trip
+    assert edge_ring > 3 * log_ring > 0.5, (edge_ring, log_ring)
+    assert log_tone > 0.5 * log_ring and edge_tone < 0.15 * edge_ring, (log_tone, edge_tone)
+    # Its slope along the offset's direction: shrinking the offset lowers the term.
+    c = torch.ones((), requires_grad=True)
+    band_edge_distance(pqmf.analysis(pqmf.synthesis(sub + c * offset)), sub, window).backward()
+    assert c.grad.item() > 0
+    low = torch.zeros_like(sub)
+    low[:, 0] = 0.01 * env[:, 0]
+    assert band_edge_distance(sub + low, sub, window).item() == 0.0
+    assert band_edge_distance(sub + low, sub, window, first_band=0).item() > 0.02
+    with pytest.raises(ValueError, match="differ in shape"):
+        band_edge_distance(sub[:, :8], sub, window)
+    with pytest.raises(ValueError, match="window"):
+        band_edge_distance(sub, sub, sub.shape[-1] + 1)

@@ -48,6 +48,10 @@ def test_validation_loss_falls_and_previews_are_written(run: Path) -> None:
     first, last = records[0]["val/recon"], records[-1]["val/recon"]
     assert first / last >= MIN_IMPROVEMENT, f"val/recon {first:.3f} -> {last:.3f}"
     assert records[-1]["train/stage"] == 1.0 and records[-1]["train/active_units"] >= 1
+    # The noise branch's share is logged per sub-band (tiny: 4) and overall; at step 0 it
+    # sits near its initial -74 dB gain, far under the deterministic part.
+    assert all(len(r["val/noise_part_db_bands"]) == 4 and math.isfinite(r["val/noise_part_db"]) for r in records)
+    assert records[0]["val/noise_part_db"] < -40.0
     for step in (0, 150):
         folder = run / "samples" / f"step-{step:07d}"
         assert (folder / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -411,7 +411,8 @@ def test_render_holds_one_shots_under_the_training_data_peak() -> None:
 
 def test_decoder_parts_sum_to_its_output_and_the_noise_bias_sets_the_noise_level() -> None:
     """``Decoder.parts`` is what ``forward`` adds up (no high-pass in training mode for a
-    preset without one); the noise gains' initial bias sets the noise part's level:
+    preset without one), ``noise_part_db`` is their energy ratio per sub-band and overall;
+    the noise gains' initial bias sets the noise part's level:
     mod_sigmoid(-4) is 20 x 2.3 x log10(sigmoid(-1.6) / sigmoid(-4)) = 44.6 dB under
     mod_sigmoid(-1.6) (the random output weights move it a little)."""
     cfg = preset("tiny").replace(**{"model.highpass_hz": 0.0})
@@ -423,7 +424,12 @@ def test_decoder_parts_sum_to_its_output_and_the_noise_bias_sets_the_noise_level
         with torch.no_grad():
             wave, noise = dec.parts(z)
             torch.testing.assert_close(dec(z), wave + noise)
+            shares = dec.noise_part_db(z)
         levels.append(10 * math.log10(float(noise.square().mean())))
+        # Per sound: each sub-band's noise energy over its deterministic energy, then all bands.
+        per_band = 10 * torch.log10(noise.square().sum(-1) / wave.square().sum(-1))
+        overall = 10 * torch.log10(noise.square().sum((1, 2)) / wave.square().sum((1, 2)))
+        torch.testing.assert_close(shares, torch.cat([per_band, overall[:, None]], dim=1))
     assert 40.0 < levels[1] - levels[0] < 50.0
     plain = FlowVAE(cfg.replace(**{"model.noise": False})).decoder.eval()
     with torch.no_grad():
