@@ -117,7 +117,9 @@ def band_edge_distance(x_sub: Tensor, y_sub: Tensor, window: int, first_band: in
     the real sound has there (not forced to zero: a partial may sit on an edge).
     Taking the means out by construction (``model.wave_zero_mean``) removed the ring but
     starved the decoder's noise branch; a loss leaves the decoder free to get there its
-    own way.
+    own way. Measured (``loss.edge_weight`` 1, `small`): its way was to silence the whole
+    deterministic branch, so the noise held every band and the partials went (off in
+    every preset; docs/evaluation.md).
 
     Args:
         x_sub: prediction's sub-bands [B, M, T]; y_sub: target's, same shape.

@@ -234,3 +234,27 @@ def test_with_setting_copies_a_checkpoint_with_an_inference_only_setting(tmp_pat
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "loss.beta" in bad.stderr
     assert not (tmp_path / "c.ckpt").exists()
+
+
+def test_branch_spectra_splits_each_sub_band_and_runs_on_a_trained_checkpoint(tiny_checkpoint: Path) -> None:
+    """benchmarks/branch_spectra.py: an offset lands in the 0 Hz quarter and bins, a tone at
+    five eighths of a sub-band's Nyquist in its third quarter; on a trained tiny model the
+    table has a row per sub-band."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "branch_spectra.py"
+    spec = importlib.util.spec_from_file_location("branch_spectra", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    t = torch.arange(256, dtype=torch.float64)
+    sub = torch.stack([torch.ones_like(t), torch.cos(torch.pi * 0.625 * t)])[None]  # [1, 2 bands, 256]
+    q = module.quarter_energies(sub)
+    assert q.shape == (2, 5)
+    torch.testing.assert_close(q[0, 0], q[0].sum() / 2)  # all of it in q0, and all in the 0 Hz bins
+    torch.testing.assert_close(q[0, 4], q[0, 0])
+    assert q[1, 2] > 0.999 * q[1, :4].sum() and q[1, 4] < 1e-9 * q[1, 2]
+    run = subprocess.run([sys.executable, str(script), str(tiny_checkpoint), "--sounds", "8"],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "250"})
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith("│")]
+    assert len(rows) == 4  # tiny: 4 sub-bands
