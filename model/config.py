@@ -311,6 +311,12 @@ class TrainConfig:
     Args:
         batch_size, lr, betas, weight_decay: AdamW settings (generator and discriminator).
         lr_decay: multiplicative per-step exponential decay (1.0 = constant).
+        wave_fade_in_steps: the decoder's deterministic part of the upper sub-bands (all
+            but the lowest) is scaled from 0 at step 0 to 1 at this step (0 = off, as
+            before), so the noise branch holds the band interiors before the
+            deterministic part can take them: the two compete and whichever holds a band
+            early keeps it (docs/evaluation.md). Training only: a finished model plays
+            both parts in full.
         lr_warmup_steps: the generator's learning rate rises linearly from ``lr / steps``
             to ``lr`` over these first steps (0 = none). Without it one `small` run in
             three tried blew up within 150 steps and never recovered (docs/evaluation.md).
@@ -333,6 +339,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     lr_decay: float = 1.0
     lr_warmup_steps: int = 0
+    wave_fade_in_steps: int = 0
     grad_clip: float = 10.0
     max_steps: int = 20000
     val_every: int = 500
@@ -392,6 +399,8 @@ class FlowshotConfig:
         if self.loss.edge_weight > 0 and not 1 <= self.loss.edge_window <= a.length // m.pqmf_bands:
             raise ValueError(f"loss.edge_window must be 1 to {a.length // m.pqmf_bands} sub-band samples "
                              f"(the clip's length over pqmf_bands), got {self.loss.edge_window}")
+        if self.train.wave_fade_in_steps < 0:
+            raise ValueError(f"train.wave_fade_in_steps must be >= 0 steps (0 = off), got {self.train.wave_fade_in_steps}")
         if self.loss.stft_texture_min_size > max(self.loss.stft_scales):
             raise ValueError(f"loss.stft_texture_min_size {self.loss.stft_texture_min_size} is above every STFT size "
                              f"{self.loss.stft_scales}: the texture term would never run; lower it or set 0")

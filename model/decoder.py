@@ -147,6 +147,9 @@ class Decoder(nn.Module):
             self.register_buffer("highpass", kernel, persistent=False)
         else:
             self.register_buffer("highpass", torch.zeros(self.highpass_bands, 1, 0), persistent=False)
+        # Scale of the upper sub-bands' deterministic part while training
+        # (``train.wave_fade_in_steps``); not saved, so every loaded model plays it in full.
+        self.upper_wave_gain = 1.0
         generator = torch.Generator().manual_seed(0)
         noise = torch.randn(1, self.bands, self.frames * m.hop // self.bands, generator=generator)
         # Part of the state dict, so an exported file carries the very same noise.
@@ -160,6 +163,8 @@ class Decoder(nn.Module):
             h = stage(up(h) + cond(z).unsqueeze(-1))
         h = self.out(self.final_act(h))
         wave = h[:, : self.bands] * mod_sigmoid(h[:, self.bands: 2 * self.bands])
+        if self.training and self.upper_wave_gain < 1.0:
+            wave = torch.cat([wave[:, :1], wave[:, 1:] * self.upper_wave_gain], dim=1)
         if self.zero_mean_from < self.bands:
             k = self.zero_mean_from
             upper = wave[:, k:]

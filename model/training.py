@@ -234,6 +234,9 @@ class FlowshotModule(L.LightningModule):
         heard, x = batch[:, :1], batch[:, -1:]
         opts = self.optimizers()
         opt_g, opt_d = opts if isinstance(opts, (list, tuple)) else (opts, None)
+        fade = self.cfg.train.wave_fade_in_steps
+        if fade > 0:
+            self.model.decoder.upper_wave_gain = min(1.0, self.gen_step / fade)
         out = self.model(heard)
         recon = out["recon"]
         rec_loss = self.stft_loss(recon, x)

@@ -513,3 +513,25 @@ def test_highpass_on_every_band_takes_the_band_edge_rings_out_and_exports(tmp_pa
     write_graphs(inference_model(LoadedModel(model, every)), base.audio.length, base.model.latent_dim, tmp_path, names=("decoder",))
     with pytest.raises(ValueError, match="highpass_bands"):
         base.replace(**{"model.highpass_bands": bands + 1})
+
+
+def test_upper_wave_fade_in_scales_the_upper_deterministic_part_in_training_only() -> None:
+    """``train.wave_fade_in_steps``: while training the upper sub-bands' deterministic part
+    is scaled by the decoder's ``upper_wave_gain``; the lowest band, the noise part and
+    every eval-mode render are untouched, and the scripted model plays it in full."""
+    cfg = preset("tiny").replace(**{"model.highpass_hz": 0.0})
+    torch.manual_seed(0)
+    dec = FlowVAE(cfg).decoder
+    z = torch.randn(4, cfg.model.latent_dim)
+    with torch.no_grad():
+        dec.train()
+        full_wave, full_noise = dec.parts(z)
+        dec.upper_wave_gain = 0.25
+        wave, noise = dec.parts(z)
+        torch.testing.assert_close(wave[:, 1:], 0.25 * full_wave[:, 1:])
+        assert torch.equal(wave[:, :1], full_wave[:, :1]) and torch.equal(noise, full_noise)
+        dec.eval()
+        eval_wave, _ = dec.parts(z)
+        assert torch.equal(eval_wave, full_wave)
+    with pytest.raises(ValueError, match="wave_fade_in_steps"):
+        cfg.replace(**{"train.wave_fade_in_steps": -1})
