@@ -15,6 +15,8 @@ from typing import Any
 UPSAMPLE_KINDS = ("linear", "polyphase", "balanced")
 # Which sub-bands' deterministic parts lose their time mean (``ModelConfig.wave_zero_mean``).
 WAVE_ZERO_MEAN = ("none", "upper", "all")
+# What of a sub-band's deterministic part counts as its offset (``ModelConfig.wave_mean_shape``).
+WAVE_MEAN_SHAPES = ("flat", "envelope")
 
 
 @dataclass
@@ -121,6 +123,19 @@ class ModelConfig:
             Why (2026-12-06): the preset's deterministic part keeps a fifth to a third of its
             upper-band energy in that offset and leaves the band interior to the noise;
             without the offset it fills the interior itself and the noise is not needed.
+        wave_mean_shape: what ``wave_zero_mean`` takes out. "flat" (as before): the plain
+            time mean. "envelope": the part shaped like the band's own envelope (the
+            deterministic part's projection on its ``mod_sigmoid`` amplitude), which is
+            what an offset under a hit is. A flat mean taken out of a short hit comes back
+            as a faint steady tone over the whole silent rest of the sound, so the decoder
+            must make every hit's sub-band sum exactly zero, which real hits' sums are
+            not; the enveloped one is zero wherever the envelope is. Measured on `small`
+            (2026-12-06, with ``wave_fade_in_steps`` 1000; ``benchmarks/envelope_floor.py``):
+            under the flat mean the envelopes stopped closing (closed hats silent in 0 to 5 %
+            of their samples against 67 % in the preset), under the enveloped one they
+            close as in the preset (74 %); FAD 76.4 / 80.0 against 86.3 / 90.7 on seed 0,
+            86.8 against 81.3 on seed 2, the band-edge ring +15 to +17 dB per sound against
+            +22 (real +6.5); not adopted on two seeds that disagree (docs/evaluation.md).
     """
 
     pqmf_bands: int = 8
@@ -148,6 +163,7 @@ class ModelConfig:
     highpass_order: int = 1
     highpass_in_training: bool = True
     wave_zero_mean: str = "none"
+    wave_mean_shape: str = "flat"
 
     def upsample_kinds(self) -> list[str]:
         """One of ``UPSAMPLE_KINDS`` for each decoder stage, bottleneck first."""
@@ -177,7 +193,7 @@ class LossConfig:
         stft_scales: FFT sizes of the multi-scale STFT distance (hop = size // 4).
         stft_linear_weight, stft_log_weight: weights of the linear and log magnitude terms.
             Linear 0 on `small` (2026-12-06): FAD 10 to 14 lower on seed 0, 4 to 5 higher
-            on seed 2 (0.5: 9 higher on seed 0); samples 1 dB louder, 160-320 Hz 13 dB
+            on seed 2 (0.5: 9 and 7 higher); samples 1 dB louder, 160-320 Hz 13 dB
             shorter on both seeds. Kept at 1 (docs/evaluation.md).
         stft_band_weight: weight of the band-energy term (0 = off; see ``model/losses.py``).
         stft_bands: frequency bands of the band-energy term.
@@ -316,7 +332,9 @@ class TrainConfig:
             before), so the noise branch holds the band interiors before the
             deterministic part can take them: the two compete and whichever holds a band
             early keeps it (docs/evaluation.md). Training only: a finished model plays
-            both parts in full.
+            both parts in full. At 1000 with ``model.wave_zero_mean`` "upper" (flat) on
+            `small` (2026-12-06): the noise branch lived on seed 0 (-10 dB) and died on
+            seed 2 (-58 dB); FAD 106.7 and 123.4 against 86.3 and 81.3. Not adopted.
         lr_warmup_steps: the generator's learning rate rises linearly from ``lr / steps``
             to ``lr`` over these first steps (0 = none). Without it one `small` run in
             three tried blew up within 150 steps and never recovered (docs/evaluation.md).
@@ -390,6 +408,8 @@ class FlowshotConfig:
                              f"({len(m.ratios)}, comma-separated), got {m.upsample!r}")
         if m.wave_zero_mean not in WAVE_ZERO_MEAN:
             raise ValueError(f"model.wave_zero_mean must be one of {', '.join(WAVE_ZERO_MEAN)}, got {m.wave_zero_mean!r}")
+        if m.wave_mean_shape not in WAVE_MEAN_SHAPES:
+            raise ValueError(f"model.wave_mean_shape must be one of {', '.join(WAVE_MEAN_SHAPES)}, got {m.wave_mean_shape!r}")
         if m.latent_dim < 2 or m.latent_dim % 2:
             raise ValueError(f"model.latent_dim must be even and >= 2, got {m.latent_dim}")
         if self.loss.stft_band_spacing not in ("linear", "log"):

@@ -138,6 +138,7 @@ class Decoder(nn.Module):
         self.highpass_in_training = bool(m.highpass_in_training)
         # First sub-band whose deterministic part loses its time mean (bands = none).
         self.zero_mean_from = {"none": self.bands, "upper": 1, "all": 0}[m.wave_zero_mean]
+        self.mean_by_envelope = m.wave_mean_shape == "envelope"
         if m.highpass_hz > 0:
             h = highpass_response(m.highpass_hz, cfg.audio.sample_rate / m.pqmf_bands, m.highpass_order)
             self.highpass_taps = len(h)
@@ -155,20 +156,33 @@ class Decoder(nn.Module):
         # Part of the state dict, so an exported file carries the very same noise.
         self.register_buffer("noise_buffer", noise if self.use_noise else noise[:, :, :0])
 
-    def parts(self, z: Tensor) -> Tuple[Tensor, Tensor]:
-        """[B,D] -> (deterministic part, noise part), each [B, bands, (L + P)//bands],
-        before the high-pass; the noise part is zeros without ``model.noise``."""
+    def heads(self, z: Tensor) -> Tensor:
+        """[B,D] -> [B, 2 or 3 x bands, (L + P)//bands]: the last convolution's outputs, per
+        sub-band the deterministic signal, its amplitude and (with noise) the noise gain,
+        all before their non-linearities."""
         h = self.project(z).reshape(z.shape[0], self.channels, self.frames)
         for up, cond, stage in zip(self.ups, self.conds, self.stages):
             h = stage(up(h) + cond(z).unsqueeze(-1))
-        h = self.out(self.final_act(h))
-        wave = h[:, : self.bands] * mod_sigmoid(h[:, self.bands: 2 * self.bands])
+        return self.out(self.final_act(h))
+
+    def parts(self, z: Tensor) -> Tuple[Tensor, Tensor]:
+        """[B,D] -> (deterministic part, noise part), each [B, bands, (L + P)//bands],
+        before the high-pass; the noise part is zeros without ``model.noise``."""
+        h = self.heads(z)
+        envelope = mod_sigmoid(h[:, self.bands: 2 * self.bands])
+        wave = h[:, : self.bands] * envelope
         if self.training and self.upper_wave_gain < 1.0:
             wave = torch.cat([wave[:, :1], wave[:, 1:] * self.upper_wave_gain], dim=1)
         if self.zero_mean_from < self.bands:
             k = self.zero_mean_from
             upper = wave[:, k:]
-            wave = torch.cat([wave[:, :k], upper - upper.mean(dim=-1, keepdim=True)], dim=1)
+            if self.mean_by_envelope:
+                shape = envelope[:, k:]
+                offset = (upper * shape).sum(-1, keepdim=True) / shape.square().sum(-1, keepdim=True).clamp_min(1e-20)
+                upper = upper - offset * shape
+            else:
+                upper = upper - upper.mean(dim=-1, keepdim=True)
+            wave = torch.cat([wave[:, :k], upper], dim=1)
         if self.use_noise:
             return wave, self.noise_buffer * mod_sigmoid(h[:, 2 * self.bands:])
         return wave, torch.zeros_like(wave)

@@ -4,6 +4,7 @@ and a checkpoint rebuilds the same model in a fresh process."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -258,3 +259,31 @@ def test_branch_spectra_splits_each_sub_band_and_runs_on_a_trained_checkpoint(ti
     assert run.returncode == 0, run.stderr
     rows = [line for line in run.stdout.splitlines() if line.startswith("│")]
     assert len(rows) == 4  # tiny: 4 sub-bands
+
+
+def test_envelope_floor_finds_the_floor_a_flat_mean_leaves_and_runs_on_a_trained_checkpoint(tiny_checkpoint: Path) -> None:
+    """benchmarks/envelope_floor.py: a decaying hit with an offset keeps its silent tail
+    silent; the same hit with its flat mean taken out has a floor there about 11 dB under
+    its mean power, which the measure finds; a flat spectrum holds one bin's share at
+    0 Hz; on a trained tiny model every held-out sound is in one class's row."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "envelope_floor.py"
+    spec = importlib.util.spec_from_file_location("envelope_floor", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    t = torch.arange(512, dtype=torch.float64)
+    envelope = torch.exp(-t / 20)[None, None]  # under -60 dB from sample 139 on
+    wave = (1.0 + 0.1 * torch.cos(0.3 * t)) * envelope
+    share, floor = module.quiet_floor(wave, envelope)
+    _, flat_floor = module.quiet_floor(wave - wave.mean(-1, keepdim=True), envelope)
+    assert abs(share - (512 - 139) / 512) < 0.01
+    assert floor < -55.0 and -14.0 < flat_floor < -8.0, (floor, flat_floor)
+    noise = torch.randn(64, 2, 512, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert abs(module.zero_hz_share_db(noise) - 10 * math.log10(1 / 257)) < 6.0
+    run = subprocess.run([sys.executable, str(script), str(tiny_checkpoint)],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "250"})
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith("│")]
+    held_out = int(run.stdout.split(" held-out")[0].split()[-1])
+    assert rows and sum(int(r.split("│")[2]) for r in rows) == held_out, run.stdout  # every sound in one class row

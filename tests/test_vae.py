@@ -12,6 +12,7 @@ import torch
 
 from flowshot.errors import FlowshotError
 from flowshot.model.config import preset
+from flowshot.model.decoder import mod_sigmoid
 from flowshot.model.layers import InterpUpsample, Upsample, has_weight_norm
 from flowshot.model.vae import FlowVAE, standard_normal_log_prob
 
@@ -437,12 +438,13 @@ def test_decoder_parts_sum_to_its_output_and_the_noise_bias_sets_the_noise_level
         assert not noise.any() and torch.equal(plain(z), wave)
 
 
-@pytest.mark.parametrize("which, first", [("upper", 1), ("all", 0)])
-def test_zero_mean_wave_takes_the_offset_and_its_band_edge_ring_out(which: str, first: int, tmp_path) -> None:
-    """With ``wave_zero_mean`` the chosen sub-bands' deterministic parts keep no time mean,
-    so an offset the decoder learns (here forced through the output bias) cannot ring on
-    the band edges; the other bands and the noise part are left as they were, and the
-    option scripts and exports to ONNX (``write_graphs`` checks onnxruntime against PyTorch)."""
+@pytest.mark.parametrize("which, shape, first", [("upper", "flat", 1), ("all", "flat", 0), ("upper", "envelope", 1)])
+def test_zero_mean_wave_takes_the_offset_and_its_band_edge_ring_out(which: str, shape: str, first: int, tmp_path) -> None:
+    """With ``wave_zero_mean`` the chosen sub-bands' deterministic parts keep no time mean
+    ("flat") or no part shaped like their own envelope ("envelope"), so an offset the
+    decoder learns (here forced through the output bias) cannot ring on the band edges;
+    the other bands and the noise part are left as they were, and the option scripts and
+    exports to ONNX (``write_graphs`` checks onnxruntime against PyTorch)."""
     from flowshot.evaluation.metrics import band_edge_ring_db
     from flowshot.export.onnx import write_graphs
     from flowshot.export.ts import inference_model
@@ -452,7 +454,8 @@ def test_zero_mean_wave_takes_the_offset_and_its_band_edge_ring_out(which: str, 
     bands, sr = base.model.pqmf_bands, base.audio.sample_rate
     torch.manual_seed(0)
     plain = FlowVAE(base).eval()
-    centred = FlowVAE(base.replace(**{"model.wave_zero_mean": which})).eval()
+    cfg = base.replace(**{"model.wave_zero_mean": which, "model.wave_mean_shape": shape})
+    centred = FlowVAE(cfg).eval()
     with torch.no_grad():
         plain.decoder.out.bias[: bands] += 3.0
         centred.load_state_dict(plain.state_dict())
@@ -461,9 +464,19 @@ def test_zero_mean_wave_takes_the_offset_and_its_band_edge_ring_out(which: str, 
         wave0, noise0 = plain.decoder.parts(z)
         rings = band_edge_ring_db(plain.decode(z)[:, 0].numpy(), sr, bands)
         kept = band_edge_ring_db(centred.decode(z)[:, 0].numpy(), sr, bands)
+        envelope = mod_sigmoid(plain.decoder.heads(z)[:, bands: 2 * bands])
     assert wave0.mean(-1).abs().min() > 0.1  # the forced offset is there without the option
-    assert wave[:, first:].mean(-1).abs().max() < 1e-5
-    torch.testing.assert_close(wave[:, first:], wave0[:, first:] - wave0[:, first:].mean(-1, keepdim=True))
+    if shape == "flat":
+        assert wave[:, first:].mean(-1).abs().max() < 1e-5
+        torch.testing.assert_close(wave[:, first:], wave0[:, first:] - wave0[:, first:].mean(-1, keepdim=True))
+    else:
+        envelope = envelope[:, first:]
+        upper0 = wave0[:, first:]
+        offset = (upper0 * envelope).sum(-1, keepdim=True) / envelope.square().sum(-1, keepdim=True)
+        # Nothing shaped like the envelope is left, and what went is only that.
+        along = (wave[:, first:] * envelope).sum(-1) / (envelope.square().sum(-1) * upper0.square().sum(-1)).sqrt()
+        assert along.abs().max() < 1e-4, along
+        torch.testing.assert_close(wave[:, first:], upper0 - offset * envelope)
     assert torch.equal(wave[:, :first], wave0[:, :first]) and torch.equal(noise, noise0)
     assert np.median(rings) > 15.0 and np.median(kept) < np.median(rings) - 10.0, (rings, kept)
     with warnings.catch_warnings():
@@ -471,10 +484,11 @@ def test_zero_mean_wave_takes_the_offset_and_its_band_edge_ring_out(which: str, 
         scripted = torch.jit.script(centred)
     with torch.no_grad():
         torch.testing.assert_close(scripted.decode(z), centred.decode(z), atol=1e-5, rtol=1e-5)
-    cfg = base.replace(**{"model.wave_zero_mean": which})
     write_graphs(inference_model(LoadedModel(centred, cfg)), cfg.audio.length, cfg.model.latent_dim, tmp_path, names=("decoder",))
     with pytest.raises(ValueError, match="wave_zero_mean"):
         base.replace(**{"model.wave_zero_mean": "some"})
+    with pytest.raises(ValueError, match="wave_mean_shape"):
+        base.replace(**{"model.wave_mean_shape": "round"})
 
 
 def test_highpass_on_every_band_takes_the_band_edge_rings_out_and_exports(tmp_path) -> None:
