@@ -66,8 +66,8 @@ def main() -> int:
     with torch.no_grad():
         z = model.embed(x)
         heads = dec.heads(z)
-        envelope = mod_sigmoid(heads[:, dec.bands: 2 * dec.bands])[:, 1:]
-        before = (heads[:, : dec.bands] * mod_sigmoid(heads[:, dec.bands: 2 * dec.bands]))[:, 1:]
+        envelope = mod_sigmoid(heads[:, dec.bands + 1: 2 * dec.bands])
+        before = heads[:, 1: dec.bands] * envelope
         played = dec.parts(z)[0][:, 1:]
         real = model.pqmf.analysis(x)[:, 1:]
         recon = model.pqmf.analysis(model.decode(z))[:, 1:]

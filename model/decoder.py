@@ -136,7 +136,9 @@ class Decoder(nn.Module):
         self.highpass_taps = 0
         self.highpass_bands = int(m.highpass_bands)
         self.highpass_in_training = bool(m.highpass_in_training)
-        # First sub-band whose deterministic part loses its time mean (bands = none).
+        # First sub-band whose deterministic part loses its offset (bands = none): its time
+        # mean, or with mean_by_envelope its part along its own envelope, which leaves
+        # silent stretches silent where a flat mean would come back as a steady floor.
         self.zero_mean_from = {"none": self.bands, "upper": 1, "all": 0}[m.wave_zero_mean]
         self.mean_by_envelope = m.wave_mean_shape == "envelope"
         if m.highpass_hz > 0:
