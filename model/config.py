@@ -136,8 +136,8 @@ class ModelConfig:
             close as in the preset (74 %); FAD 76.4 / 80.0 against 86.3 / 90.7 on seed 0,
             86.8 / 89.0 against 81.3 / 83.4 on seed 2 (its noise branch died), the band-edge
             ring +15 to +17 dB per sound against +22 (real +6.5); not adopted on two seeds
-            that disagree. Without the fade (seed 0) the noise branch died: FAD 103.2
-            (docs/evaluation.md).
+            that disagree. Without the fade the noise branch died on both seeds: FAD 103.2
+            and 110.0 (docs/evaluation.md).
     """
 
     pqmf_bands: int = 8
