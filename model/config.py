@@ -234,6 +234,12 @@ class LossConfig:
             noise 3 and 34 dB over it by step 500): FAD 113 and 170 against 86 and 81,
             no spectral lines left, seed 2's kicks gone (docs/evaluation.md).
         edge_window: sub-band samples per mean of the band-edge term (32: 23 ms in `small`).
+        flatness_weight: weight of the flatness term (``losses.wave_flatness``; 0 = off):
+            the spectral flatness of the decoder's deterministic part in the upper
+            sub-bands, so that it makes the lines and leaves the band's noise to the
+            noise branch.
+        flatness_fft: STFT size of the flatness term, in sub-band samples (64: 46 ms
+            and 21.5 Hz bins in `small`).
         wave_weight: weight of the low-band waveform term (``losses.low_band_wave_distance``;
             0 = off), which compares the first ``wave_ms`` below ``wave_lowpass_hz`` sample by sample.
             Tried at 1 on two seeds of `small`: FAD 4 to 9 points lower, but the bodies it
@@ -273,6 +279,8 @@ class LossConfig:
     dc_weight: float = 0.0
     edge_weight: float = 0.0
     edge_window: int = 32
+    flatness_weight: float = 0.0
+    flatness_fft: int = 64
     wave_weight: float = 0.0
     wave_lowpass_hz: float = 500.0
     wave_ms: float = 60.0
@@ -421,6 +429,11 @@ class FlowshotConfig:
         if self.loss.edge_weight > 0 and not 1 <= self.loss.edge_window <= a.length // m.pqmf_bands:
             raise ValueError(f"loss.edge_window must be 1 to {a.length // m.pqmf_bands} sub-band samples "
                              f"(the clip's length over pqmf_bands), got {self.loss.edge_window}")
+        if self.loss.flatness_weight > 0 and m.pqmf_bands < 2:
+            raise ValueError("loss.flatness_weight needs PQMF sub-bands (model.pqmf_bands >= 2): it scores the upper ones")
+        if self.loss.flatness_weight > 0 and not 2 <= self.loss.flatness_fft <= a.length // m.pqmf_bands:
+            raise ValueError(f"loss.flatness_fft must be 2 to {a.length // m.pqmf_bands} sub-band samples "
+                             f"(the clip's length over pqmf_bands), got {self.loss.flatness_fft}")
         if self.train.wave_fade_in_steps < 0:
             raise ValueError(f"train.wave_fade_in_steps must be >= 0 steps (0 = off), got {self.train.wave_fade_in_steps}")
         if self.loss.stft_texture_min_size > max(self.loss.stft_scales):

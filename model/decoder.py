@@ -206,6 +206,11 @@ class Decoder(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         """[B,D] -> [B, bands, (L + P)//bands]."""
         wave, noise = self.parts(z)
+        return self.mix(wave, noise)
+
+    def mix(self, wave: Tensor, noise: Tensor) -> Tensor:
+        """The two parts of ``parts`` -> sub-bands: their sum, then the high-pass.
+        Training calls it itself, to keep the deterministic part for its own loss."""
         y = wave + noise if self.use_noise else wave
         if self.highpass_taps > 0 and (self.highpass_in_training or not self.training):
             # Sub-band 0 is the output's own 0 to sample_rate / (2 bands) Hz, not mirrored;

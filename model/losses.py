@@ -139,6 +139,46 @@ def band_edge_distance(x_sub: Tensor, y_sub: Tensor, window: int, first_band: in
     return 0.5 * (torch.log(mx.square() + eps**2) - torch.log(my.square() + eps**2)).abs().mean()
 
 
+def wave_flatness(wave_sub: Tensor, n_fft: int, first_band: int = 1) -> Tensor:
+    """Spectral flatness of the decoder's deterministic part in each upper sub-band,
+    frame by frame, weighted by the frames' energy: 0 for lines, about 0.56 for white
+    noise (``exp(-Euler's gamma)``), scalar.
+
+    The decoder has two parts per sub-band, a deterministic signal and a gain on fixed
+    noise (``model/decoder.py``), and they compete: whichever holds a band's interior
+    early keeps it. Where the deterministic part took it, the noise branch died, and the
+    samples scored far worse; where the noise took it, the partial lines went with the
+    deterministic part (docs/evaluation.md). Flatness is the geometric over the
+    arithmetic mean of a frame's power spectrum, so it does not care how loud the part
+    is, only how its energy is spread: low for lines, high for noise. Paying for it
+    leaves the lines to the deterministic part and the band's noise to the noise branch,
+    without asking either part to be quieter.
+
+    Args:
+        wave_sub: the deterministic part [B, M, T] (``FlowVAE.forward``'s ``wave``).
+        n_fft: Hann-window STFT size along each sub-band (hop a quarter of it).
+        first_band: the lowest sub-band scored: sub-band 0 holds kicks' and toms'
+            bodies, lines already, and the sound's own 0 Hz.
+    Returns:
+        a scalar in [0, 1].
+    """
+    x = wave_sub[:, first_band:]
+    if not 2 <= n_fft <= x.shape[-1]:
+        raise ValueError(f"flatness FFT size {n_fft} must be 2 to {x.shape[-1]} sub-band samples")
+    window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
+    spec = torch.stft(x.reshape(-1, x.shape[-1]), n_fft, hop_length=max(1, n_fft // 4), window=window,
+                      center=False, return_complex=True)
+    power = spec.real.square() + spec.imag.square()  # [B*M', bins, frames]
+    mean = power.mean(dim=1)
+    # A floor a million times under the frame's own mean: scale-free, and a pure line's
+    # empty bins cannot drive the log to -inf.
+    floor = 1e-6 * mean.detach() + 1e-30
+    flatness = torch.exp(torch.log(power + floor.unsqueeze(1)).mean(dim=1)) / (mean + floor)
+    # The loud frames count, so a silent tail's numerical dust does not.
+    weight = mean.detach() / mean.detach().sum(dim=-1, keepdim=True).clamp_min(1e-30)
+    return (flatness * weight).sum(dim=-1).mean()
+
+
 # Patch of the texture term: 16 bins (172 Hz at 2,048 points and 22.05 kHz) by 4 frames.
 TEXTURE_BINS, TEXTURE_FRAMES = 16, 4
 

@@ -142,13 +142,16 @@ class FlowVAE(nn.Module):
         return self.posterior_mode(self.encode(x))
 
     def forward(self, x: Tensor) -> Dict[str, Tensor]:
-        """audio [B,1,L] -> dict(recon [B,1,L], z [B,D], log_q [B], log_p [B], kl [B], kl_per_dim [D])."""
+        """audio [B,1,L] -> dict(recon [B,1,L], z [B,D], log_q [B], log_p [B], kl [B], kl_per_dim [D],
+        wave [B, bands, (L + P)//bands]: the decoder's deterministic part, for its own loss)."""
         post = self.encode(x)
         z, log_q = self.posterior_sample(post, None)
         log_p = self.prior_log_prob(z)
         kl_per_dim = 0.5 * (post.mean.pow(2) + torch.exp(post.logvar) - 1.0 - post.logvar).mean(dim=0)
+        wave, noise = self.decoder.parts(z)
         return {
-            "recon": self.decode(z),
+            "recon": self.pqmf.synthesis(self.decoder.mix(wave, noise))[..., self.preroll:],
+            "wave": wave,
             "z": z,
             "log_q": log_q,
             "log_p": log_p,

@@ -38,3 +38,9 @@ def test_replace_and_validation_errors() -> None:
     with pytest.raises(ValueError, match="pqmf_bands >= 2"):
         cfg.replace(**{"loss.edge_weight": 1.0, "model.pqmf_bands": 1})
     assert cfg.replace(**{"loss.edge_window": 0}).loss.edge_weight == 0  # unused while off
+    # The flatness term likewise: sub-bands, and an FFT that fits in one sound's sub-band.
+    assert cfg.replace(**{"loss.flatness_weight": 1.0, "loss.flatness_fft": frames}).loss.flatness_fft == frames
+    with pytest.raises(ValueError, match="flatness_fft"):
+        cfg.replace(**{"loss.flatness_weight": 1.0, "loss.flatness_fft": frames + 1})
+    with pytest.raises(ValueError, match="pqmf_bands >= 2"):
+        cfg.replace(**{"loss.flatness_weight": 1.0, "model.pqmf_bands": 1})

@@ -424,3 +424,35 @@ def test_band_edge_term_scores_the_ring_and_nothing_but_band_edges() -> None:
         band_edge_distance(sub[:, :8], sub, window)
     with pytest.raises(ValueError, match="window"):
         band_edge_distance(sub, sub, sub.shape[-1] + 1)
+
+
+def test_flatness_term_tells_lines_from_noise_at_any_level() -> None:
+    """Spectral flatness of the deterministic part: white noise scores exp(-gamma) = 0.56
+    (the geometric over the arithmetic mean of exponential powers), a few partials under a
+    decaying envelope next to nothing, whatever their level; a silent tail does not move
+    it, sub-band 0 is not scored, and its gradient turns noise down against lines in a
+    mix without asking for a quieter part overall."""
+    from flowshot.model.losses import wave_flatness
+
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(8, 16, 1024, generator=g)
+    t = torch.arange(1024.0)
+    freqs = 0.5 * torch.rand(8, 16, 3, 1, generator=g)  # 3 partials per sub-band, anywhere in it
+    lines = torch.sin(2 * math.pi * freqs * t).sum(2) * torch.exp(-t / 300.0)
+    assert abs(wave_flatness(noise, 64).item() - math.exp(-0.5772)) < 0.02
+    assert wave_flatness(lines, 64).item() < 0.02
+    for scale in (1e-4, 1e3):
+        assert wave_flatness(scale * lines, 64).item() == pytest.approx(wave_flatness(lines, 64).item(), rel=1e-3)
+        assert wave_flatness(scale * noise, 64).item() == pytest.approx(wave_flatness(noise, 64).item(), rel=1e-3)
+    tail = torch.cat([lines, torch.zeros(8, 16, 1024)], dim=-1)
+    assert wave_flatness(tail, 64).item() == pytest.approx(wave_flatness(lines, 64).item(), rel=0.05)
+    only_low = torch.cat([noise[:, :1], lines[:, 1:]], dim=1)
+    assert wave_flatness(only_low, 64).item() == pytest.approx(wave_flatness(lines, 64).item(), rel=1e-4)
+    assert wave_flatness(only_low, 64, first_band=0).item() > 0.02
+    # In a mix of lines and noise the slope takes the noise down and the lines up.
+    a = torch.ones((), requires_grad=True)
+    b = torch.ones((), requires_grad=True)
+    wave_flatness(a * lines + 0.3 * b * noise, 64).backward()
+    assert b.grad.item() > 0 > a.grad.item()
+    with pytest.raises(ValueError, match="flatness FFT size"):
+        wave_flatness(noise, 2048)

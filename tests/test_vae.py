@@ -134,8 +134,12 @@ def test_decode_and_forward_shapes(name: str) -> None:
             out = model(0.1 * torch.randn(3, 1, cfg.audio.length))
             shapes = {k: tuple(v.shape) for k, v in out.items()}
             d = cfg.model.latent_dim
+            frames = (cfg.audio.length + model.preroll) // cfg.model.pqmf_bands
             assert shapes == {"recon": (3, 1, cfg.audio.length), "z": (3, d), "log_q": (3,), "log_p": (3,),
-                              "kl": (3,), "kl_per_dim": (d,)}
+                              "kl": (3,), "kl_per_dim": (d,), "wave": (3, cfg.model.pqmf_bands, frames)}
+            # forward's reconstruction is decode's, and its wave the decoder's deterministic part
+            torch.testing.assert_close(out["recon"], model.decode(out["z"]))
+            torch.testing.assert_close(out["wave"], model.decoder.parts(out["z"])[0])
 
 
 def test_decoder_output_is_not_squashed() -> None:
