@@ -5,7 +5,9 @@ gain (``model/decoder.py``). Which of the two carries a band, and whether the
 deterministic part hides an offset there (which rings on a band edge), shows in the
 sub-band's own spectrum: this splits it into four quarters, from the sub-band's 0 Hz (a
 band edge of the full-band sound) up, plus its lowest three bins (the offset), each in
-dB of the real sub-band's total energy, summed over held-out sounds of ``builtin:drums``.
+dB of the real sub-band's total energy, summed over held-out sounds of ``builtin:drums``. A second table
+gives, per class, each branch's spectral flatness in the upper sub-bands
+(``losses.wave_flatness``: 0 for lines, 0.56 for white noise) against the real sounds'.
 
     .venv/bin/python benchmarks/branch_spectra.py runs/base-s0/last.ckpt --sounds 64
 """
@@ -38,12 +40,15 @@ def main() -> int:
 
     from flowshot.model.checkpoint import load_model
     from flowshot.model.data import load_examples
+    from flowshot.model.losses import wave_flatness
 
     torch.set_num_threads(1)
     loaded = load_model(args.checkpoint)
     model, cfg = loaded.model.eval(), loaded.config
     examples = load_examples(["builtin:drums"], cfg, progress=False)
-    x = examples.audio[examples.val_index()[: args.sounds]].unsqueeze(1)
+    index = examples.val_index()[: args.sounds]
+    x = examples.audio[index].unsqueeze(1)
+    classes = [examples.classes[i] for i in index]
     with torch.no_grad():
         z = model.embed(x)
         wave, noise = model.decoder.parts(z)
@@ -63,6 +68,17 @@ def main() -> int:
         cells = [f"{float(10 * torch.log10(v / total[band] + 1e-20)):.1f}" for t in tables.values() for v in t[band]]
         table.add_row(str(band), *cells)
     Console(width=200).print(table)
+
+    fft = cfg.loss.flatness_fft
+    flat = Table(title=f"spectral flatness of the upper sub-bands ({fft}-point frames, energy-weighted; "
+                       "0 = lines, 0.56 = white noise)")
+    for name in ("class", "sounds", "real", "deterministic", "noise", "both"):
+        flat.add_column(name, justify="left" if name == "class" else "right")
+    for name in [*sorted(set(classes)), "all"]:
+        pick = torch.tensor([c == name or name == "all" for c in classes])
+        cells = [f"{wave_flatness(s[pick], fft).item():.3f}" for s in (real, wave, noise, wave + noise)]
+        flat.add_row(name, str(int(pick.sum())), *cells)
+    Console(width=200).print(flat)
     return 0
 
 

@@ -238,8 +238,11 @@ class LossConfig:
             the spectral flatness of the decoder's deterministic part in the upper
             sub-bands, so that it makes the lines and leaves the band's noise to the
             noise branch.
-        flatness_fft: STFT size of the flatness term, in sub-band samples (64: 46 ms
+        flatness_fft: STFT size of the flatness terms, in sub-band samples (64: 46 ms
             and 21.5 Hz bins in `small`).
+        flatness_match_weight: weight of the flatness-matching term
+            (``losses.flatness_distance``; 0 = off): the reconstruction's upper
+            sub-bands as peaked, frame by frame, as the target's.
         wave_weight: weight of the low-band waveform term (``losses.low_band_wave_distance``;
             0 = off), which compares the first ``wave_ms`` below ``wave_lowpass_hz`` sample by sample.
             Tried at 1 on two seeds of `small`: FAD 4 to 9 points lower, but the bodies it
@@ -281,6 +284,7 @@ class LossConfig:
     edge_window: int = 32
     flatness_weight: float = 0.0
     flatness_fft: int = 64
+    flatness_match_weight: float = 0.0
     wave_weight: float = 0.0
     wave_lowpass_hz: float = 500.0
     wave_ms: float = 60.0
@@ -429,9 +433,11 @@ class FlowshotConfig:
         if self.loss.edge_weight > 0 and not 1 <= self.loss.edge_window <= a.length // m.pqmf_bands:
             raise ValueError(f"loss.edge_window must be 1 to {a.length // m.pqmf_bands} sub-band samples "
                              f"(the clip's length over pqmf_bands), got {self.loss.edge_window}")
-        if self.loss.flatness_weight > 0 and m.pqmf_bands < 2:
-            raise ValueError("loss.flatness_weight needs PQMF sub-bands (model.pqmf_bands >= 2): it scores the upper ones")
-        if self.loss.flatness_weight > 0 and not 2 <= self.loss.flatness_fft <= a.length // m.pqmf_bands:
+        flatness_on = self.loss.flatness_weight > 0 or self.loss.flatness_match_weight > 0
+        if flatness_on and m.pqmf_bands < 2:
+            raise ValueError("loss.flatness_weight and loss.flatness_match_weight need PQMF sub-bands "
+                             "(model.pqmf_bands >= 2): they score the upper ones")
+        if flatness_on and not 2 <= self.loss.flatness_fft <= a.length // m.pqmf_bands:
             raise ValueError(f"loss.flatness_fft must be 2 to {a.length // m.pqmf_bands} sub-band samples "
                              f"(the clip's length over pqmf_bands), got {self.loss.flatness_fft}")
         if self.train.wave_fade_in_steps < 0:

@@ -139,30 +139,23 @@ def band_edge_distance(x_sub: Tensor, y_sub: Tensor, window: int, first_band: in
     return 0.5 * (torch.log(mx.square() + eps**2) - torch.log(my.square() + eps**2)).abs().mean()
 
 
-def wave_flatness(wave_sub: Tensor, n_fft: int, first_band: int = 1) -> Tensor:
-    """Spectral flatness of the decoder's deterministic part in each upper sub-band,
-    frame by frame, weighted by the frames' energy: 0 for lines, about 0.56 for white
-    noise (``exp(-Euler's gamma)``), scalar.
+def frame_flatness(sub: Tensor, n_fft: int, first_band: int = 1) -> tuple[Tensor, Tensor]:
+    """Spectral flatness of each frame of each sub-band from ``first_band`` up, and the
+    frames' energy weights.
 
-    The decoder has two parts per sub-band, a deterministic signal and a gain on fixed
-    noise (``model/decoder.py``), and they compete: whichever holds a band's interior
-    early keeps it. Where the deterministic part took it, the noise branch died, and the
-    samples scored far worse; where the noise took it, the partial lines went with the
-    deterministic part (docs/evaluation.md). Flatness is the geometric over the
-    arithmetic mean of a frame's power spectrum, so it does not care how loud the part
-    is, only how its energy is spread: low for lines, high for noise. Paying for it
-    leaves the lines to the deterministic part and the band's noise to the noise branch,
-    without asking either part to be quieter.
+    Flatness is the geometric over the arithmetic mean of a frame's power spectrum: 0 for
+    lines, about 0.56 for white noise (``exp(-Euler's gamma)``), and the same at any level.
 
     Args:
-        wave_sub: the deterministic part [B, M, T] (``FlowVAE.forward``'s ``wave``).
+        sub: sub-bands [B, M, T].
         n_fft: Hann-window STFT size along each sub-band (hop a quarter of it).
-        first_band: the lowest sub-band scored: sub-band 0 holds kicks' and toms'
-            bodies, lines already, and the sound's own 0 Hz.
+        first_band: the lowest sub-band measured.
     Returns:
-        a scalar in [0, 1].
+        (flatness [B, M - first_band, frames], weights of the same shape: each frame's
+        share of its sub-band's energy, detached, so a silent tail's numerical dust does
+        not count).
     """
-    x = wave_sub[:, first_band:]
+    x = sub[:, first_band:]
     if not 2 <= n_fft <= x.shape[-1]:
         raise ValueError(f"flatness FFT size {n_fft} must be 2 to {x.shape[-1]} sub-band samples")
     window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
@@ -174,9 +167,55 @@ def wave_flatness(wave_sub: Tensor, n_fft: int, first_band: int = 1) -> Tensor:
     # empty bins cannot drive the log to -inf.
     floor = 1e-6 * mean.detach() + 1e-30
     flatness = torch.exp(torch.log(power + floor.unsqueeze(1)).mean(dim=1)) / (mean + floor)
-    # The loud frames count, so a silent tail's numerical dust does not.
     weight = mean.detach() / mean.detach().sum(dim=-1, keepdim=True).clamp_min(1e-30)
+    shape = (x.shape[0], x.shape[1], -1)
+    return flatness.reshape(shape), weight.reshape(shape)
+
+
+def wave_flatness(wave_sub: Tensor, n_fft: int, first_band: int = 1) -> Tensor:
+    """Energy-weighted spectral flatness of the decoder's deterministic part in the upper
+    sub-bands (``frame_flatness``), a scalar in [0, 1].
+
+    The decoder has two parts per sub-band, a deterministic signal and a gain on fixed
+    noise (``model/decoder.py``), and they compete: whichever holds a band's interior
+    early keeps it. Where the deterministic part took it, the noise branch died, and the
+    samples scored far worse; where the noise took it, the partial lines went with the
+    deterministic part (docs/evaluation.md). Flatness does not care how loud the part
+    is, only how its energy is spread, so paying for it leaves the lines to the
+    deterministic part and the band's noise to the noise branch, without asking either
+    part to be quieter.
+
+    Args:
+        wave_sub: the deterministic part [B, M, T] (``FlowVAE.forward``'s ``wave``).
+        n_fft: STFT size along each sub-band.
+        first_band: the lowest sub-band scored: sub-band 0 holds kicks' and toms'
+            bodies, lines already, and the sound's own 0 Hz.
+    """
+    flatness, weight = frame_flatness(wave_sub, n_fft, first_band)
     return (flatness * weight).sum(dim=-1).mean()
+
+
+def flatness_distance(x_sub: Tensor, y_sub: Tensor, n_fft: int, first_band: int = 1) -> Tensor:
+    """Energy-weighted mean |difference| between the frame flatness of a prediction's
+    sub-bands and the target's, from ``first_band`` up, a scalar in [0, 1].
+
+    Every trained decoder's upper bands were noisier than the data's: flatness 0.47 to
+    0.50 (cymbals 0.38 to 0.50, hats 0.49 to 0.57) against 0.35 and 0.42
+    (``benchmarks/branch_spectra.py``), the cymbals' lines drowned in the noise branch.
+    The STFT terms compare magnitudes bin by bin and cannot tell a line of the wrong
+    frequency from none; this compares only how peaked each frame is. Frames count by
+    the target's energy: what the prediction puts where the target is silent is the
+    STFT terms' business.
+
+    Args:
+        x_sub: prediction's sub-bands [B, M, T]; y_sub: target's, same shape.
+        n_fft, first_band: as ``frame_flatness``.
+    """
+    if x_sub.shape != y_sub.shape:
+        raise ValueError(f"prediction sub-bands {tuple(x_sub.shape)} and target {tuple(y_sub.shape)} differ in shape")
+    fx, _ = frame_flatness(x_sub, n_fft, first_band)
+    fy, weight = frame_flatness(y_sub, n_fft, first_band)
+    return ((fx - fy).abs() * weight).sum(dim=-1).mean()
 
 
 # Patch of the texture term: 16 bins (172 Hz at 2,048 points and 22.05 kHz) by 4 frames.

@@ -24,7 +24,7 @@ from torch import Tensor
 from flowshot.errors import FlowshotError
 from flowshot.model.checkpoint import flowshot_meta
 from flowshot.model.config import FlowshotConfig
-from flowshot.model.losses import band_edge_distance, dc_distance, low_band_wave_distance, wave_flatness
+from flowshot.model.losses import band_edge_distance, dc_distance, low_band_wave_distance, flatness_distance, wave_flatness
 
 # A latent dimension counts as "active" when the posterior moves it away from the prior
 # by more than this many nats on average; below it the decoder cannot be using it.
@@ -261,6 +261,11 @@ class FlowshotModule(L.LightningModule):
             flat = wave_flatness(out["wave"], self.cfg.loss.flatness_fft)
             g_loss = g_loss + self.cfg.loss.flatness_weight * flat
             logs["train/flatness"] = float(flat.detach())
+        if self.cfg.loss.flatness_match_weight > 0:
+            match = flatness_distance(self.model.pqmf.analysis(recon), self.model.pqmf.analysis(x),
+                                      self.cfg.loss.flatness_fft)
+            g_loss = g_loss + self.cfg.loss.flatness_match_weight * match
+            logs["train/flatness_match"] = float(match.detach())
         if self.cfg.loss.wave_weight > 0:
             samples = int(round(self.cfg.loss.wave_ms * 1e-3 * self.cfg.audio.sample_rate))
             wave = low_band_wave_distance(recon, x, self.cfg.loss.wave_lowpass_hz, self.cfg.audio.sample_rate, samples,

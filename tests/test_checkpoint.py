@@ -240,7 +240,7 @@ def test_with_setting_copies_a_checkpoint_with_an_inference_only_setting(tmp_pat
 def test_branch_spectra_splits_each_sub_band_and_runs_on_a_trained_checkpoint(tiny_checkpoint: Path) -> None:
     """benchmarks/branch_spectra.py: an offset lands in the 0 Hz quarter and bins, a tone at
     five eighths of a sub-band's Nyquist in its third quarter; on a trained tiny model the
-    table has a row per sub-band."""
+    first table has a row per sub-band, the flatness table one per class and one for all."""
     import importlib.util
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "branch_spectra.py"
@@ -257,8 +257,14 @@ def test_branch_spectra_splits_each_sub_band_and_runs_on_a_trained_checkpoint(ti
     run = subprocess.run([sys.executable, str(script), str(tiny_checkpoint), "--sounds", "8"],
                          capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "250"})
     assert run.returncode == 0, run.stderr
-    rows = [line for line in run.stdout.splitlines() if line.startswith("│")]
+    bands_part, flat_part = run.stdout.split("spectral flatness")
+    rows = [line for line in bands_part.splitlines() if line.startswith("│")]
     assert len(rows) == 4  # tiny: 4 sub-bands
+    # then a row per class and one for all: real, deterministic, noise, both, each in [0, 1]
+    rows = [line.strip("│ ").split("│") for line in flat_part.splitlines() if line.startswith("│")]
+    assert len(rows) >= 2 and rows[-1][0].strip() == "all"
+    assert int(rows[-1][1]) == sum(int(row[1]) for row in rows[:-1])
+    assert all(0.0 <= float(v) <= 1.0 for row in rows for v in row[2:])
 
 
 def test_envelope_floor_finds_the_floor_a_flat_mean_leaves_and_runs_on_a_trained_checkpoint(tiny_checkpoint: Path) -> None:

@@ -456,3 +456,61 @@ def test_flatness_term_tells_lines_from_noise_at_any_level() -> None:
     assert b.grad.item() > 0 > a.grad.item()
     with pytest.raises(ValueError, match="flatness FFT size"):
         wave_flatness(noise, 2048)
+
+
+def test_flatness_matching_scores_how_peaked_each_band_is_not_where_its_lines_are() -> None:
+    """``flatness_distance``: a reconstruction whose lines sit at other frequencies than
+    the target's scores about nothing (the STFT terms' business), noise in place of lines
+    scores about the flatness gap (0.56), and its slope takes the noise down in favour of
+    the lines; frames where the target is silent do not count."""
+    from flowshot.model.losses import flatness_distance, frame_flatness
+
+    g = torch.Generator().manual_seed(1)
+    t = torch.arange(1024.0)
+    decay = torch.exp(-t / 300.0)
+
+    def partials() -> torch.Tensor:
+        freqs = 0.5 * torch.rand(4, 8, 3, 1, generator=g)
+        return torch.sin(2 * math.pi * freqs * t).sum(2) * decay
+
+    target, moved = partials(), partials()
+    noise = torch.randn(4, 8, 1024, generator=g) * decay
+    assert flatness_distance(moved, target, 64).item() < 0.03
+    gap = flatness_distance(noise, target, 64).item()
+    flat_target, weight = frame_flatness(target, 64)  # frames count by the target's energy
+    assert gap == pytest.approx(((frame_flatness(noise, 64)[0] - flat_target).abs() * weight).sum(-1).mean().item(), rel=1e-5)
+    assert 0.45 < gap < 0.6
+    a = torch.ones((), requires_grad=True)
+    b = torch.ones((), requires_grad=True)
+    flatness_distance(a * moved + 0.3 * b * noise, target, 64).backward()
+    assert b.grad.item() > 0 > a.grad.item()
+    silent_tail = torch.cat([target, torch.zeros_like(target)], dim=-1)
+    noisy_tail = torch.cat([moved, 1e-3 * torch.randn(4, 8, 1024, generator=g)], dim=-1)
+    assert flatness_distance(noisy_tail, silent_tail, 64).item() < 0.03
+    with pytest.raises(ValueError, match="differ in shape"):
+        flatness_distance(noise[:, :4], target, 64)
+
+
+def test_flatness_matching_alone_brings_a_decoders_bands_to_the_targets_flatness() -> None:
+    """Its gradient through a whole (tiny, untrained) FlowVAE and the PQMF: optimising the
+    matching term alone on 16 built-in hits halves it within 60 Adam steps."""
+    from flowshot.model.config import preset
+    from flowshot.model.drums import generate_drums
+    from flowshot.model.losses import flatness_distance
+    from flowshot.model.vae import FlowVAE
+
+    torch.manual_seed(0)
+    cfg = preset("tiny")
+    model = FlowVAE(cfg)
+    audio, _ = generate_drums(16, cfg.audio.sample_rate, cfg.audio.length, seed=0)
+    x = torch.from_numpy(audio).float()[:, None]
+    target = model.pqmf.analysis(x)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    seen = []
+    for _ in range(60):
+        d = flatness_distance(model.pqmf.analysis(model(x)["recon"]), target, cfg.loss.flatness_fft)
+        opt.zero_grad()
+        d.backward()
+        opt.step()
+        seen.append(d.item())
+    assert seen[-1] < 0.5 * seen[0], seen[::10]
