@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -293,3 +294,28 @@ def test_envelope_floor_finds_the_floor_a_flat_mean_leaves_and_runs_on_a_trained
     rows = [line for line in run.stdout.splitlines() if line.startswith("│")]
     held_out = int(run.stdout.split(" held-out")[0].split()[-1])
     assert rows and sum(int(r.split("│")[2]) for r in rows) == held_out, run.stdout  # every sound in one class row
+
+
+def test_class_octaves_finds_a_body_an_octave_off_and_runs_on_a_trained_checkpoint(tiny_checkpoint: Path) -> None:
+    """benchmarks/class_octaves.py: a 100 Hz body at half amplitude reads -6 dB in
+    80-160 Hz; the same body an octave low reads far short there and far over at 40-80 Hz;
+    on a trained tiny model every held-out sound is in one class's row."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "class_octaves.py"
+    spec = importlib.util.spec_from_file_location("class_octaves", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sr = 8000
+    t = np.arange(sr) / sr
+    real = np.sin(2 * np.pi * 100 * t)[None]
+    half = module.octave_ratio_db(real, 0.5 * real, sr)
+    assert half[2] == pytest.approx(-6.02, abs=0.05)  # 80-160 Hz
+    low = module.octave_ratio_db(real, np.sin(2 * np.pi * 50 * t)[None], sr)
+    assert low[2] < -40.0 and low[1] > 40.0, low
+    run = subprocess.run([sys.executable, str(script), str(tiny_checkpoint)],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "250"})
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith("│")]
+    held_out = int(run.stdout.split(" held-out")[0].split()[-1])
+    assert rows and sum(int(r.split("│")[2]) for r in rows) == held_out, run.stdout
