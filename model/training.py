@@ -24,7 +24,8 @@ from torch import Tensor
 from flowshot.errors import FlowshotError
 from flowshot.model.checkpoint import flowshot_meta
 from flowshot.model.config import FlowshotConfig
-from flowshot.model.losses import band_edge_distance, dc_distance, low_band_wave_distance, flatness_distance, wave_flatness
+from flowshot.model.losses import (band_edge_distance, dc_distance, flatness_distance, low_band_wave_distance,
+                                   wave_flatness)
 
 # A latent dimension counts as "active" when the posterior moves it away from the prior
 # by more than this many nats on average; below it the decoder cannot be using it.
@@ -423,7 +424,8 @@ class FlowshotModule(L.LightningModule):
             audio = self.val_audio[:MAX_VAL_EXAMPLES].to(self.device)
             bs = max(1, self.cfg.train.batch_size)
             total, count, recons, noise_db, flatness = 0.0, 0, [], [], []
-            score_flatness = self.cfg.model.pqmf_bands > 1 and self.cfg.loss.flatness_fft <= self.cfg.audio.length // self.cfg.model.pqmf_bands
+            bands = self.cfg.model.pqmf_bands
+            score_flatness = bands > 1 and self.cfg.loss.flatness_fft <= self.cfg.audio.length // bands
             for start in range(0, len(audio), bs):
                 x = audio[start : start + bs].unsqueeze(1)
                 z = self.model.embed(x)
