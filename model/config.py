@@ -237,12 +237,16 @@ class LossConfig:
         flatness_weight: weight of the flatness term (``losses.wave_flatness``; 0 = off):
             the spectral flatness of the decoder's deterministic part in the upper
             sub-bands, so that it makes the lines and leaves the band's noise to the
-            noise branch.
+            noise branch. At 1 with the enveloped offset on `small`, seeds 0 and 2
+            (2026-12-06): the noise branch lived on both (-4 and 0 dB), but FAD 79.9 and
+            93.5 against 86.3 and 81.3, fewer lines in the sounds (docs/evaluation.md).
         flatness_fft: STFT size of the flatness terms, in sub-band samples (64: 46 ms
             and 21.5 Hz bins in `small`).
         flatness_match_weight: weight of the flatness-matching term
             (``losses.flatness_distance``; 0 = off): the reconstruction's upper
-            sub-bands as peaked, frame by frame, as the target's.
+            sub-bands as peaked, frame by frame, as the target's. At 1 on top of the
+            above: every class's flatness as the data's on seed 0, but FAD 84.2 and
+            108.4 (seed 2's noise branch died) against 86.3 and 81.3 (docs/evaluation.md).
         wave_weight: weight of the low-band waveform term (``losses.low_band_wave_distance``;
             0 = off), which compares the first ``wave_ms`` below ``wave_lowpass_hz`` sample by sample.
             Tried at 1 on two seeds of `small`: FAD 4 to 9 points lower, but the bodies it
