@@ -249,30 +249,24 @@ class FlowshotModule(L.LightningModule):
         prior_nll = -self.model.prior_log_prob(out["z"].detach()).mean()
         g_loss = rec_loss + beta * kl_loss + self.cfg.loss.beta * prior_nll
         logs: dict[str, float] = {"train/prior_nll": float(prior_nll.detach())}
-        if self.cfg.loss.dc_weight > 0:
-            dc = dc_distance(recon, x)
-            g_loss = g_loss + self.cfg.loss.dc_weight * dc
-            logs["train/dc"] = float(dc.detach())
-        if self.cfg.loss.edge_weight > 0:
-            edge = band_edge_distance(self.model.pqmf.analysis(recon), self.model.pqmf.analysis(x),
-                                      self.cfg.loss.edge_window)
-            g_loss = g_loss + self.cfg.loss.edge_weight * edge
-            logs["train/edge"] = float(edge.detach())
-        if self.cfg.loss.flatness_weight > 0:
-            flat = wave_flatness(out["wave"], self.cfg.loss.flatness_fft)
-            g_loss = g_loss + self.cfg.loss.flatness_weight * flat
-            logs["train/flatness"] = float(flat.detach())
-        if self.cfg.loss.flatness_match_weight > 0:
-            match = flatness_distance(self.model.pqmf.analysis(recon), self.model.pqmf.analysis(x),
-                                      self.cfg.loss.flatness_fft)
-            g_loss = g_loss + self.cfg.loss.flatness_match_weight * match
-            logs["train/flatness_match"] = float(match.detach())
-        if self.cfg.loss.wave_weight > 0:
-            samples = int(round(self.cfg.loss.wave_ms * 1e-3 * self.cfg.audio.sample_rate))
-            wave = low_band_wave_distance(recon, x, self.cfg.loss.wave_lowpass_hz, self.cfg.audio.sample_rate, samples,
-                                          highpass_hz=self.cfg.loss.wave_highpass_hz)
-            g_loss = g_loss + self.cfg.loss.wave_weight * wave
-            logs["train/wave"] = float(wave.detach())
+        loss, sub_bands = self.cfg.loss, self.model.pqmf.analysis
+        wave_samples = int(round(loss.wave_ms * 1e-3 * self.cfg.audio.sample_rate))
+        # The optional reconstruction terms, each computed only when its weight is on.
+        optional = (
+            ("dc", loss.dc_weight, lambda: dc_distance(recon, x)),
+            ("edge", loss.edge_weight, lambda: band_edge_distance(sub_bands(recon), sub_bands(x), loss.edge_window)),
+            ("flatness", loss.flatness_weight, lambda: wave_flatness(out["wave"], loss.flatness_fft)),
+            ("flatness_match", loss.flatness_match_weight,
+             lambda: flatness_distance(sub_bands(recon), sub_bands(x), loss.flatness_fft)),
+            ("wave", loss.wave_weight,
+             lambda: low_band_wave_distance(recon, x, loss.wave_lowpass_hz, self.cfg.audio.sample_rate, wave_samples,
+                                            highpass_hz=loss.wave_highpass_hz)),
+        )
+        for name, weight, term in optional:
+            if weight > 0:
+                value = term()
+                g_loss = g_loss + weight * value
+                logs[f"train/{name}"] = float(value.detach())
         adversarial = self.adversarial() and len(self.discriminators.families) > 0
 
         if adversarial:
