@@ -15,11 +15,14 @@ Discriminator outputs follow ``flowshot.model.discriminators.DiscOutput``:
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from flowshot.model.config import FlowshotConfig
 
 DiscOutputs = Sequence[tuple[Tensor, Sequence[Tensor]]]
 
@@ -495,6 +498,17 @@ class MultiScaleSTFTLoss(nn.Module):
 # confident, and the discriminator's loss is bounded below by 0, which makes "D loss drops
 # by a factor" a meaningful health check. Every helper averages over sub-discriminators,
 # so the loss weights in the config do not depend on how many discriminators are enabled.
+
+
+def stft_loss_from_config(cfg: "FlowshotConfig") -> MultiScaleSTFTLoss:
+    """The reconstruction loss a preset trains with (``cfg.loss.stft_*``, ``cfg.audio.sample_rate``)."""
+    loss = cfg.loss
+    return MultiScaleSTFTLoss(loss.stft_scales, loss.stft_linear_weight, loss.stft_log_weight,
+                              band_weight=loss.stft_band_weight, bands=loss.stft_bands,
+                              log_highpass_hz=loss.stft_log_highpass_hz, sample_rate=cfg.audio.sample_rate,
+                              band_spacing=loss.stft_band_spacing, spectrum_weight=loss.stft_spectrum_weight,
+                              ot_weight=loss.stft_ot_weight, texture_weight=loss.stft_texture_weight,
+                              texture_min_size=loss.stft_texture_min_size)
 
 
 def _check_outs(outs: DiscOutputs, what: str) -> None:

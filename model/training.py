@@ -106,7 +106,7 @@ class FlowshotModule(L.LightningModule):
     ) -> None:
         super().__init__()
         from flowshot.model.discriminators import Discriminators
-        from flowshot.model.losses import MultiScaleSTFTLoss
+        from flowshot.model.losses import stft_loss_from_config
         from flowshot.model.vae import FlowVAE
 
         self.automatic_optimization = False
@@ -118,14 +118,7 @@ class FlowshotModule(L.LightningModule):
         self.classes = sorted(set(classes or []))
         self.model = FlowVAE(cfg)
         self.discriminators = Discriminators(cfg)
-        self.stft_loss = MultiScaleSTFTLoss(cfg.loss.stft_scales, cfg.loss.stft_linear_weight, cfg.loss.stft_log_weight,
-                                            band_weight=cfg.loss.stft_band_weight, bands=cfg.loss.stft_bands,
-                                            log_highpass_hz=cfg.loss.stft_log_highpass_hz,
-                                            sample_rate=cfg.audio.sample_rate, band_spacing=cfg.loss.stft_band_spacing,
-                                            spectrum_weight=cfg.loss.stft_spectrum_weight,
-                                            ot_weight=cfg.loss.stft_ot_weight,
-                                            texture_weight=cfg.loss.stft_texture_weight,
-                                            texture_min_size=cfg.loss.stft_texture_min_size)
+        self.stft_loss = stft_loss_from_config(cfg)
         self.stats_examples = stats_examples
         self.latent_stats: dict[str, Any] | None = None
         self.max_minutes = max_minutes

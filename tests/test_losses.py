@@ -514,3 +514,24 @@ def test_flatness_matching_alone_brings_a_decoders_bands_to_the_targets_flatness
         opt.step()
         seen.append(d.item())
     assert seen[-1] < 0.5 * seen[0], seen[::10]
+
+
+def test_loss_landscape_scores_a_body_an_octave_off_between_the_right_one_and_none() -> None:
+    """benchmarks/loss_landscape.py on `small`'s own loss (``stft_loss_from_config``, as
+    training builds it): a 120 Hz body scores best against itself, worse a fifth and an
+    octave off, worst not there at all; the transport term grows with the distance, the
+    texture term hardly tells an octave off from the right body."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "loss_landscape.py"
+    spec = importlib.util.spec_from_file_location("loss_landscape", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = {row["name"]: row for row in module.landscape("small", 120.0, 0.25)}
+    weighted = [rows[name]["weighted"] for name in ("the same body", "a fifth low", "an octave low", "no body")]
+    assert weighted == sorted(weighted) and weighted[-1] > 1.5 * weighted[2], weighted
+    transport = [rows[name]["transport"] for name in ("the same body", "a fifth low", "an octave low", "no body")]
+    assert transport == sorted(transport) and transport[0] < 0.01, transport
+    same, octave, none = (rows[name]["texture"] for name in ("the same body", "an octave low", "no body"))
+    assert octave - same < 0.25 * (none - same), (same, octave, none)
