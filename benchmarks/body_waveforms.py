@@ -38,15 +38,12 @@ def main() -> int:
     import matplotlib.pyplot as plt
 
     from flowshot.model.checkpoint import load_model
-    from flowshot.model.data import load_examples
+    from held_out import held_out_drums
 
     torch.set_num_threads(1)
     models = [load_model(p) for p in args.checkpoints]
     cfg = models[0].config
-    examples = load_examples(["builtin:drums"], cfg, progress=False)
-    held = examples.val_index()
-    x = examples.audio[held][:, None]
-    classes = [examples.classes[i] for i in held]
+    x, classes = held_out_drums(cfg)
     picks = [next(i for i, c in enumerate(classes) if c == name) for name in CLASSES if name in classes]
     sr = cfg.audio.sample_rate
     n = int(args.ms * 1e-3 * sr)

@@ -39,16 +39,13 @@ def main() -> int:
     args = ap.parse_args()
 
     from flowshot.model.checkpoint import load_model
-    from flowshot.model.data import load_examples
+    from held_out import held_out_drums
     from flowshot.model.losses import wave_flatness
 
     torch.set_num_threads(1)
     loaded = load_model(args.checkpoint)
     model, cfg = loaded.model.eval(), loaded.config
-    examples = load_examples(["builtin:drums"], cfg, progress=False)
-    index = examples.val_index()[: args.sounds]
-    x = examples.audio[index].unsqueeze(1)
-    classes = [examples.classes[i] for i in index]
+    x, classes = held_out_drums(cfg, args.sounds)
     with torch.no_grad():
         z = model.embed(x)
         wave, noise = model.decoder.parts(z)

@@ -41,21 +41,18 @@ def main() -> int:
     args = ap.parse_args()
 
     from flowshot.model.checkpoint import load_model
-    from flowshot.model.data import load_examples
+    from held_out import held_out_drums
 
     torch.set_num_threads(1)
     console = Console(width=200)
     for path in args.checkpoints:
         loaded = load_model(path)
         model, cfg = loaded.model.eval(), loaded.config
-        examples = load_examples(["builtin:drums"], cfg, progress=False)
-        index = examples.val_index()
-        x = examples.audio[index].unsqueeze(1)
-        classes = [examples.classes[i] for i in index]
+        x, classes = held_out_drums(cfg)
         with torch.no_grad():
             y = model.decode(model.embed(x))
         edges = [e for e in OCTAVE_EDGES_HZ if e <= cfg.audio.sample_rate / 2]
-        table = Table(title=f"{path}: reconstructions against real, dB per octave, {len(index)} held-out sounds")
+        table = Table(title=f"{path}: reconstructions against real, dB per octave, {len(classes)} held-out sounds")
         table.add_column("class")
         table.add_column("sounds", justify="right")
         for lo, hi in zip(edges[:-1], edges[1:]):

@@ -52,16 +52,13 @@ def main() -> int:
     args = ap.parse_args()
 
     from flowshot.model.checkpoint import load_model
-    from flowshot.model.data import load_examples
+    from held_out import held_out_drums
     from flowshot.model.decoder import mod_sigmoid
 
     torch.set_num_threads(1)
     loaded = load_model(args.checkpoint)
     model, cfg = loaded.model.eval(), loaded.config
-    examples = load_examples(["builtin:drums"], cfg, progress=False)
-    index = examples.val_index()
-    x = examples.audio[index].unsqueeze(1)
-    classes = [examples.classes[i] for i in index]
+    x, classes = held_out_drums(cfg)
     dec = model.decoder
     with torch.no_grad():
         z = model.embed(x)
@@ -72,7 +69,7 @@ def main() -> int:
         real = model.pqmf.analysis(x)[:, 1:]
         recon = model.pqmf.analysis(model.decode(z))[:, 1:]
 
-    table = Table(title=f"{args.checkpoint}: upper sub-bands' envelopes on {len(index)} held-out sounds "
+    table = Table(title=f"{args.checkpoint}: upper sub-bands' envelopes on {len(classes)} held-out sounds "
                         f"(quiet: under {args.quiet_db:g} dB of the envelope's peak)")
     for name in ("class", "sounds", "quiet", "floor dB", "floor before the offset went", "0 Hz: real", "0 Hz: recon"):
         table.add_column(name, justify="left" if name == "class" else "right")

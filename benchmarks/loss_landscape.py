@@ -50,9 +50,10 @@ def landscape(preset_name: str, hz: float, decay_s: float, floor: float = 1e-3, 
     with torch.no_grad():
         for name, ratio in CANDIDATES:
             y = sound(hz * ratio if ratio is not None else None)
-            terms = loss.components(y, real)._asdict()
-            rows.append({"name": name, **{k: float(v) for k, v in terms.items()},
-                         "weighted": float(loss(y, real)), "transport": float(transport.components(y, real).transport)})
+            terms = loss.components(y, real)
+            rows.append({"name": name, **{k: float(v) for k, v in terms._asdict().items()},
+                         "weighted": float(loss.weigh(terms)),
+                         "transport": float(transport.components(y, real).transport)})
     return rows
 
 

@@ -198,6 +198,11 @@ class Decoder(nn.Module):
         the branch lives is decided in training, and this is how a run shows it.
         """
         wave, noise = self.parts(z)
+        return self.part_ratio_db(wave, noise)
+
+    @staticmethod
+    def part_ratio_db(wave: Tensor, noise: Tensor) -> Tensor:
+        """``noise_part_db`` from parts already made (``parts(z)``)."""
         we, ne = wave.square().sum(-1), noise.square().sum(-1)
         we = torch.cat([we, we.sum(-1, keepdim=True)], dim=-1).clamp_min(1e-20)
         ne = torch.cat([ne, ne.sum(-1, keepdim=True)], dim=-1).clamp_min(1e-20)

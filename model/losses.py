@@ -491,7 +491,10 @@ class MultiScaleSTFTLoss(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         """Weighted loss between prediction ``x`` and target ``y`` ([B,1,T] or [B,T]) -> scalar."""
-        t = self.components(x, y)
+        return self.weigh(self.components(x, y))
+
+    def weigh(self, t: STFTTerms) -> Tensor:
+        """The loss from its ``components``: their sum under this loss's weights."""
         return (self.linear_weight * t.linear + self.log_weight * t.log + self.band_weight * t.band
                 + self.spectrum_weight * t.spectrum + self.ot_weight * t.transport + self.texture_weight * t.texture)
 

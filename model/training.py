@@ -416,12 +416,13 @@ class FlowshotModule(L.LightningModule):
             for start in range(0, len(audio), bs):
                 x = audio[start : start + bs].unsqueeze(1)
                 z = self.model.embed(x)
-                y = self.model.decode(z)
+                # One decoder pass for the sound, the noise share and the flatness alike.
+                wave, noise = self.model.decoder.parts(z)
+                y = self.model.synthesize(self.model.decoder.mix(wave, noise))
                 total += float(self.stft_loss(y, x)) * len(x)
                 count += len(x)
-                noise_db.append(self.model.decoder.noise_part_db(z).float().cpu())
+                noise_db.append(self.model.decoder.part_ratio_db(wave, noise).float().cpu())
                 if score_flatness:
-                    wave = self.model.decoder.parts(z)[0]
                     flatness.append(float(wave_flatness(wave, self.cfg.loss.flatness_fft)) * len(x))
                 if sum(len(r) for r in recons) < N_PREVIEW:
                     recons.append(y[:, 0].float().cpu())

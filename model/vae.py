@@ -124,7 +124,11 @@ class FlowVAE(nn.Module):
     @torch.jit.export
     def decode(self, z: Tensor) -> Tensor:
         """latent z [B,D] -> audio [B,1,L]."""
-        return self.pqmf.synthesis(self.decoder(z))[..., self.preroll:]
+        return self.synthesize(self.decoder(z))
+
+    def synthesize(self, sub: Tensor) -> Tensor:
+        """The decoder's sub-bands [B, bands, (L + P)//bands] -> audio [B,1,L], the pre-roll cut."""
+        return self.pqmf.synthesis(sub)[..., self.preroll:]
 
     @torch.jit.export
     def render(self, z: Tensor) -> Tensor:
@@ -150,7 +154,7 @@ class FlowVAE(nn.Module):
         kl_per_dim = 0.5 * (post.mean.pow(2) + torch.exp(post.logvar) - 1.0 - post.logvar).mean(dim=0)
         wave, noise = self.decoder.parts(z)
         return {
-            "recon": self.pqmf.synthesis(self.decoder.mix(wave, noise))[..., self.preroll:],
+            "recon": self.synthesize(self.decoder.mix(wave, noise)),
             "wave": wave,
             "z": z,
             "log_q": log_q,
