@@ -138,6 +138,11 @@ class ModelConfig:
             ring +15 to +17 dB per sound against +22 (real +6.5); not adopted on two seeds
             that disagree. Without the fade the noise branch died on both seeds: FAD 103.2
             and 110.0 (docs/evaluation.md).
+        body_oscillators: damped, gliding sines whose pitch, glide, decay, level and phase
+            a head makes from z, added to the decoder's output (``model/bodies.py``; 0 =
+            none, as in older checkpoints). The conv decoder plays drum bodies at a few
+            fixed pitches only.
+        body_min_hz, body_max_hz: range of the oscillators' resting pitch.
     """
 
     pqmf_bands: int = 8
@@ -166,6 +171,9 @@ class ModelConfig:
     highpass_in_training: bool = True
     wave_zero_mean: str = "none"
     wave_mean_shape: str = "flat"
+    body_oscillators: int = 0
+    body_min_hz: float = 30.0
+    body_max_hz: float = 400.0
 
     def upsample_kinds(self) -> list[str]:
         """One of ``UPSAMPLE_KINDS`` for each decoder stage, bottleneck first."""
@@ -209,6 +217,20 @@ class LossConfig:
             frequency (see ``model/losses.py``). Tried at 2 and 5 on `small` (seed 0),
             not adopted: FAD 116 and 122 against 106, fewer spectral lines (5.5 and 3.7
             per reconstruction against 9.2), 80-160 Hz 6 dB shorter (docs/evaluation.md).
+        stft_ot_max_hz: the transport term compares only the bins under this (0 = the
+            whole spectrum), at the FFT sizes with at least 8 of them, each example by its
+            share of energy there: a drum body in the wrong octave is a distance the term
+            measures, where the per-bin terms see no bin in common. With the body
+            oscillators on, at 20 under 640 Hz (`small`, seeds 0 and 2, 2026-12-06): the
+            runs diverged by step 1,000 (one decoder's toms at +36 dB): the term's gradient
+            reached the encoder as strongly as all the others' together.
+        body_transport_weight: weight of the body oscillators' own transport term (0 =
+            off; needs ``model.body_oscillators``): the spectral transport distance under
+            ``body_transport_max_hz`` of the reconstruction against its target, with its
+            gradient reaching only the oscillators' head (z and the rest of the sound held
+            fixed). It tunes their pitch, which the per-bin terms cannot
+            (``tests/test_bodies.py``), and leaves encoder and decoder to the other terms.
+        body_transport_max_hz: its cut-off (every built-in body's strike pitch is under 640 Hz).
         stft_texture_weight: weight of the texture term (0 = off): log magnitudes sorted
             within patches of 16 bins by 4 frames, compared (see ``model/losses.py``).
             At 2 (`small` and `base` since 2026-12-03; two seeds, two draws each): FAD 5
@@ -280,6 +302,9 @@ class LossConfig:
     stft_band_spacing: str = "linear"
     stft_spectrum_weight: float = 0.0
     stft_ot_weight: float = 0.0
+    stft_ot_max_hz: float = 0.0
+    body_transport_weight: float = 0.0
+    body_transport_max_hz: float = 640.0
     stft_texture_weight: float = 0.0
     stft_texture_min_size: int = 0
     stft_log_highpass_hz: float = 0.0
@@ -449,6 +474,23 @@ class FlowshotConfig:
         if self.loss.stft_texture_min_size > max(self.loss.stft_scales):
             raise ValueError(f"loss.stft_texture_min_size {self.loss.stft_texture_min_size} is above every STFT size "
                              f"{self.loss.stft_scales}: the texture term would never run; lower it or set 0")
+        if m.body_oscillators < 0:
+            raise ValueError(f"model.body_oscillators must be >= 0 (0 = none), got {m.body_oscillators}")
+        top = a.sample_rate / 16  # the strike pitch, up to 8 times the resting one, under Nyquist
+        if m.body_oscillators > 0 and not 0 < m.body_min_hz < m.body_max_hz <= top:
+            raise ValueError(f"model.body_min_hz and model.body_max_hz must satisfy 0 < min < max <= {top:g} Hz "
+                             f"(a sixteenth of the sample rate), got {m.body_min_hz:g} and {m.body_max_hz:g}")
+        if self.loss.body_transport_weight > 0 and m.body_oscillators == 0:
+            raise ValueError("loss.body_transport_weight needs body oscillators (--set model.body_oscillators=2): "
+                             "it tunes them and nothing else")
+        for key in ("stft_ot_max_hz", "body_transport_max_hz"):
+            hz = getattr(self.loss, key)
+            if not 0.0 <= 2 * hz <= a.sample_rate:
+                raise ValueError(f"loss.{key} must be 0 (whole spectrum) to {a.sample_rate / 2:g} Hz "
+                                 f"(half the sample rate), got {hz:g}")
+            if hz > 0 and int(hz * max(self.loss.stft_scales) / a.sample_rate) + 1 < 8:
+                raise ValueError(f"loss.{key} {hz:g} Hz holds fewer than 8 bins at every STFT size "
+                                 f"{self.loss.stft_scales}: raise it or set 0")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -227,6 +227,11 @@ def flatness_distance(x_sub: Tensor, y_sub: Tensor, n_fft: int, first_band: int 
 
 # Patch of the texture term: 16 bins (172 Hz at 2,048 points and 22.05 kHz) by 4 frames.
 TEXTURE_BINS, TEXTURE_FRAMES = 16, 4
+# Fewest bins under ``ot_max_hz`` for the transport term to run at an FFT size: with fewer,
+# a body's octave is one or two bins and the distance cannot say where in it the body is.
+OT_MIN_BINS = 8
+# The transport term's floor, as a share of the target's mean power per bin (see there).
+OT_FLOOR = 0.01
 
 # Log-spaced bands start here; everything below is one band (offset and rumble).
 LOG_BAND_LOW_HZ = 40.0
@@ -285,13 +290,20 @@ class MultiScaleSTFTLoss(nn.Module):
     * transport term (``ot_weight`` > 0): per frame, the 1-D Wasserstein distance between
       the two power spectra normalised to unit mass, along log frequency (in nats of
       frequency: a partial an octave off costs ln 2), averaged over frames weighted by
-      the target's frame energy. Level does not enter it. The idea: where the model is
-      unsure of a partial's exact frequency, per-bin terms pay a moved line's energy
-      twice, while the transport distance averaged over the uncertain targets is
-      smallest for one sharp line at their median frequency. Measured on a trained
+      the target's frame energy. Level hardly enters it (a floor 20 dB under the target's
+      mean power per bin, under both spectra, bounds its gradient near silence). The
+      idea: where the model is unsure of a partial's exact frequency, per-bin terms pay
+      a moved line's energy twice, while the transport distance averaged over the
+      uncertain targets is smallest for one sharp line at their median frequency. Measured on a trained
       decoder it did the opposite (fewer lines, docs/evaluation.md): a dense cluster of
       partials and smooth noise of its envelope are nearly the same distribution at
       this distance, so it rewards the envelope only. Off in every preset.
+      With ``ot_max_hz`` it compares only the bins under that frequency, as a spectrum of
+      their own, each example weighted by its target's share of energy there: the
+      distance between a drum body and the same body an octave off, which the per-bin
+      terms, sharing no bin between the two, cannot measure. It is what tunes the body
+      oscillators (``model/bodies.py``): under the per-bin terms alone an oscillator an
+      octave off a body stalls there (``tests/test_bodies.py``).
     * texture term (``texture_weight`` > 0): in patches of 16 bins by 4 frames, the log
       magnitudes of each sound sorted and compared, L1 (the 1-D Wasserstein distance
       between the two patches' distributions of bin levels). It cannot see where in its
@@ -332,7 +344,10 @@ class MultiScaleSTFTLoss(nn.Module):
             (0 = every size); still averaged over all sizes, so each one it runs at weighs
             what it did. Small FFTs cannot resolve a partial, and each size's sort costs
             the same (the patch count is about ``2 * T`` at every size).
-        sample_rate: of the audio; needed when ``log_highpass_hz`` is set or bands are log.
+        sample_rate: of the audio; needed when ``log_highpass_hz`` or ``ot_max_hz`` is set
+            or bands are log.
+        ot_max_hz: the transport term compares the bins under this only (0 = all), at the
+            FFT sizes with at least ``OT_MIN_BINS`` of them.
     """
 
     def __init__(
@@ -351,6 +366,7 @@ class MultiScaleSTFTLoss(nn.Module):
         ot_weight: float = 0.0,
         texture_weight: float = 0.0,
         texture_min_size: int = 0,
+        ot_max_hz: float = 0.0,
     ) -> None:
         super().__init__()
         if band_spacing not in ("linear", "log"):
@@ -361,6 +377,8 @@ class MultiScaleSTFTLoss(nn.Module):
             raise ValueError(f"log_highpass_hz {log_highpass_hz} needs a sample rate above twice it, got {sample_rate}")
         if not scales:
             raise ValueError("MultiScaleSTFTLoss needs at least one FFT size")
+        if ot_max_hz > 0 and not 0 < 2 * ot_max_hz <= sample_rate:
+            raise ValueError(f"ot_max_hz {ot_max_hz} needs a sample rate of at least twice it, got {sample_rate}")
         self.scales = [int(n) for n in scales]
         self.linear_weight = float(linear_weight)
         self.log_weight = float(log_weight)
@@ -375,15 +393,31 @@ class MultiScaleSTFTLoss(nn.Module):
         self.ot_weight = float(ot_weight)
         self.texture_weight = float(texture_weight)
         self.texture_min_size = int(texture_min_size)
+        self.ot_max_hz = float(ot_max_hz)
+        # With a cut-off, the transport term runs only where the band holds enough bins to
+        # place a partial in it; still divided by every size, like the texture term.
+        self.ot_bins = {n: self._ot_bins(n) for n in self.scales}
+        if self.ot_weight > 0 and not any(self.ot_bins.values()):
+            raise ValueError(f"ot_max_hz {ot_max_hz:g} Hz holds fewer than {OT_MIN_BINS} bins at every FFT size "
+                             f"{self.scales}: raise it or add a larger size")
         for n in self.scales:
             # Buffers follow the module to the loss's device / dtype; not saved in checkpoints.
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
             if band_spacing == "log":
                 self.register_buffer(f"bands_{n}", log_band_matrix(n, self.sample_rate, self.bands), persistent=False)
-            if self.ot_weight > 0:
-                # Log-frequency width between neighbouring bins 1..n/2 (DC is folded into bin 1).
-                k = torch.arange(1, n // 2, dtype=torch.float64)
+            if self.ot_weight > 0 and self.ot_bins[n]:
+                # Log-frequency width between neighbouring bins 1..last (DC is folded into bin 1).
+                k = torch.arange(1, self.ot_bins[n] - 1, dtype=torch.float64)
                 self.register_buffer(f"logf_{n}", torch.log((k + 1) / k).to(torch.float32), persistent=False)
+
+    def _ot_bins(self, n: int) -> int:
+        """Bins 0..k-1 the transport term compares at FFT size n: all of them without a
+        cut-off; with one, those up to it, or 0 (skip this size) when that is under
+        ``OT_MIN_BINS``."""
+        if self.ot_max_hz <= 0:
+            return n // 2 + 1
+        k = int(self.ot_max_hz * n / self.sample_rate) + 1
+        return k if k >= OT_MIN_BINS else 0
 
     def _magnitude(self, x: Tensor, n: int) -> Tensor:
         """x [B,T] -> magnitudes [B, n//2+1, frames], in amplitude units."""
@@ -408,17 +442,29 @@ class MultiScaleSTFTLoss(nn.Module):
         weighted 1-D Wasserstein distance between the normalised power spectra, on a
         log-frequency axis (nats). Power, not magnitude: as mass, magnitude gives a noise
         floor 40 dB down a fifth of the spectrum's mass, and the distance becomes one
-        between floors. Bins 0 and 1 are one bin: the log axis has no place for DC."""
+        between floors. Bins 0 and 1 are one bin: the log axis has no place for DC. With a
+        cut-off only the bins under it count, as a spectrum of their own, and each example
+        counts by the share of its target's energy under the cut-off: a hat's low band is
+        its floor, whose shape nothing should chase."""
         widths: Tensor = getattr(self, f"logf_{n}").to(dtype=mx.dtype)
+        k = self.ot_bins[n]
+        share = my[:, :k].square().sum((1, 2)) / my.square().sum((1, 2)).clamp_min(1e-20)
+        mx, my = mx[:, :k], my[:, :k]
 
         def cdf(m: Tensor) -> Tensor:
             m = torch.cat([m[:, :2].sum(1, keepdim=True), m[:, 2:]], dim=1)
             return torch.cumsum(m, dim=1)[:, :-1] / m.sum(1, keepdim=True)
 
         px, py = mx.square(), my.square()
+        # The distance does not depend on level, so its gradient grows as 1/level: a
+        # prediction near silence under the cut-off got pushes that swamped every other
+        # term after clipping. A floor under both, 20 dB below the target's mean power per
+        # bin there, bounds it; whatever is quieter than that is floor to the term.
+        floor = OT_FLOOR * py.mean((1, 2), keepdim=True).detach()
+        px, py = px + floor, py + floor
         per_frame = ((cdf(px) - cdf(py)).abs() * widths[None, :, None]).sum(1)  # [B, frames]
         energy = py.sum(1)
-        return (per_frame * energy / energy.sum(-1, keepdim=True)).sum(-1).mean()
+        return ((per_frame * energy / energy.sum(-1, keepdim=True)).sum(-1) * share).mean()
 
     @staticmethod
     def _texture_distance(lx: Tensor, ly: Tensor, bins: int = TEXTURE_BINS, frames: int = TEXTURE_FRAMES) -> Tensor:
@@ -469,7 +515,7 @@ class MultiScaleSTFTLoss(nn.Module):
             num = (mx - my).square().sum(dim=(1, 2))
             den = my.square().sum(dim=(1, 2)) + bins * self.floor**2
             lin_total = lin_total + torch.sqrt(num + 1e-20).div(torch.sqrt(den)).mean()
-            if self.ot_weight > 0:
+            if self.ot_weight > 0 and self.ot_bins[n]:
                 ot_total = ot_total + self._transport_distance(mx, my, n)
             if self.log_highpass_hz > 0:
                 mx, my = self._magnitude(xl, n), self._magnitude(yl, n)
@@ -488,6 +534,16 @@ class MultiScaleSTFTLoss(nn.Module):
         k = len(self.scales)
         return STFTTerms(lin_total / k, log_total / k, band_total / k, spectrum_total / k, ot_total / k,
                          texture_total / k)
+
+    def transport(self, x: Tensor, y: Tensor) -> Tensor:
+        """The transport term alone, unweighted (``components(x, y).transport`` without the
+        other terms' cost): prediction and target [B,1,T] or [B,T] -> scalar."""
+        x, y = _as_batch(x), _as_batch(y)
+        total = x.new_zeros(())
+        for n in self.scales:
+            if self.ot_bins[n]:
+                total = total + self._transport_distance(self._magnitude(x, n), self._magnitude(y, n), n)
+        return total / len(self.scales)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         """Weighted loss between prediction ``x`` and target ``y`` ([B,1,T] or [B,T]) -> scalar."""
@@ -515,7 +571,7 @@ def stft_loss_from_config(cfg: "FlowshotConfig") -> MultiScaleSTFTLoss:
                               log_highpass_hz=loss.stft_log_highpass_hz, sample_rate=cfg.audio.sample_rate,
                               band_spacing=loss.stft_band_spacing, spectrum_weight=loss.stft_spectrum_weight,
                               ot_weight=loss.stft_ot_weight, texture_weight=loss.stft_texture_weight,
-                              texture_min_size=loss.stft_texture_min_size)
+                              texture_min_size=loss.stft_texture_min_size, ot_max_hz=loss.stft_ot_max_hz)
 
 
 def _check_outs(outs: DiscOutputs, what: str) -> None:

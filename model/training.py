@@ -106,7 +106,7 @@ class FlowshotModule(L.LightningModule):
     ) -> None:
         super().__init__()
         from flowshot.model.discriminators import Discriminators
-        from flowshot.model.losses import stft_loss_from_config
+        from flowshot.model.losses import MultiScaleSTFTLoss, stft_loss_from_config
         from flowshot.model.vae import FlowVAE
 
         self.automatic_optimization = False
@@ -119,6 +119,10 @@ class FlowshotModule(L.LightningModule):
         self.model = FlowVAE(cfg)
         self.discriminators = Discriminators(cfg)
         self.stft_loss = stft_loss_from_config(cfg)
+        # The body oscillators' tuning term: transport only, under its own cut-off.
+        self.body_transport = MultiScaleSTFTLoss(cfg.loss.stft_scales, 0.0, 0.0, ot_weight=1.0,
+                                                 ot_max_hz=cfg.loss.body_transport_max_hz,
+                                                 sample_rate=cfg.audio.sample_rate)
         self.stats_examples = stats_examples
         self.latent_stats: dict[str, Any] | None = None
         self.max_minutes = max_minutes
@@ -217,6 +221,13 @@ class FlowshotModule(L.LightningModule):
             start = int(torch.randint(0, length - crop + 1, ()))
         return x[..., start: start + crop], recon[..., start: start + crop]
 
+    def _bodies_live(self, recon: Tensor, z: Tensor) -> Tensor:
+        """``recon`` [B,1,L] with only the body oscillators' head live: z and the rest of
+        the sound held fixed, so a term on it tunes the oscillators and moves nothing
+        else. Its value is ``recon``'s."""
+        body = self.model.bodies(z.detach())  # pitch live, unlike in ``recon``
+        return recon.detach() - body.detach() + body
+
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
         """One generator step (and, in stage 2, one discriminator step before it).
 
@@ -251,6 +262,8 @@ class FlowshotModule(L.LightningModule):
             ("flatness", loss.flatness_weight, lambda: wave_flatness(out["wave"], loss.flatness_fft)),
             ("flatness_match", loss.flatness_match_weight,
              lambda: flatness_distance(sub_bands(recon), sub_bands(x), loss.flatness_fft)),
+            ("body_transport", loss.body_transport_weight, lambda: self.body_transport.transport(
+                self._bodies_live(recon, out["z"]), x)),
             ("wave", loss.wave_weight,
              lambda: low_band_wave_distance(recon, x, loss.wave_lowpass_hz, self.cfg.audio.sample_rate, wave_samples,
                                             highpass_hz=loss.wave_highpass_hz)),
@@ -418,7 +431,7 @@ class FlowshotModule(L.LightningModule):
                 z = self.model.embed(x)
                 # One decoder pass for the sound, the noise share and the flatness alike.
                 wave, noise = self.model.decoder.parts(z)
-                y = self.model.synthesize(self.model.decoder.mix(wave, noise))
+                y = self.model.synthesize(self.model.decoder.mix(wave, noise), z)
                 total += float(self.stft_loss(y, x)) * len(x)
                 count += len(x)
                 noise_db.append(self.model.decoder.part_ratio_db(wave, noise).float().cpu())

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from flowshot.errors import FlowshotError
 from flowshot.model.config import FlowshotConfig
+from flowshot.model.bodies import BodyOscillators
 from flowshot.model.decoder import Decoder
 from flowshot.model.encoder import Encoder
 from flowshot.model.flows import RealNVP
@@ -67,6 +68,8 @@ class FlowVAE(nn.Module):
         self.pqmf = PQMF(m.pqmf_bands, m.pqmf_attenuation)
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
+        self.bodies = BodyOscillators(m.latent_dim, m.body_oscillators, self.sample_rate, self.length,
+                                      m.body_min_hz, m.body_max_hz)
         self.posterior_flow = RealNVP(m.latent_dim, m.posterior_flow_depth if m.flows else 0,
                                       m.flow_hidden, context_dim=m.context_dim)
         self.prior_flow = RealNVP(m.latent_dim, m.prior_flow_depth if m.flows else 0, m.flow_hidden)
@@ -124,11 +127,16 @@ class FlowVAE(nn.Module):
     @torch.jit.export
     def decode(self, z: Tensor) -> Tensor:
         """latent z [B,D] -> audio [B,1,L]."""
-        return self.synthesize(self.decoder(z))
+        return self.synthesize(self.decoder(z), z)
 
-    def synthesize(self, sub: Tensor) -> Tensor:
-        """The decoder's sub-bands [B, bands, (L + P)//bands] -> audio [B,1,L], the pre-roll cut."""
-        return self.pqmf.synthesis(sub)[..., self.preroll:]
+    def synthesize(self, sub: Tensor, z: Tensor) -> Tensor:
+        """The decoder's sub-bands [B, bands, (L + P)//bands] made from z [B,D] -> audio
+        [B,1,L]: the pre-roll cut, the body oscillators added. In training the
+        oscillators send no gradient to z (the encoder: a sine's pitch is a steep function
+        of z, and two runs that let it through diverged) nor, from here, to their pitch
+        (``BodyOscillators.forward``)."""
+        body = self.bodies(z.detach(), True) if self.training else self.bodies(z)
+        return self.pqmf.synthesis(sub)[..., self.preroll:] + body
 
     @torch.jit.export
     def render(self, z: Tensor) -> Tensor:
@@ -154,7 +162,7 @@ class FlowVAE(nn.Module):
         kl_per_dim = 0.5 * (post.mean.pow(2) + torch.exp(post.logvar) - 1.0 - post.logvar).mean(dim=0)
         wave, noise = self.decoder.parts(z)
         return {
-            "recon": self.synthesize(self.decoder.mix(wave, noise)),
+            "recon": self.synthesize(self.decoder.mix(wave, noise), z),
             "wave": wave,
             "z": z,
             "log_q": log_q,

@@ -17,7 +17,7 @@ import torch
 from flowshot.cli import main as cli_main
 from flowshot.export.rng import gaussian, uniform_index
 from flowshot.model.checkpoint import flowshot_meta, load_model
-from flowshot.model.config import preset
+from flowshot.model.config import FlowshotConfig, preset
 from flowshot.model.latents import marginal_base, stored_kernel
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -28,15 +28,16 @@ K = 8
 REL_TOL = 1e-4
 
 
-def random_checkpoint(path: Path) -> Path:
-    """A tiny FlowVAE with random (non-identity) flows, saved in the checkpoint format.
+def random_checkpoint(path: Path, cfg: FlowshotConfig | None = None) -> Path:
+    """A FlowVAE (``tiny`` unless ``cfg``) with random (non-identity) flows, saved in the
+    checkpoint format.
 
     Stand-in for the ``tiny_checkpoint`` fixture when the suite does not provide it; the
     latent statistics are stored so no data has to be loaded.
     """
     from flowshot.model.vae import FlowVAE
 
-    cfg = preset("tiny")
+    cfg = cfg or preset("tiny")
     torch.manual_seed(0)
     model = FlowVAE(cfg)
     with torch.no_grad():
