@@ -55,8 +55,7 @@ def main() -> int:
     ap.add_argument("checkpoints", nargs="+", help="checkpoints trained on builtin:drums")
     args = ap.parse_args()
 
-    from flowshot.model.checkpoint import load_model
-    from held_out import held_out_drums
+    from held_out import held_out_reconstructions
 
     torch.set_num_threads(1)
     table = Table(title="drum bodies' pitch, held-out sounds: reconstructions against real")
@@ -64,11 +63,7 @@ def main() -> int:
                  "distinct pitches (real)", "level at the real pitch, dB"):
         table.add_column(name, justify="left" if name in ("checkpoint", "class") else "right")
     for path in args.checkpoints:
-        loaded = load_model(path)
-        model, cfg = loaded.model.eval(), loaded.config
-        x, classes = held_out_drums(cfg)
-        with torch.no_grad():
-            y = model.decode(model.embed(x))
+        cfg, x, classes, y = held_out_reconstructions(path)
         for name in CLASSES:
             pick = np.array([c == name for c in classes])
             if not pick.any():

@@ -40,17 +40,12 @@ def main() -> int:
     ap.add_argument("--classes", nargs="*", default=None, help="only these classes (default: all)")
     args = ap.parse_args()
 
-    from flowshot.model.checkpoint import load_model
-    from held_out import held_out_drums
+    from held_out import held_out_reconstructions
 
     torch.set_num_threads(1)
     console = Console(width=200)
     for path in args.checkpoints:
-        loaded = load_model(path)
-        model, cfg = loaded.model.eval(), loaded.config
-        x, classes = held_out_drums(cfg)
-        with torch.no_grad():
-            y = model.decode(model.embed(x))
+        cfg, x, classes, y = held_out_reconstructions(path)
         edges = [e for e in OCTAVE_EDGES_HZ if e <= cfg.audio.sample_rate / 2]
         table = Table(title=f"{path}: reconstructions against real, dB per octave, {len(classes)} held-out sounds")
         table.add_column("class")

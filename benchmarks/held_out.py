@@ -15,3 +15,16 @@ def held_out_drums(cfg: FlowshotConfig, sounds: int | None = None) -> tuple[torc
     examples = load_examples(["builtin:drums"], cfg, progress=False)
     index = examples.val_index()[:sounds]
     return examples.audio[index].unsqueeze(1), [examples.classes[i] for i in index]
+
+
+def held_out_reconstructions(path: str) -> tuple[FlowshotConfig, torch.Tensor, list[str], torch.Tensor]:
+    """A checkpoint trained on ``builtin:drums`` -> (its config, the held-out sounds
+    [N, 1, L], their classes, the model's reconstructions of them [N, 1, L])."""
+    from flowshot.model.checkpoint import load_model
+
+    loaded = load_model(path)
+    model, cfg = loaded.model.eval(), loaded.config
+    x, classes = held_out_drums(cfg)
+    with torch.no_grad():
+        y = model.decode(model.embed(x))
+    return cfg, x, classes, y
