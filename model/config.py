@@ -141,7 +141,10 @@ class ModelConfig:
         body_oscillators: damped, gliding sines whose pitch, glide, decay, level and phase
             a head makes from z, added to the decoder's output (``model/bodies.py``; 0 =
             none, as in older checkpoints). The conv decoder plays drum bodies at a few
-            fixed pitches only.
+            fixed pitches only (``benchmarks/body_pitch.py``). Two of them with
+            ``loss.body_transport_weight`` 20 on `small` (seeds 0 and 2, 2026-12-06):
+            every kick and tom came out as one body at ~90 Hz, validation loss 3.9 / 3.5
+            against 2.5 at step 1,500; not adopted (docs/evaluation.md).
         body_min_hz, body_max_hz: range of the oscillators' resting pitch.
     """
 
