@@ -3,8 +3,9 @@
 A conv decoder that makes a whole one-shot from one latent has no oscillator whose
 pitch z can set: it builds a body's sine out of its layers' fixed responses, and
 trained `small` decoders play every body at one of a handful of pitches (held-out toms
-of 76 to 253 Hz came back at 66, 94, 249 or 277 Hz, 8 to 24 dB short at their own
-pitch; ``docs/evaluation.md``). Kicks and toms are, to a first approximation, one sine
+of 76 to 253 Hz came back at 66, 94, 249 or 277 Hz, up to 24 dB short at their own
+pitch; ``docs/evaluation.md``, ``benchmarks/body_pitch.py``). Tried on `small` with
+``loss.body_transport_weight``, not adopted (docs/evaluation.md): off in every preset. Kicks and toms are, to a first approximation, one sine
 whose pitch falls from a strike pitch to a resting one while it decays. Here a linear
 head maps z to that, per oscillator, and the sine is computed in closed form:
 

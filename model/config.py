@@ -486,8 +486,12 @@ class FlowshotConfig:
         if self.loss.body_transport_weight > 0 and m.body_oscillators == 0:
             raise ValueError("loss.body_transport_weight needs body oscillators (--set model.body_oscillators=2): "
                              "it tunes them and nothing else")
-        for key in ("stft_ot_max_hz", "body_transport_max_hz"):
+        # Each transport cut-off is checked only where its term runs: unused, it may be anything.
+        for key, on in (("stft_ot_max_hz", self.loss.stft_ot_weight > 0),
+                        ("body_transport_max_hz", self.loss.body_transport_weight > 0)):
             hz = getattr(self.loss, key)
+            if not on:
+                continue
             if not 0.0 <= 2 * hz <= a.sample_rate:
                 raise ValueError(f"loss.{key} must be 0 (whole spectrum) to {a.sample_rate / 2:g} Hz "
                                  f"(half the sample rate), got {hz:g}")

@@ -294,16 +294,18 @@ class MultiScaleSTFTLoss(nn.Module):
       mean power per bin, under both spectra, bounds its gradient near silence). The
       idea: where the model is unsure of a partial's exact frequency, per-bin terms pay
       a moved line's energy twice, while the transport distance averaged over the
-      uncertain targets is smallest for one sharp line at their median frequency. Measured on a trained
-      decoder it did the opposite (fewer lines, docs/evaluation.md): a dense cluster of
-      partials and smooth noise of its envelope are nearly the same distribution at
-      this distance, so it rewards the envelope only. Off in every preset.
+      uncertain targets is smallest for one sharp line at their median frequency.
+      Measured on a trained decoder it did the opposite (fewer lines,
+      docs/evaluation.md): a dense cluster of partials and smooth noise of its envelope
+      are nearly the same distribution at this distance, so it rewards the envelope
+      only. Off in every preset.
       With ``ot_max_hz`` it compares only the bins under that frequency, as a spectrum of
       their own, each example weighted by its target's share of energy there: the
       distance between a drum body and the same body an octave off, which the per-bin
-      terms, sharing no bin between the two, cannot measure. It is what tunes the body
-      oscillators (``model/bodies.py``): under the per-bin terms alone an oscillator an
-      octave off a body stalls there (``tests/test_bodies.py``).
+      terms, sharing no bin between the two, cannot measure. It tunes a body oscillator
+      (``model/bodies.py``) an octave off, which under the per-bin terms alone stalls
+      there (``tests/test_bodies.py``); in a whole model that did not work out
+      (docs/evaluation.md).
     * texture term (``texture_weight`` > 0): in patches of 16 bins by 4 frames, the log
       magnitudes of each sound sorted and compared, L1 (the 1-D Wasserstein distance
       between the two patches' distributions of bin levels). It cannot see where in its
@@ -456,10 +458,10 @@ class MultiScaleSTFTLoss(nn.Module):
             return torch.cumsum(m, dim=1)[:, :-1] / m.sum(1, keepdim=True)
 
         px, py = mx.square(), my.square()
-        # The distance does not depend on level, so its gradient grows as 1/level: a
-        # prediction near silence under the cut-off got pushes that swamped every other
-        # term after clipping. A floor under both, 20 dB below the target's mean power per
-        # bin there, bounds it; whatever is quieter than that is floor to the term.
+        # The distance does not depend on level, so its gradient grows as 1/level: at -60 dB
+        # a prediction was pushed 1,000 times as hard as at the target's level. A floor
+        # under both, 20 dB below the target's mean power per bin there, bounds that (13
+        # times, tests/test_losses.py); whatever is quieter is floor to the term.
         floor = OT_FLOOR * py.mean((1, 2), keepdim=True).detach()
         px, py = px + floor, py + floor
         per_frame = ((cdf(px) - cdf(py)).abs() * widths[None, :, None]).sum(1)  # [B, frames]

@@ -120,9 +120,10 @@ class FlowshotModule(L.LightningModule):
         self.discriminators = Discriminators(cfg)
         self.stft_loss = stft_loss_from_config(cfg)
         # The body oscillators' tuning term: transport only, under its own cut-off.
-        self.body_transport = MultiScaleSTFTLoss(cfg.loss.stft_scales, 0.0, 0.0, ot_weight=1.0,
-                                                 ot_max_hz=cfg.loss.body_transport_max_hz,
-                                                 sample_rate=cfg.audio.sample_rate)
+        self.body_transport = (MultiScaleSTFTLoss(cfg.loss.stft_scales, 0.0, 0.0, ot_weight=1.0,
+                                                  ot_max_hz=cfg.loss.body_transport_max_hz,
+                                                  sample_rate=cfg.audio.sample_rate)
+                               if cfg.loss.body_transport_weight > 0 else None)
         self.stats_examples = stats_examples
         self.latent_stats: dict[str, Any] | None = None
         self.max_minutes = max_minutes

@@ -133,7 +133,7 @@ class FlowVAE(nn.Module):
         """The decoder's sub-bands [B, bands, (L + P)//bands] made from z [B,D] -> audio
         [B,1,L]: the pre-roll cut, the body oscillators added. In training the
         oscillators send no gradient to z (the encoder: a sine's pitch is a steep function
-        of z, and two runs that let it through diverged) nor, from here, to their pitch
+        of z, and the runs that let it through saturated or diverged) nor, from here, to their pitch
         (``BodyOscillators.forward``)."""
         body = self.bodies(z.detach(), True) if self.training else self.bodies(z)
         return self.pqmf.synthesis(sub)[..., self.preroll:] + body

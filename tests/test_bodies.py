@@ -83,7 +83,8 @@ def test_low_band_transport_ignores_what_is_above_its_cutoff() -> None:
     with pytest.raises(ValueError, match="ot_max_hz"):
         MultiScaleSTFTLoss([64], ot_weight=1.0, ot_max_hz=100.0, sample_rate=SR)  # under 8 bins everywhere
     with pytest.raises(ValueError, match="loss.stft_ot_max_hz"):
-        preset("tiny").replace(**{"loss.stft_ot_max_hz": 50.0})
+        preset("tiny").replace(**{"loss.stft_ot_weight": 1.0, "loss.stft_ot_max_hz": 50.0})
+    preset("tiny").replace(**{"loss.stft_ot_max_hz": 50.0})  # the term off: its cut-off is not checked
 
 
 @pytest.mark.parametrize("start_hz", [60.0, 240.0])
