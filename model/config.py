@@ -234,6 +234,12 @@ class LossConfig:
             fixed). It tunes their pitch, which the per-bin terms cannot
             (``tests/test_bodies.py``), and leaves encoder and decoder to the other terms.
         body_transport_max_hz: its cut-off (every built-in body's strike pitch is under 640 Hz).
+        body_pitch_weight: weight of a term that tells the first body oscillator its pitch
+            (0 = off; needs ``model.body_oscillators``): its resting pitch against the
+            target's loudest frequency under 500 Hz, squared log ratio, each example by its
+            share of energy there (``losses.body_pitch_distance``); z held fixed. At 10
+            with the transport term at 20 on `small` (2026-12-06): the head learned the
+            mean pitch only in 1,000 steps; not adopted (docs/evaluation.md).
         stft_texture_weight: weight of the texture term (0 = off): log magnitudes sorted
             within patches of 16 bins by 4 frames, compared (see ``model/losses.py``).
             At 2 (`small` and `base` since 2026-12-03; two seeds, two draws each): FAD 5
@@ -308,6 +314,7 @@ class LossConfig:
     stft_ot_max_hz: float = 0.0
     body_transport_weight: float = 0.0
     body_transport_max_hz: float = 640.0
+    body_pitch_weight: float = 0.0
     stft_texture_weight: float = 0.0
     stft_texture_min_size: int = 0
     stft_log_highpass_hz: float = 0.0
@@ -483,9 +490,10 @@ class FlowshotConfig:
         if m.body_oscillators > 0 and not 0 < m.body_min_hz < m.body_max_hz <= top:
             raise ValueError(f"model.body_min_hz and model.body_max_hz must satisfy 0 < min < max <= {top:g} Hz "
                              f"(a sixteenth of the sample rate), got {m.body_min_hz:g} and {m.body_max_hz:g}")
-        if self.loss.body_transport_weight > 0 and m.body_oscillators == 0:
-            raise ValueError("loss.body_transport_weight needs body oscillators (--set model.body_oscillators=2): "
-                             "it tunes them and nothing else")
+        for key in ("body_transport_weight", "body_pitch_weight"):
+            if getattr(self.loss, key) > 0 and m.body_oscillators == 0:
+                raise ValueError(f"loss.{key} needs body oscillators (--set model.body_oscillators=2): "
+                                 "it tunes them and nothing else")
         # Each transport cut-off is checked only where its term runs: unused, it may be anything.
         for key, on in (("stft_ot_max_hz", self.loss.stft_ot_weight > 0),
                         ("body_transport_max_hz", self.loss.body_transport_weight > 0)):

@@ -107,6 +107,21 @@ def low_band_wave_distance(x: Tensor, y: Tensor, cutoff_hz: float, sample_rate: 
     return ((xl - yl).abs().mean(dim=-1) / yl.abs().mean(dim=-1).clamp_min(floor)).mean()
 
 
+def body_pitch_distance(pitch_hz: Tensor, y: Tensor, sample_rate: float, low_hz: float = 20.0,
+                        high_hz: float = 500.0) -> Tensor:
+    """Predicted body pitches [B] (Hz) against the targets' own: the loudest frequency in
+    ``low_hz``..``high_hz`` of one FFT of each whole target [B,1,T] -> the mean squared
+    log ratio (nats^2), each example weighted by its share of energy in that range (a
+    hat's loudest low bin is its floor, not a pitch). No gradient reaches the targets."""
+    y = _as_batch(y).detach()
+    power = torch.fft.rfft(y, dim=-1).abs().square()
+    freqs = torch.fft.rfftfreq(y.shape[-1], 1.0 / sample_rate).to(y.device)
+    band = (freqs > low_hz) & (freqs < high_hz)
+    peak = freqs[band][power[:, band].argmax(dim=-1)]
+    share = power[:, band].sum(-1) / power.sum(-1).clamp_min(1e-20)
+    return (share * torch.log(pitch_hz / peak).square()).mean()
+
+
 def band_edge_distance(x_sub: Tensor, y_sub: Tensor, window: int, first_band: int = 1, eps: float = 1e-5) -> Tensor:
     """Mean |log| ratio between the local means of two sets of PQMF sub-bands, from
     ``first_band`` up, over windows of ``window`` sub-band samples, averaged over cells

@@ -24,8 +24,8 @@ from torch import Tensor
 from flowshot.errors import FlowshotError
 from flowshot.model.checkpoint import flowshot_meta
 from flowshot.model.config import FlowshotConfig
-from flowshot.model.losses import (band_edge_distance, dc_distance, flatness_distance, low_band_wave_distance,
-                                   wave_flatness)
+from flowshot.model.losses import (band_edge_distance, body_pitch_distance, dc_distance, flatness_distance,
+                                   low_band_wave_distance, wave_flatness)
 
 # A latent dimension counts as "active" when the posterior moves it away from the prior
 # by more than this many nats on average; below it the decoder cannot be using it.
@@ -265,6 +265,8 @@ class FlowshotModule(L.LightningModule):
              lambda: flatness_distance(sub_bands(recon), sub_bands(x), loss.flatness_fft)),
             ("body_transport", loss.body_transport_weight, lambda: self.body_transport.transport(
                 self._bodies_live(recon, out["z"]), x)),
+            ("body_pitch", loss.body_pitch_weight, lambda: body_pitch_distance(
+                self.model.bodies.parameters_of(out["z"].detach())[:, 0, 0], x, self.cfg.audio.sample_rate)),
             ("wave", loss.wave_weight,
              lambda: low_band_wave_distance(recon, x, loss.wave_lowpass_hz, self.cfg.audio.sample_rate, wave_samples,
                                             highpass_hz=loss.wave_highpass_hz)),

@@ -202,3 +202,26 @@ def test_body_transport_term_moves_the_oscillators_only() -> None:
     assert moved and all(name.startswith("bodies.") for name in moved), sorted(moved)[:5]
     with pytest.raises(ValueError, match="needs body oscillators"):
         preset("tiny").replace(**{"loss.body_transport_weight": 1.0})
+
+
+def test_body_pitch_distance_is_the_log_ratio_to_the_targets_own_pitch() -> None:
+    """``losses.body_pitch_distance``: a pitch at the target body's own costs about 0, an
+    octave off about (ln 2)^2 (times the body's share of energy under 500 Hz, here ~1), and against
+    a target with nothing there (a hat) next to nothing."""
+    from flowshot.model.losses import body_pitch_distance
+
+    floor = 1e-3 * torch.randn(N, generator=torch.Generator().manual_seed(4))
+    body = _decaying_sine(120.0, floor)
+    t = torch.arange(N) / SR
+    hat = (torch.exp(-t / 0.02) * torch.randn(N, generator=torch.Generator().manual_seed(5)))[None, None]
+    hat = hat - torch.fft.irfft(torch.fft.rfft(hat) * (torch.fft.rfftfreq(N, 1 / SR) < 2000), n=N)  # high-passed
+    right = body_pitch_distance(torch.tensor([120.0]), body, SR)
+    octave = body_pitch_distance(torch.tensor([60.0]), body, SR)
+    assert float(right) < 0.01 * math.log(2) ** 2
+    assert float(octave) == pytest.approx(math.log(2) ** 2, rel=0.05)  # the peak is found to a 4 Hz bin
+    assert float(body_pitch_distance(torch.tensor([60.0]), hat, SR)) < 0.01 * float(octave)
+    pitch = torch.tensor([60.0], requires_grad=True)
+    body_pitch_distance(pitch, body, SR).backward()
+    assert float(pitch.grad) < 0  # raise the pitch
+    with pytest.raises(ValueError, match="body_pitch_weight needs body oscillators"):
+        preset("tiny").replace(**{"loss.body_pitch_weight": 1.0})
