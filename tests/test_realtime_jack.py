@@ -107,6 +107,13 @@ def reclaim_server_slot(name: str) -> None:
     stop_process(start_jackd(name))
 
 
+def remove_client_semaphores(name: str) -> None:
+    """A client still connected when its server goes leaves its semaphore in /dev/shm (a
+    small file per run, seen piling up there over many runs); removed by server name."""
+    for sem in Path("/dev/shm").glob(f"jack_sem.*_{name}_*"):
+        sem.unlink(missing_ok=True)
+
+
 def set_priority(policy: int, priority: int) -> bool:
     """Scheduling of this thread and the threads it starts later; False where not permitted.
 
@@ -664,6 +671,7 @@ def test_host_exits_with_one_line_when_jack_goes(ckpt: Path, tmp_path: Path, how
         stop_process(server)
         if how == signal.SIGKILL:
             reclaim_server_slot(name)
+        remove_client_semaphores(name)
     time.sleep(0.2)  # the reader threads collect the last lines
     assert host.proc.returncode == 2, host.proc.returncode
     err = "".join(host.err)
