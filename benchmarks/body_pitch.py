@@ -21,16 +21,16 @@ from rich.console import Console
 from rich.table import Table
 
 CLASSES = ("kick", "tom")
-MAX_HZ = 500.0
 
 
-def body_pitch(x: np.ndarray, sample_rate: int, max_hz: float = MAX_HZ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """[N, L] sounds -> (loudest frequency in 20..max_hz per sound [N], the FFT's
-    frequencies [F], power spectra [N, F])."""
+def body_pitch(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """[N, L] sounds -> (each one's body pitch, as training's ``losses.body_peak`` finds
+    it [N], the FFT's frequencies [F], power spectra [N, F])."""
+    from flowshot.model.losses import body_peak
+
     freqs = np.fft.rfftfreq(x.shape[-1], 1.0 / sample_rate)
     power = np.abs(np.fft.rfft(x, axis=-1)) ** 2
-    band = (freqs > 20.0) & (freqs < max_hz)
-    return freqs[band][power[:, band].argmax(-1)], freqs, power
+    return body_peak(torch.from_numpy(x), sample_rate)[0].numpy(), freqs, power
 
 
 def pitch_rows(real: np.ndarray, recon: np.ndarray, sample_rate: int) -> dict[str, float]:

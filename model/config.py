@@ -19,6 +19,22 @@ WAVE_ZERO_MEAN = ("none", "upper", "all")
 WAVE_MEAN_SHAPES = ("flat", "envelope")
 
 
+# Fewest bins under a transport cut-off for the spectral transport term to run at an FFT
+# size: with fewer, a body's octave is one or two bins and the distance cannot say where
+# in it the body is.
+OT_MIN_BINS = 8
+
+
+def transport_bins(max_hz: float, n_fft: int, sample_rate: float) -> int:
+    """Bins 0..k-1 the transport term compares at FFT size ``n_fft``: all of them without a
+    cut-off (``max_hz`` 0); with one, those up to it, or 0 (skip this size) when fewer
+    than ``OT_MIN_BINS``. Here, torch-free, so that validation and the loss share it."""
+    if max_hz <= 0:
+        return n_fft // 2 + 1
+    k = int(max_hz * n_fft / sample_rate) + 1
+    return k if k >= OT_MIN_BINS else 0
+
+
 @dataclass
 class AudioConfig:
     """What one example is: rate, fixed length, and how a file becomes an example.
@@ -503,8 +519,8 @@ class FlowshotConfig:
             if not 0.0 <= 2 * hz <= a.sample_rate:
                 raise ValueError(f"loss.{key} must be 0 (whole spectrum) to {a.sample_rate / 2:g} Hz "
                                  f"(half the sample rate), got {hz:g}")
-            if hz > 0 and int(hz * max(self.loss.stft_scales) / a.sample_rate) + 1 < 8:
-                raise ValueError(f"loss.{key} {hz:g} Hz holds fewer than 8 bins at every STFT size "
+            if not any(transport_bins(hz, n, a.sample_rate) for n in self.loss.stft_scales):
+                raise ValueError(f"loss.{key} {hz:g} Hz holds fewer than {OT_MIN_BINS} bins at every STFT size "
                                  f"{self.loss.stft_scales}: raise it or set 0")
         return self
 

@@ -21,6 +21,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from flowshot.model.config import OT_MIN_BINS, transport_bins
+
 if TYPE_CHECKING:
     from flowshot.model.config import FlowshotConfig
 
@@ -107,18 +109,24 @@ def low_band_wave_distance(x: Tensor, y: Tensor, cutoff_hz: float, sample_rate: 
     return ((xl - yl).abs().mean(dim=-1) / yl.abs().mean(dim=-1).clamp_min(floor)).mean()
 
 
-def body_pitch_distance(pitch_hz: Tensor, y: Tensor, sample_rate: float, low_hz: float = 20.0,
-                        high_hz: float = 500.0) -> Tensor:
-    """Predicted body pitches [B] (Hz) against the targets' own: the loudest frequency in
-    ``low_hz``..``high_hz`` of one FFT of each whole target [B,1,T] -> the mean squared
-    log ratio (nats^2), each example weighted by its share of energy in that range (a
-    hat's loudest low bin is its floor, not a pitch). No gradient reaches the targets."""
-    y = _as_batch(y).detach()
+def body_peak(y: Tensor, sample_rate: float, low_hz: float = 20.0, high_hz: float = 500.0) -> tuple[Tensor, Tensor]:
+    """Sounds [B,1,T] or [B,T] -> (the loudest frequency in ``low_hz``..``high_hz`` of one
+    FFT of each whole sound [B], Hz: a drum body's pitch; the share of its energy in that
+    range [B])."""
+    y = _as_batch(y)
     power = torch.fft.rfft(y, dim=-1).abs().square()
     freqs = torch.fft.rfftfreq(y.shape[-1], 1.0 / sample_rate).to(y.device)
     band = (freqs > low_hz) & (freqs < high_hz)
     peak = freqs[band][power[:, band].argmax(dim=-1)]
-    share = power[:, band].sum(-1) / power.sum(-1).clamp_min(1e-20)
+    return peak, power[:, band].sum(-1) / power.sum(-1).clamp_min(1e-20)
+
+
+def body_pitch_distance(pitch_hz: Tensor, y: Tensor, sample_rate: float) -> Tensor:
+    """Predicted body pitches [B] (Hz) against the targets' own (``body_peak`` of each
+    target [B,1,T]) -> the mean squared log ratio (nats^2), each example weighted by its
+    share of energy under 500 Hz (a hat's loudest low bin is its floor, not a pitch). No
+    gradient reaches the targets."""
+    peak, share = body_peak(y.detach(), sample_rate)
     return (share * torch.log(pitch_hz / peak).square()).mean()
 
 
@@ -242,9 +250,6 @@ def flatness_distance(x_sub: Tensor, y_sub: Tensor, n_fft: int, first_band: int 
 
 # Patch of the texture term: 16 bins (172 Hz at 2,048 points and 22.05 kHz) by 4 frames.
 TEXTURE_BINS, TEXTURE_FRAMES = 16, 4
-# Fewest bins under ``ot_max_hz`` for the transport term to run at an FFT size: with fewer,
-# a body's octave is one or two bins and the distance cannot say where in it the body is.
-OT_MIN_BINS = 8
 # The transport term's floor, as a share of the target's mean power per bin (see there).
 OT_FLOOR = 0.01
 
@@ -364,7 +369,7 @@ class MultiScaleSTFTLoss(nn.Module):
         sample_rate: of the audio; needed when ``log_highpass_hz`` or ``ot_max_hz`` is set
             or bands are log.
         ot_max_hz: the transport term compares the bins under this only (0 = all), at the
-            FFT sizes with at least ``OT_MIN_BINS`` of them.
+            FFT sizes with at least ``config.OT_MIN_BINS`` of them (``config.transport_bins``).
     """
 
     def __init__(
@@ -413,7 +418,7 @@ class MultiScaleSTFTLoss(nn.Module):
         self.ot_max_hz = float(ot_max_hz)
         # With a cut-off, the transport term runs only where the band holds enough bins to
         # place a partial in it; still divided by every size, like the texture term.
-        self.ot_bins = {n: self._ot_bins(n) for n in self.scales}
+        self.ot_bins = {n: transport_bins(self.ot_max_hz, n, self.sample_rate) for n in self.scales}
         if self.ot_weight > 0 and not any(self.ot_bins.values()):
             raise ValueError(f"ot_max_hz {ot_max_hz:g} Hz holds fewer than {OT_MIN_BINS} bins at every FFT size "
                              f"{self.scales}: raise it or add a larger size")
@@ -426,15 +431,6 @@ class MultiScaleSTFTLoss(nn.Module):
                 # Log-frequency width between neighbouring bins 1..last (DC is folded into bin 1).
                 k = torch.arange(1, self.ot_bins[n] - 1, dtype=torch.float64)
                 self.register_buffer(f"logf_{n}", torch.log((k + 1) / k).to(torch.float32), persistent=False)
-
-    def _ot_bins(self, n: int) -> int:
-        """Bins 0..k-1 the transport term compares at FFT size n: all of them without a
-        cut-off; with one, those up to it, or 0 (skip this size) when that is under
-        ``OT_MIN_BINS``."""
-        if self.ot_max_hz <= 0:
-            return n // 2 + 1
-        k = int(self.ot_max_hz * n / self.sample_rate) + 1
-        return k if k >= OT_MIN_BINS else 0
 
     def _magnitude(self, x: Tensor, n: int) -> Tensor:
         """x [B,T] -> magnitudes [B, n//2+1, frames], in amplitude units."""
