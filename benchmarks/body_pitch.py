@@ -6,9 +6,14 @@ Printed per checkpoint and class: the median pitch error in semitones, the share
 semitone, how many distinct pitches the reconstructions play (the real sounds: about as
 many as there are sounds), and the reconstructions' level within a semitone of the real
 pitch against the real sound's there. A decoder that plays every body at one
-of a few fixed pitches shows as few distinct pitches and a large error.
+of a few fixed pitches shows as few distinct pitches and a large error. For a model with
+body oscillators (``model.body_oscillators``), also the first oscillator's resting pitch
+against the real body's: what the oscillator was told to learn.
 
-    .venv/bin/python benchmarks/body_pitch.py runs/base-s0/last.ckpt runs/body-s0/last.ckpt
+    .venv/bin/python benchmarks/body_pitch.py runs/base-s0/last.ckpt runs/body-s0/last.ckpt --png pitch.png
+
+``--png`` draws each checkpoint's reconstructed pitch against the real one, one dot per
+sound: on the diagonal is right, a row of dots is a pitch the decoder plays for everything.
 """
 
 from __future__ import annotations
@@ -33,45 +38,104 @@ def body_pitch(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray,
     return body_peak(torch.from_numpy(x), sample_rate)[0].numpy(), freqs, power
 
 
+def distinct_pitches(f: np.ndarray) -> int:
+    """Pitches [N], Hz -> how many different ones, counted in whole semitones."""
+    return len(np.unique(np.round(12 * np.log2(f / 20.0))))
+
+
+def pitch_error(f: np.ndarray, f_real: np.ndarray) -> tuple[float, float]:
+    """Pitches against the real ones [N], Hz -> (median error in semitones, share within one)."""
+    semis = 12 * np.abs(np.log2(f / f_real))
+    return float(np.median(semis)), float(np.mean(semis < 1.0))
+
+
 def pitch_rows(real: np.ndarray, recon: np.ndarray, sample_rate: int) -> dict[str, float]:
-    """Real and reconstructed sounds of one class [N, L] -> the table's numbers."""
+    """Real and reconstructed sounds of one class [N, L] -> the table's numbers, and
+    each sound's pitch, real and reconstructed (``real_hz``, ``recon_hz``)."""
     f_real, freqs, p_real = body_pitch(real, sample_rate)
     f_recon, _, p_recon = body_pitch(recon, sample_rate)
-    semis = 12 * np.abs(np.log2(f_recon / f_real))
+    median, within = pitch_error(f_recon, f_real)
     level = []
     for i, f in enumerate(f_real):
         near = (freqs > f / 2 ** (1 / 12)) & (freqs < f * 2 ** (1 / 12))
         level.append(10 * np.log10(max(p_recon[i, near].sum(), 1e-30) / max(p_real[i, near].sum(), 1e-30)))
-    # Distinct pitches: reconstructions' peaks merged when within a semitone of each other.
-    distinct = len(np.unique(np.round(12 * np.log2(f_recon / 20.0))))
-    return {"sounds": len(f_real), "median_semitones": float(np.median(semis)),
-            "within_semitone": float(np.mean(semis < 1.0)), "distinct": distinct,
-            "distinct_real": len(np.unique(np.round(12 * np.log2(f_real / 20.0)))),
-            "level_db": float(np.median(level))}
+    return {"sounds": len(f_real), "median_semitones": median, "within_semitone": within,
+            "distinct": distinct_pitches(f_recon), "distinct_real": distinct_pitches(f_real),
+            "level_db": float(np.median(level)), "real_hz": f_real, "recon_hz": f_recon}
+
+
+def oscillator_pitches(path: str, x: torch.Tensor) -> np.ndarray | None:
+    """The first body oscillator's resting pitch for each sound [N, 1, L] encoded by the
+    checkpoint's model [N], Hz; None for a model without oscillators."""
+    from flowshot.model.checkpoint import load_model
+
+    model = load_model(path).model.eval()
+    if model.bodies.count == 0:
+        return None
+    with torch.no_grad():
+        return model.bodies.parameters_of(model.embed(x))[:, 0, 0].numpy()
+
+
+def pitch_picture(path: str, panels: list[tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]]) -> None:
+    """One panel per checkpoint: (its name, class -> (real pitches, reconstructed)) -> a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.8), squeeze=False)
+    for ax, (name, by_class) in zip(axes[0], panels):
+        for label, (real, recon) in by_class.items():
+            ax.scatter(real, recon, s=12, label=label)
+        ax.plot([30, 500], [30, 500], color="grey", lw=0.8)
+        ax.set(xscale="log", yscale="log", xlim=(30, 500), ylim=(30, 500), title=name,
+               xlabel="real body pitch, Hz", ylabel="reconstructed, Hz")
+        ticks = [40, 60, 100, 200, 400]
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_yticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.title.set_fontsize(8)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoints", nargs="+", help="checkpoints trained on builtin:drums")
+    ap.add_argument("--png", help="also draw reconstructed against real pitch, per checkpoint, into this PNG")
     args = ap.parse_args()
 
     from held_out import held_out_reconstructions
 
     torch.set_num_threads(1)
+    panels = []
     table = Table(title="drum bodies' pitch, held-out sounds: reconstructions against real")
     for name in ("checkpoint", "class", "sounds", "median error, semitones", "within a semitone",
-                 "distinct pitches (real)", "level at the real pitch, dB"):
+                 "distinct pitches (real)", "level at the real pitch, dB", "oscillator: median error / distinct"):
         table.add_column(name, justify="left" if name in ("checkpoint", "class") else "right")
     for path in args.checkpoints:
         cfg, x, classes, y = held_out_reconstructions(path)
+        f_osc = oscillator_pitches(path, x)
+        by_class = {}
         for name in CLASSES:
             pick = np.array([c == name for c in classes])
             if not pick.any():
                 continue
             r = pitch_rows(x[pick, 0].numpy(), y[pick, 0].numpy(), cfg.audio.sample_rate)
+            by_class[name] = (r["real_hz"], r["recon_hz"])
+            osc = "-"
+            if f_osc is not None:
+                median, _ = pitch_error(f_osc[pick], r["real_hz"])
+                osc = f"{median:.1f} / {distinct_pitches(f_osc[pick])}"
             table.add_row(path, name, str(r["sounds"]), f"{r['median_semitones']:.1f}", f"{r['within_semitone']:.0%}",
-                          f"{r['distinct']} ({r['distinct_real']})", f"{r['level_db']:+.1f}")
+                          f"{r['distinct']} ({r['distinct_real']})", f"{r['level_db']:+.1f}", osc)
+        panels.append((path, by_class))
     Console(width=200).print(table)
+    if args.png:
+        pitch_picture(args.png, panels)
+        print(f"wrote {args.png}")
     return 0
 
 

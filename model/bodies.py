@@ -4,10 +4,12 @@ A conv decoder that makes a whole one-shot from one latent has no oscillator who
 pitch z can set: it builds a body's sine out of its layers' fixed responses, and
 trained `small` decoders play every body at one of a handful of pitches (held-out toms
 of 76 to 253 Hz came back at 66, 94, 249 or 277 Hz, up to 24 dB short at their own
-pitch; ``docs/evaluation.md``, ``benchmarks/body_pitch.py``). Tried on `small` with
-``loss.body_transport_weight``, not adopted (docs/evaluation.md): off in every preset. Kicks and toms are, to a first approximation, one sine
-whose pitch falls from a strike pitch to a resting one while it decays. Here a linear
-head maps z to that, per oscillator, and the sine is computed in closed form:
+pitch; ``docs/evaluation.md``, ``benchmarks/body_pitch.py``). `small` and `base` carry
+one, taught each body's pitch in training (``loss.body_pitch_weight``); tuned by the
+transport term alone they failed (docs/evaluation.md). Kicks and toms are, to a first
+approximation, one sine whose pitch falls from a strike pitch to a resting one while it
+decays. Here a linear head maps z to that, per oscillator, and the sine is computed in
+closed form:
 
     f(t)   = f_end + (f_start - f_end) exp(-t / glide)
     phi(t) = 2 pi (f_end t + (f_start - f_end) glide (1 - exp(-t / glide))) + phase
@@ -35,10 +37,12 @@ PARAMS = 6  # pitch, glide ratio, glide time, decay, amplitude, phase
 # Initial amplitude logit: mod_sigmoid(-1) = 0.1, loud enough that the pitch has a
 # gradient from the first step, quiet enough that hats do not start as sines.
 AMP_INIT_BIAS = -1.0
-# z is scaled down into the head. Adam moves every weight by about the learning rate per
-# step whatever its gradient's size, so over 128 inputs a logit moved by ~0.2 a step and
-# the squashed parameters saturated within a few hundred steps (pitch stuck at its floor,
-# decay and level at their ceilings; their gradients gone). A tenth: ~0.02 a step.
+# z is scaled down into the head by default (``model.body_input_gain``). Adam moves every
+# weight by about the learning rate per step whatever its gradient's size, so over 128
+# inputs a logit moved by ~0.2 a step and, under the whole-model transport term, the
+# squashed parameters saturated within a few hundred steps (pitch stuck at its floor, decay
+# and level at their ceilings; their gradients gone). A tenth: ~0.02 a step, but then a
+# head taught its pitch outright learned only the mean pitch in 1,000 steps.
 INPUT_GAIN = 0.1
 
 
@@ -57,10 +61,11 @@ class BodyOscillators(nn.Module):
         sample_rate: of the output, Hz.
         length: L, samples.
         min_hz, max_hz: the resting pitch's range.
+        input_gain: z is scaled by this into the head.
     """
 
     def __init__(self, latent_dim: int, count: int, sample_rate: int, length: int,
-                 min_hz: float, max_hz: float) -> None:
+                 min_hz: float, max_hz: float, input_gain: float = INPUT_GAIN) -> None:
         super().__init__()
         if count < 0:
             raise ValueError(f"body oscillators must be >= 0, got {count}")
@@ -70,7 +75,14 @@ class BodyOscillators(nn.Module):
                              f"the largest glide ratio), got {min_hz:g} to {max_hz:g}")
         self.count = int(count)
         self.params = PARAMS  # TorchScript reads module attributes, not globals
-        self.input_gain = INPUT_GAIN
+        if not input_gain > 0:
+            raise ValueError(f"body oscillators' input gain must be > 0, got {input_gain}")
+        self.input_gain = float(input_gain)
+        # Training scales the oscillators' output by this (``train.body_fade_in_steps``),
+        # so the decoder learns the bodies first and the oscillators join once taught
+        # their pitch. Saved with the weights: a checkpoint from the middle of the fade
+        # plays its oscillators as loud as it was trained to, not louder.
+        self.register_buffer("level", torch.ones(()), persistent=count > 0)
         self.glide_ratio, self.glide_s, self.decay_s = GLIDE_RATIO, GLIDE_S, DECAY_S
         self.min_hz = float(min_hz)
         self.max_hz = float(max_hz)
@@ -115,4 +127,10 @@ class BodyOscillators(nn.Module):
         fall = 1.0 - torch.exp(-t / glide)
         phi = 2.0 * math.pi * (f_end * t + (f_start - f_end) * glide * fall) + phase
         y = amp * torch.exp(-t / decay) * torch.sin(phi)
-        return y.sum(dim=1, keepdim=True)
+        return y.sum(dim=1, keepdim=True) * self.level.to(dtype=z.dtype)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        # Checkpoints with oscillators written before the fade existed played them in full.
+        if self.count > 0:
+            state_dict.setdefault(prefix + "level", torch.ones(()))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -157,11 +157,15 @@ class ModelConfig:
         body_oscillators: damped, gliding sines whose pitch, glide, decay, level and phase
             a head makes from z, added to the decoder's output (``model/bodies.py``; 0 =
             none, as in older checkpoints). The conv decoder plays drum bodies at a few
-            fixed pitches only (``benchmarks/body_pitch.py``). Two of them with
-            ``loss.body_transport_weight`` 20 on `small` (seeds 0 and 2, 2026-12-06):
-            every kick and tom came out as one body at ~90 Hz, validation loss 3.9 / 3.5
-            against 2.5 at step 1,500; not adopted (docs/evaluation.md).
+            fixed pitches only (``benchmarks/body_pitch.py``). One, taught its pitch
+            (``loss.body_pitch_weight``, ``loss.body_pitch_to_encoder``,
+            ``train.body_fade_in_*``), in `small` and `base` since 2026-12-06; two tuned
+            by ``loss.body_transport_weight`` alone made every kick and tom one body at
+            ~90 Hz (docs/evaluation.md).
         body_min_hz, body_max_hz: range of the oscillators' resting pitch.
+        body_input_gain: z is scaled by this into the oscillators' head. At 0.1 the head
+            moved slowly enough not to saturate under the transport term, and too slowly
+            to learn the pitch; at 1 (the presets), taught the pitch, it learns it.
     """
 
     pqmf_bands: int = 8
@@ -193,6 +197,7 @@ class ModelConfig:
     body_oscillators: int = 0
     body_min_hz: float = 30.0
     body_max_hz: float = 400.0
+    body_input_gain: float = 0.1
 
     def upsample_kinds(self) -> list[str]:
         """One of ``UPSAMPLE_KINDS`` for each decoder stage, bottleneck first."""
@@ -253,9 +258,14 @@ class LossConfig:
         body_pitch_weight: weight of a term that tells the first body oscillator its pitch
             (0 = off; needs ``model.body_oscillators``): its resting pitch against the
             target's loudest frequency under 500 Hz, squared log ratio, each example by its
-            share of energy there (``losses.body_pitch_distance``); z held fixed. At 10
-            with the transport term at 20 on `small` (2026-12-06): the head learned the
-            mean pitch only in 1,000 steps; not adopted (docs/evaluation.md).
+            share of energy there (``losses.body_pitch_distance``). At 10 with z held
+            fixed, the head on z scaled by 0.1 and the transport term at 20 on `small`
+            (2026-12-06), the head learned the mean pitch only; at 10 with the head at
+            full gain and ``body_pitch_to_encoder`` (the presets), every body's own
+            (docs/evaluation.md).
+        body_pitch_to_encoder: the pitch term's gradient also reaches z (the encoder), so
+            the latent keeps each body's pitch where the head can read it. A regression
+            onto a measured pitch, not a sine's phase, so the encoder gets a bounded pull.
         stft_texture_weight: weight of the texture term (0 = off): log magnitudes sorted
             within patches of 16 bins by 4 frames, compared (see ``model/losses.py``).
             At 2 (`small` and `base` since 2026-12-03; two seeds, two draws each): FAD 5
@@ -331,6 +341,7 @@ class LossConfig:
     body_transport_weight: float = 0.0
     body_transport_max_hz: float = 640.0
     body_pitch_weight: float = 0.0
+    body_pitch_to_encoder: bool = False
     stft_texture_weight: float = 0.0
     stft_texture_min_size: int = 0
     stft_log_highpass_hz: float = 0.0
@@ -404,6 +415,11 @@ class TrainConfig:
             both parts in full. At 1000 with ``model.wave_zero_mean`` "upper" (flat) on
             `small` (2026-12-06): the noise branch lived on seed 0 (-10 dB) and died on
             seed 2 (-58 dB); FAD 106.7 and 123.4 against 86.3 and 81.3. Not adopted.
+        body_fade_in_start, body_fade_in_steps: the body oscillators' output is silent
+            until the first step and rises linearly to full over the next ones (steps 0 =
+            off, as before): the decoder learns the bodies itself first, and the
+            oscillators join once their pitch term has taught them. The level is saved
+            with the weights, so a checkpoint from mid-fade plays as trained.
         lr_warmup_steps: the generator's learning rate rises linearly from ``lr / steps``
             to ``lr`` over these first steps (0 = none). Without it one `small` run in
             three tried blew up within 150 steps and never recovered (docs/evaluation.md).
@@ -427,6 +443,8 @@ class TrainConfig:
     lr_decay: float = 1.0
     lr_warmup_steps: int = 0
     wave_fade_in_steps: int = 0
+    body_fade_in_start: int = 0
+    body_fade_in_steps: int = 0
     grad_clip: float = 10.0
     max_steps: int = 20000
     val_every: int = 500
@@ -495,6 +513,11 @@ class FlowshotConfig:
         if flatness_on and not 2 <= self.loss.flatness_fft <= a.length // m.pqmf_bands:
             raise ValueError(f"loss.flatness_fft must be 2 to {a.length // m.pqmf_bands} sub-band samples "
                              f"(the clip's length over pqmf_bands), got {self.loss.flatness_fft}")
+        if self.train.body_fade_in_start < 0 or self.train.body_fade_in_steps < 0:
+            raise ValueError("train.body_fade_in_start and train.body_fade_in_steps must be >= 0 steps, got "
+                             f"{self.train.body_fade_in_start} and {self.train.body_fade_in_steps}")
+        if m.body_oscillators > 0 and not m.body_input_gain > 0:
+            raise ValueError(f"model.body_input_gain must be > 0, got {m.body_input_gain}")
         if self.train.wave_fade_in_steps < 0:
             raise ValueError(f"train.wave_fade_in_steps must be >= 0 steps (0 = off), got {self.train.wave_fade_in_steps}")
         if self.loss.stft_texture_min_size > max(self.loss.stft_scales):
@@ -576,6 +599,14 @@ OUTPUT_HIGHPASS = {"highpass_hz": 25.0, "highpass_order": 4, "highpass_in_traini
 # The first 60 ms below 500 Hz compared sample by sample, leaving out what is under 30 Hz:
 # at 0 Hz the term paid the decoder for offsets and rumble (docs/evaluation.md).
 LOW_BAND_WAVE = {"wave_weight": 1.0, "wave_highpass_hz": 30.0}
+# One body oscillator, its head reading z at full gain, taught each body's pitch with the
+# encoder keeping that pitch in z, silent until step 750 and full from 1,500: on `small`
+# (two seeds) held-out kicks and toms within a semitone 82-86 % and 71-75 % of the time
+# against 7-29 % and 7-11 %, at 9-11 and 16-17 distinct pitches against 2-4 and 4-6;
+# FAD equal, KID 0.02 to 0.2 worse, LSD 0.13-0.18 dB better (docs/evaluation.md).
+BODY_MODEL = {"body_oscillators": 1, "body_input_gain": 1.0}
+BODY_LOSS = {"body_pitch_weight": 10.0, "body_pitch_to_encoder": True}
+BODY_TRAIN = {"body_fade_in_start": 750, "body_fade_in_steps": 750}
 
 
 def tiny() -> FlowshotConfig:
@@ -622,9 +653,9 @@ def small() -> FlowshotConfig:
         # and scored FAD 162 where two seeds of this one scored 131-138; balanced every
         # stage wrote an 86 Hz comb of lines into the sounds (docs/evaluation.md).
         model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256], decoder_channels=[256, 96, 48, 24],
-                          decoder_preroll=1, upsample="linear,linear,balanced", **OUTPUT_HIGHPASS),
+                          decoder_preroll=1, upsample="linear,linear,balanced", **OUTPUT_HIGHPASS, **BODY_MODEL),
         # Warm-up: the same seed without it blew up at step 70 (docs/evaluation.md).
-        train=TrainConfig(lr_warmup_steps=300),
+        train=TrainConfig(lr_warmup_steps=300, **BODY_TRAIN),
         # Band-energy term: at the end of stage 1 FAD 171 -> 154 and 166 -> 151 (two seeds),
         # KID 2.6 -> 1.6; after ~180 adversarial steps about equal. Log-spaced bands: FAD
         # 6 to 12 lower at three draws over two seeds, reconstructions nearer by STFT
@@ -636,7 +667,7 @@ def small() -> FlowshotConfig:
         # ... at the three largest FFT sizes only: FAD 86/91 and 81/83 against 99/99 and
         # 90/94, every reconstruction distance nearer, 7-10 % more steps per second.
         loss=LossConfig(disc_crop=8192, stft_band_weight=2.0, stft_band_spacing="log", stft_texture_weight=2.0,
-                        stft_texture_min_size=512, **LOW_BAND_WAVE),
+                        stft_texture_min_size=512, **LOW_BAND_WAVE, **BODY_LOSS),
     ).validate()
 
 
@@ -651,13 +682,13 @@ def base() -> FlowshotConfig:
         # single most expensive op of a render (1.4 ms of ~8 on one thread).
         model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256, 512], ratios=[4, 4, 4, 4],
                           decoder_channels=[256, 128, 64, 32, 16], out_kernel=3, decoder_preroll=1,
-                          upsample="linear,linear,linear,balanced", **OUTPUT_HIGHPASS),
+                          upsample="linear,linear,linear,balanced", **OUTPUT_HIGHPASS, **BODY_MODEL),
         # Log-spaced bands as small's; at 44.1 kHz an equal-width band is 1,378 Hz wide.
         # The texture term at the FFT sizes whose bins are as wide as small's (10.8-43 Hz).
         loss=LossConfig(stft_scales=[4096, 2048, 1024, 512, 256, 128, 64], mrd_fft_sizes=[4096, 2048, 1024],
                         stft_band_weight=2.0, stft_band_spacing="log", stft_texture_weight=2.0,
-                        stft_texture_min_size=1024, **LOW_BAND_WAVE),
-        train=TrainConfig(batch_size=16, max_steps=200000, lr_warmup_steps=300),
+                        stft_texture_min_size=1024, **LOW_BAND_WAVE, **BODY_LOSS),
+        train=TrainConfig(batch_size=16, max_steps=200000, lr_warmup_steps=300, **BODY_TRAIN),
     ).validate()
 
 

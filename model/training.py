@@ -222,6 +222,21 @@ class FlowshotModule(L.LightningModule):
             start = int(torch.randint(0, length - crop + 1, ()))
         return x[..., start: start + crop], recon[..., start: start + crop]
 
+    def body_level(self) -> float:
+        """The body oscillators' output level in training at this step
+        (``train.body_fade_in_start`` and ``body_fade_in_steps``)."""
+        t = self.cfg.train
+        if t.body_fade_in_steps <= 0:
+            return 1.0
+        return min(1.0, max(0.0, (self.gen_step - t.body_fade_in_start) / t.body_fade_in_steps))
+
+    def body_pitch_term(self, z: Tensor, x: Tensor) -> Tensor:
+        """The first body oscillator's resting pitch from z [B,D] against each target's
+        own [B,1,L] (``losses.body_pitch_distance``); its gradient reaches z only with
+        ``loss.body_pitch_to_encoder``."""
+        z = z if self.cfg.loss.body_pitch_to_encoder else z.detach()
+        return body_pitch_distance(self.model.bodies.parameters_of(z)[:, 0, 0], x, self.cfg.audio.sample_rate)
+
     def _bodies_live(self, recon: Tensor, z: Tensor) -> Tensor:
         """``recon`` [B,1,L] with only the body oscillators' head live: z and the rest of
         the sound held fixed, so a term on it tunes the oscillators and moves nothing
@@ -243,6 +258,7 @@ class FlowshotModule(L.LightningModule):
         fade = self.cfg.train.wave_fade_in_steps
         if fade > 0:
             self.model.decoder.upper_wave_gain = min(1.0, self.gen_step / fade)
+        self.model.bodies.level.fill_(self.body_level())
         out = self.model(heard)
         recon = out["recon"]
         rec_loss = self.stft_loss(recon, x)
@@ -265,8 +281,7 @@ class FlowshotModule(L.LightningModule):
              lambda: flatness_distance(sub_bands(recon), sub_bands(x), loss.flatness_fft)),
             ("body_transport", loss.body_transport_weight, lambda: self.body_transport.transport(
                 self._bodies_live(recon, out["z"]), x)),
-            ("body_pitch", loss.body_pitch_weight, lambda: body_pitch_distance(
-                self.model.bodies.parameters_of(out["z"].detach())[:, 0, 0], x, self.cfg.audio.sample_rate)),
+            ("body_pitch", loss.body_pitch_weight, lambda: self.body_pitch_term(out["z"], x)),
             ("wave", loss.wave_weight,
              lambda: low_band_wave_distance(recon, x, loss.wave_lowpass_hz, self.cfg.audio.sample_rate, wave_samples,
                                             highpass_hz=loss.wave_highpass_hz)),

@@ -157,15 +157,20 @@ def test_exports_carry_the_bodies(body_checkpoint: Path, tmp_path: Path) -> None
     assert float((y - expected).abs().max()) < 1e-4 * float(expected.abs().max())
 
 
+def _body_pitch_script():
+    """benchmarks/body_pitch.py, imported (benchmarks/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("body_pitch", Path(__file__).resolve().parents[1] / "benchmarks" / "body_pitch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_body_pitch_benchmark_counts_pitches_and_their_error() -> None:
     """benchmarks/body_pitch.py: bodies played back at their own pitch score 0 semitones;
     played at two fixed pitches, it counts two and the error they make."""
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "body_pitch.py"
-    spec = importlib.util.spec_from_file_location("body_pitch", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _body_pitch_script()
     sr, n = 8000, 8000
     t = np.arange(n) / sr
 
@@ -178,6 +183,16 @@ def test_body_pitch_benchmark_counts_pitches_and_their_error() -> None:
     assert same["distinct"] == same["distinct_real"] == 6
     fixed = module.pitch_rows(bodies(real), bodies([90.0, 90.0, 90.0, 170.0, 170.0, 170.0]), sr)
     assert fixed["distinct"] == 2 and fixed["median_semitones"] > 1.5 and fixed["level_db"] < -10
+    assert np.allclose(fixed["real_hz"], real, rtol=0.02) and np.allclose(fixed["recon_hz"][3:], 170.0, rtol=0.02)
+
+
+def test_body_pitch_benchmark_draws_its_picture(tmp_path: Path) -> None:
+    """``body_pitch.py --png``: one panel per checkpoint, written as a PNG."""
+    module = _body_pitch_script()
+    pitches = np.array([50.0, 120.0, 230.0])
+    out = tmp_path / "pitch.png"
+    module.pitch_picture(str(out), [("a", {"tom": (pitches, pitches)}), ("b", {"kick": (pitches, pitches * 0 + 60)})])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
 
 
 def test_body_transport_term_moves_the_oscillators_only() -> None:
@@ -225,3 +240,57 @@ def test_body_pitch_distance_is_the_log_ratio_to_the_targets_own_pitch() -> None
     assert float(pitch.grad) < 0  # raise the pitch
     with pytest.raises(ValueError, match="body_pitch_weight needs body oscillators"):
         preset("tiny").replace(**{"loss.body_pitch_weight": 1.0})
+
+
+def test_body_pitch_term_reaches_the_encoder_only_when_asked() -> None:
+    """``loss.body_pitch_to_encoder``: off, the pitch term moves the oscillators' head and
+    nothing else; on, the encoder and posterior flow too (so the latent keeps the pitch where the head reads it)."""
+    from flowshot.model.training import FlowshotModule
+
+    t = torch.arange(preset("tiny").audio.length) / preset("tiny").audio.sample_rate
+    x = (0.5 * torch.exp(-t / 0.05) * torch.sin(2 * math.pi * 110.0 * t)).expand(2, 1, -1).contiguous()
+    for to_encoder in (False, True):
+        cfg = preset("tiny").replace(**{"model.body_oscillators": 1, "loss.body_pitch_weight": 1.0,
+                                        "loss.body_pitch_to_encoder": to_encoder})
+        module = FlowshotModule(cfg)
+        torch.manual_seed(0)
+        module.body_pitch_term(module.model(x)["z"], x).backward()
+        moved = {name.split(".")[0] for name, p in module.model.named_parameters()
+                 if p.grad is not None and float(p.grad.abs().max()) > 0}
+        assert moved == ({"bodies", "encoder", "posterior_flow"} if to_encoder else {"bodies"}), moved
+
+
+def test_body_fade_in_scales_the_oscillators_and_checkpoints_keep_the_level(tmp_path: Path) -> None:
+    """``train.body_fade_in_start`` / ``_steps``: silent before the start, linear to full,
+    then full. The level is saved with the weights, so a checkpoint from the middle of the
+    fade plays as trained; older oscillator weights without it load at full level."""
+    from flowshot.model.training import FlowshotModule
+
+    cfg = preset("tiny").replace(**{"model.body_oscillators": 1, "model.body_input_gain": 1.0,
+                                    "train.body_fade_in_start": 100, "train.body_fade_in_steps": 200})
+    module = FlowshotModule(cfg)
+    levels = []
+    for step in (0, 100, 150, 300, 1000):
+        module.gen_step = step
+        levels.append(module.body_level())
+    assert levels == [0.0, 0.0, 0.25, 1.0, 1.0]
+    bodies = module.model.bodies
+    assert bodies.input_gain == 1.0
+    z = torch.randn(2, cfg.model.latent_dim)
+    full = bodies(z)
+    bodies.level.fill_(0.25)
+    assert torch.allclose(bodies(z), 0.25 * full)
+    state = module.model.state_dict()
+    assert float(state["bodies.level"]) == 0.25
+    fresh = FlowVAE(cfg)
+    assert float(fresh.bodies.level) == 1.0
+    fresh.load_state_dict(state)
+    assert torch.allclose(fresh.bodies(z), 0.25 * full)
+    older = {k: v for k, v in state.items() if k != "bodies.level"}
+    fresh.load_state_dict(older)
+    assert float(fresh.bodies.level) == 1.0
+    assert "bodies.level" not in FlowVAE(preset("tiny")).state_dict()
+    with pytest.raises(ValueError, match="body_input_gain"):
+        cfg.replace(**{"model.body_input_gain": 0.0})
+    with pytest.raises(ValueError, match="body_fade_in"):
+        cfg.replace(**{"train.body_fade_in_steps": -1})
