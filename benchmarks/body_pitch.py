@@ -8,7 +8,8 @@ many as there are sounds), and the reconstructions' level within a semitone of t
 pitch against the real sound's there. A decoder that plays every body at one
 of a few fixed pitches shows as few distinct pitches and a large error. For a model with
 body oscillators (``model.body_oscillators``), also the first oscillator's resting pitch
-against the real body's: what the oscillator was told to learn.
+against the real body's (what it was told to learn), and a second table of its glide,
+decay and level per class against the ranges ``builtin:drums`` draws them from.
 
     .venv/bin/python benchmarks/body_pitch.py runs/base-s0/last.ckpt runs/body-s0/last.ckpt --png pitch.png
 
@@ -64,16 +65,23 @@ def pitch_rows(real: np.ndarray, recon: np.ndarray, sample_rate: int) -> dict[st
             "level_db": float(np.median(level)), "real_hz": f_real, "recon_hz": f_recon}
 
 
-def oscillator_pitches(path: str, x: torch.Tensor) -> np.ndarray | None:
-    """The first body oscillator's resting pitch for each sound [N, 1, L] encoded by the
-    checkpoint's model [N], Hz; None for a model without oscillators."""
+def oscillator_parameters(path: str, x: torch.Tensor) -> np.ndarray | None:
+    """The first body oscillator's parameters for each sound [N, 1, L] encoded by the
+    checkpoint's model [N, 6] (``BodyOscillators.parameters_of``: resting pitch Hz, strike
+    pitch Hz, glide s, decay s, amplitude, phase); None for a model without oscillators."""
     from flowshot.model.checkpoint import load_model
 
     model = load_model(path).model.eval()
     if model.bodies.count == 0:
         return None
     with torch.no_grad():
-        return model.bodies.parameters_of(model.embed(x))[:, 0, 0].numpy()
+        return model.bodies.parameters_of(model.embed(x))[:, 0].numpy()
+
+
+def spread(values: np.ndarray, fmt: str) -> str:
+    """'5th-95th percentile' of values, each in fmt."""
+    lo, hi = np.percentile(values, [5, 95])
+    return f"{lo:{fmt}}-{hi:{fmt}}"
 
 
 def pitch_picture(path: str, panels: list[tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]]) -> None:
@@ -111,13 +119,19 @@ def main() -> int:
 
     torch.set_num_threads(1)
     panels = []
+    # What the data's bodies do (model/drums.py): kicks strike 2.5-6 times their resting
+    # pitch and glide down over 8-45 ms; toms 1.2-1.9 times over 15-80 ms.
+    shape = Table(title="the first body oscillator, held-out sounds (5th-95th percentile); builtin:drums makes kicks "
+                  "strike 2.5-6x over 8-45 ms, decay 0.08-0.5 s; toms 1.2-1.9x over 15-80 ms, 0.12-0.45 s")
+    for name in ("checkpoint", "class", "strike / resting pitch", "glide ms", "decay s", "amplitude"):
+        shape.add_column(name, justify="left" if name in ("checkpoint", "class") else "right")
     table = Table(title="drum bodies' pitch, held-out sounds: reconstructions against real")
     for name in ("checkpoint", "class", "sounds", "median error, semitones", "within a semitone",
                  "distinct pitches (real)", "level at the real pitch, dB", "oscillator: median error / distinct"):
         table.add_column(name, justify="left" if name in ("checkpoint", "class") else "right")
     for path in args.checkpoints:
         cfg, x, classes, y = held_out_reconstructions(path)
-        f_osc = oscillator_pitches(path, x)
+        osc_params = oscillator_parameters(path, x)
         by_class = {}
         for name in CLASSES:
             pick = np.array([c == name for c in classes])
@@ -126,13 +140,19 @@ def main() -> int:
             r = pitch_rows(x[pick, 0].numpy(), y[pick, 0].numpy(), cfg.audio.sample_rate)
             by_class[name] = (r["real_hz"], r["recon_hz"])
             osc = "-"
-            if f_osc is not None:
-                median, _ = pitch_error(f_osc[pick], r["real_hz"])
-                osc = f"{median:.1f} / {distinct_pitches(f_osc[pick])}"
+            if osc_params is not None:
+                f_osc = osc_params[pick, 0]
+                median, _ = pitch_error(f_osc, r["real_hz"])
+                osc = f"{median:.1f} / {distinct_pitches(f_osc)}"
+                p = osc_params[pick]
+                shape.add_row(path, name, spread(p[:, 1] / p[:, 0], ".1f"), spread(1e3 * p[:, 2], ".0f"),
+                              spread(p[:, 3], ".2f"), spread(p[:, 4], ".2f"))
             table.add_row(path, name, str(r["sounds"]), f"{r['median_semitones']:.1f}", f"{r['within_semitone']:.0%}",
                           f"{r['distinct']} ({r['distinct_real']})", f"{r['level_db']:+.1f}", osc)
         panels.append((path, by_class))
     Console(width=200).print(table)
+    if shape.rows:
+        Console(width=200).print(shape)
     if args.png:
         pitch_picture(args.png, panels)
         print(f"wrote {args.png}")

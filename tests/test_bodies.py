@@ -184,6 +184,7 @@ def test_body_pitch_benchmark_counts_pitches_and_their_error() -> None:
     fixed = module.pitch_rows(bodies(real), bodies([90.0, 90.0, 90.0, 170.0, 170.0, 170.0]), sr)
     assert fixed["distinct"] == 2 and fixed["median_semitones"] > 1.5 and fixed["level_db"] < -10
     assert np.allclose(fixed["real_hz"], real, rtol=0.02) and np.allclose(fixed["recon_hz"][3:], 170.0, rtol=0.02)
+    assert module.spread(np.arange(101.0), ".0f") == "5-95"
 
 
 def test_body_pitch_benchmark_draws_its_picture(tmp_path: Path) -> None:
