@@ -531,8 +531,8 @@ class FlowshotConfig:
                              f"(a sixteenth of the sample rate), got {m.body_min_hz:g} and {m.body_max_hz:g}")
         for key in ("body_transport_weight", "body_pitch_weight"):
             if getattr(self.loss, key) > 0 and m.body_oscillators == 0:
-                raise ValueError(f"loss.{key} needs body oscillators (--set model.body_oscillators=2): "
-                                 "it tunes them and nothing else")
+                raise ValueError(f"loss.{key} needs body oscillators: it tunes them and nothing else; "
+                                 f"--set model.body_oscillators=1, or turn it off with --set loss.{key}=0")
         # Each transport cut-off is checked only where its term runs: unused, it may be anything.
         for key, on in (("stft_ot_max_hz", self.loss.stft_ot_weight > 0),
                         ("body_transport_max_hz", self.loss.body_transport_weight > 0)):
