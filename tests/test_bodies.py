@@ -157,11 +157,12 @@ def test_exports_carry_the_bodies(body_checkpoint: Path, tmp_path: Path) -> None
     assert float((y - expected).abs().max()) < 1e-4 * float(expected.abs().max())
 
 
-def _body_pitch_script():
+def _body_pitch_script():  # noqa: ANN202
     """benchmarks/body_pitch.py, imported (benchmarks/ is not a package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("body_pitch", Path(__file__).resolve().parents[1] / "benchmarks" / "body_pitch.py")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "body_pitch.py"
+    spec = importlib.util.spec_from_file_location("body_pitch", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -245,7 +246,8 @@ def test_body_pitch_distance_is_the_log_ratio_to_the_targets_own_pitch() -> None
 
 def test_body_pitch_term_reaches_the_encoder_only_when_asked() -> None:
     """``loss.body_pitch_to_encoder``: off, the pitch term moves the oscillators' head and
-    nothing else; on, the encoder and posterior flow too (so the latent keeps the pitch where the head reads it)."""
+    nothing else; on, the encoder and posterior flow too (so the latent keeps the pitch
+    where the head reads it)."""
     from flowshot.model.training import FlowshotModule
 
     t = torch.arange(preset("tiny").audio.length) / preset("tiny").audio.sample_rate
@@ -261,7 +263,7 @@ def test_body_pitch_term_reaches_the_encoder_only_when_asked() -> None:
         assert moved == ({"bodies", "encoder", "posterior_flow"} if to_encoder else {"bodies"}), moved
 
 
-def test_body_fade_in_scales_the_oscillators_and_checkpoints_keep_the_level(tmp_path: Path) -> None:
+def test_body_fade_in_scales_the_oscillators_and_checkpoints_keep_the_level() -> None:
     """``train.body_fade_in_start`` / ``_steps``: silent before the start, linear to full,
     then full. The level is saved with the weights, so a checkpoint from the middle of the
     fade plays as trained; older oscillator weights without it load at full level."""
