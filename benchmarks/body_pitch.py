@@ -65,17 +65,14 @@ def pitch_rows(real: np.ndarray, recon: np.ndarray, sample_rate: int) -> dict[st
             "level_db": float(np.median(level)), "real_hz": f_real, "recon_hz": f_recon}
 
 
-def oscillator_parameters(path: str, x: torch.Tensor) -> np.ndarray | None:
-    """The first body oscillator's parameters for each sound [N, 1, L] encoded by the
-    checkpoint's model [N, 6] (``BodyOscillators.parameters_of``: resting pitch Hz, strike
-    pitch Hz, glide s, decay s, amplitude, phase); None for a model without oscillators."""
-    from flowshot.model.checkpoint import load_model
-
-    model = load_model(path).model.eval()
-    if model.bodies.count == 0:
+def oscillator_parameters(bodies: torch.nn.Module, z: torch.Tensor) -> np.ndarray | None:
+    """A model's body oscillators and posterior modes z [N, D] -> the first oscillator's
+    parameters [N, 6] (``BodyOscillators.parameters_of``: resting pitch Hz, strike pitch
+    Hz, glide s, decay s, amplitude, phase); None for a model without oscillators."""
+    if bodies.count == 0:
         return None
     with torch.no_grad():
-        return model.bodies.parameters_of(model.embed(x))[:, 0].numpy()
+        return bodies.parameters_of(z)[:, 0].numpy()
 
 
 def spread(values: np.ndarray, fmt: str) -> str:
@@ -130,8 +127,8 @@ def main() -> int:
                  "distinct pitches (real)", "level at the real pitch, dB", "oscillator: median error / distinct"):
         table.add_column(name, justify="left" if name in ("checkpoint", "class") else "right")
     for path in args.checkpoints:
-        cfg, x, classes, y = held_out_reconstructions(path)
-        osc_params = oscillator_parameters(path, x)
+        cfg, x, classes, y, z, model = held_out_reconstructions(path)
+        osc_params = oscillator_parameters(model.bodies, z)
         by_class = {}
         for name in CLASSES:
             pick = np.array([c == name for c in classes])

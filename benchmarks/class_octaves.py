@@ -45,7 +45,7 @@ def main() -> int:
     torch.set_num_threads(1)
     console = Console(width=200)
     for path in args.checkpoints:
-        cfg, x, classes, y = held_out_reconstructions(path)
+        cfg, x, classes, y, _, _ = held_out_reconstructions(path)
         edges = [e for e in OCTAVE_EDGES_HZ if e <= cfg.audio.sample_rate / 2]
         table = Table(title=f"{path}: reconstructions against real, dB per octave, {len(classes)} held-out sounds")
         table.add_column("class")
