@@ -217,7 +217,7 @@ def test_body_transport_term_moves_the_oscillators_only() -> None:
     term.backward()
     moved = {name for name, p in module.model.named_parameters() if p.grad is not None and float(p.grad.abs().max()) > 0}
     assert moved and all(name.startswith("bodies.") for name in moved), sorted(moved)[:5]
-    with pytest.raises(ValueError, match="needs body oscillators"):
+    with pytest.raises(ValueError, match="body_transport_weight without body oscillators"):
         preset("tiny").replace(**{"loss.body_transport_weight": 1.0})
 
 
@@ -240,7 +240,7 @@ def test_body_pitch_distance_is_the_log_ratio_to_the_targets_own_pitch() -> None
     pitch = torch.tensor([60.0], requires_grad=True)
     body_pitch_distance(pitch, body, SR).backward()
     assert float(pitch.grad) < 0  # raise the pitch
-    with pytest.raises(ValueError, match="body_pitch_weight needs body oscillators"):
+    with pytest.raises(ValueError, match="body_pitch_weight without body oscillators"):
         preset("tiny").replace(**{"loss.body_pitch_weight": 1.0})
 
 
