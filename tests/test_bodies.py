@@ -244,6 +244,17 @@ def test_body_pitch_distance_is_the_log_ratio_to_the_targets_own_pitch() -> None
         preset("tiny").replace(**{"loss.body_pitch_weight": 1.0})
 
 
+def test_small_without_its_oscillator_is_told_every_term_to_turn_off() -> None:
+    """`small` runs two oscillator terms: turning its oscillator off names both at once,
+    and with both off it builds."""
+    off = {"model.body_oscillators": 0}
+    with pytest.raises(ValueError) as err:
+        preset("small").replace(**off)
+    assert "--set loss.body_transport_weight=0 --set loss.body_pitch_weight=0" in str(err.value)
+    cfg = preset("small").replace(**off, **{"loss.body_transport_weight": 0.0, "loss.body_pitch_weight": 0.0})
+    assert cfg.model.body_oscillators == 0
+
+
 def test_body_pitch_term_reaches_the_encoder_only_when_asked() -> None:
     """``loss.body_pitch_to_encoder``: off, the pitch term moves the oscillators' head and
     nothing else; on, the encoder and posterior flow too (so the latent keeps the pitch
