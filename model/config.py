@@ -615,8 +615,8 @@ LOW_BAND_WAVE = {"wave_weight": 1.0, "wave_highpass_hz": 30.0}
 # oscillator stays on the kicks on every seed (one of three lost them without it), rims
 # get their tone; FAD better on two seeds of three, 7-9 worse on the third. Its pitch
 # reaches 640 Hz, not 400, so it can play the rims' tone (380-560 Hz) where it had sat at
-# 400: rims within a semitone 52-72 % against 36-40 %, FAD 4 to 9 better at all four
-# draws (docs/evaluation.md).
+# 400: rims within a semitone 28-72 % against 24-40 %, FAD 4 to 9 better at all six
+# draws (three seeds; docs/evaluation.md).
 BODY_MODEL = {"body_oscillators": 1, "body_input_gain": 1.0, "body_max_hz": 640.0}
 BODY_LOSS = {"body_pitch_weight": 10.0, "body_pitch_to_encoder": True, "body_transport_weight": 5.0}
 BODY_TRAIN = {"body_fade_in_start": 750, "body_fade_in_steps": 750}
