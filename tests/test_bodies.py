@@ -188,6 +188,17 @@ def test_body_pitch_benchmark_counts_pitches_and_their_error() -> None:
     assert module.spread(np.arange(101.0), ".0f") == "5-95"
 
 
+def test_body_pitch_benchmark_finds_a_rims_tone_over_its_click() -> None:
+    """``body_pitch.tone_pitch``: a 450 Hz ring under a louder broadband click is found at
+    450 Hz (to about a hertz), one at 520 Hz at 520."""
+    module = _body_pitch_script()
+    t = torch.arange(N) / SR
+    click = 3.0 * torch.exp(-t / 0.0005) * torch.randn(N, generator=torch.Generator().manual_seed(6))
+    rims = torch.stack([torch.exp(-t / 0.015) * torch.sin(2 * math.pi * f * t) + click for f in (450.0, 520.0)])
+    found = module.tone_pitch(rims.numpy(), SR)
+    assert abs(found[0] - 450.0) < 3.0 and abs(found[1] - 520.0) < 3.0, found
+
+
 def test_body_pitch_benchmark_draws_its_picture(tmp_path: Path) -> None:
     """``body_pitch.py --png``: one panel per checkpoint, written as a PNG."""
     module = _body_pitch_script()
