@@ -9,7 +9,8 @@ pitch against the real sound's there. A decoder that plays every body at one
 of a few fixed pitches shows as few distinct pitches and a large error. For a model with
 body oscillators (``model.body_oscillators``), also the first oscillator's resting pitch
 against the real body's (what it was told to learn), and a second table of its glide,
-decay and level per class against the ranges ``builtin:drums`` draws them from.
+decay and level per class against the ranges ``builtin:drums`` draws them from. Rims
+(a 380-560 Hz tone ringing over a click) get a row of their own, by ``tone_pitch``.
 
     .venv/bin/python benchmarks/body_pitch.py runs/base-s0/last.ckpt runs/body-s0/last.ckpt --png pitch.png
 
