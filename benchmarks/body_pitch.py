@@ -88,6 +88,16 @@ def oscillator_parameters(bodies: torch.nn.Module, z: torch.Tensor) -> np.ndarra
         return bodies.parameters_of(z)[:, 0].numpy()
 
 
+def oscillator_cell(params: np.ndarray | None, pick: np.ndarray, f_real: np.ndarray) -> str:
+    """``oscillator_parameters`` [N, 6], the sounds of one row [N] (bool) and their real
+    pitches, Hz -> the table's "median error / distinct" cell for the oscillator's resting
+    pitch; "-" for a model without oscillators."""
+    if params is None:
+        return "-"
+    f_osc = params[pick, 0]
+    return f"{pitch_error(f_osc, f_real)[0]:.1f} / {distinct_pitches(f_osc)}"
+
+
 def spread(values: np.ndarray, fmt: str) -> str:
     """'5th-95th percentile' of values, each in fmt."""
     lo, hi = np.percentile(values, [5, 95])
@@ -150,11 +160,8 @@ def main() -> int:
                 continue
             r = pitch_rows(x[pick, 0].numpy(), y[pick, 0].numpy(), cfg.audio.sample_rate)
             by_class[name] = (r["real_hz"], r["recon_hz"])
-            osc = "-"
+            osc = oscillator_cell(osc_params, pick, r["real_hz"])
             if osc_params is not None:
-                f_osc = osc_params[pick, 0]
-                median, _ = pitch_error(f_osc, r["real_hz"])
-                osc = f"{median:.1f} / {distinct_pitches(f_osc)}"
                 p = osc_params[pick]
                 shape.add_row(path, name, spread(p[:, 1] / p[:, 0], ".1f"), spread(1e3 * p[:, 2], ".0f"),
                               spread(p[:, 3], ".2f"), spread(p[:, 4], ".2f"))
@@ -165,8 +172,7 @@ def main() -> int:
             f_real = tone_pitch(x[pick, 0].numpy(), cfg.audio.sample_rate)
             f_recon = tone_pitch(y[pick, 0].numpy(), cfg.audio.sample_rate)
             median, within = pitch_error(f_recon, f_real)
-            osc = "-" if osc_params is None else f"{pitch_error(osc_params[pick, 0], f_real)[0]:.1f} / " \
-                                                 f"{distinct_pitches(osc_params[pick, 0])}"
+            osc = oscillator_cell(osc_params, pick, f_real)
             table.add_row(path, "rim tone", str(int(pick.sum())), f"{median:.1f}",
                           f"{within:.0%}", f"{distinct_pitches(f_recon)} ({distinct_pitches(f_real)})", "-", osc)
         panels.append((path, by_class))

@@ -17,7 +17,9 @@ def held_out_drums(cfg: FlowshotConfig, sounds: int | None = None) -> tuple[torc
     return examples.audio[index].unsqueeze(1), [examples.classes[i] for i in index]
 
 
-def held_out_reconstructions(path: str) -> tuple[FlowshotConfig, torch.Tensor, list[str], torch.Tensor, torch.Tensor, torch.nn.Module]:
+def held_out_reconstructions(
+    path: str,
+) -> tuple[FlowshotConfig, torch.Tensor, list[str], torch.Tensor, torch.Tensor, torch.nn.Module]:
     """A checkpoint trained on ``builtin:drums`` -> (its config, the held-out sounds
     [N, 1, L], their classes, the model's reconstructions of them [N, 1, L], their
     posterior modes z [N, D], the model itself (eval mode), for scripts that read more of it)."""
