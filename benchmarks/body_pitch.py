@@ -80,8 +80,9 @@ def pitch_rows(real: np.ndarray, recon: np.ndarray, sample_rate: int) -> dict[st
 
 def oscillator_parameters(bodies: torch.nn.Module, z: torch.Tensor) -> np.ndarray | None:
     """A model's body oscillators and posterior modes z [N, D] -> the first oscillator's
-    parameters [N, 6] (``BodyOscillators.parameters_of``: resting pitch Hz, strike pitch
-    Hz, glide s, decay s, amplitude, phase); None for a model without oscillators."""
+    parameters [N, 6 or 7] (``BodyOscillators.parameters_of``: resting pitch Hz, strike pitch
+    Hz, glide s, decay s, amplitude, phase, and drive if the model has it); None for a
+    model without oscillators."""
     if bodies.count == 0:
         return None
     with torch.no_grad():
@@ -89,7 +90,7 @@ def oscillator_parameters(bodies: torch.nn.Module, z: torch.Tensor) -> np.ndarra
 
 
 def oscillator_cell(params: np.ndarray | None, pick: np.ndarray, f_real: np.ndarray) -> str:
-    """``oscillator_parameters`` [N, 6], the sounds of one row [N] (bool) and their real
+    """``oscillator_parameters`` [N, 6 or 7], the sounds of one row [N] (bool) and their real
     pitches, Hz -> the table's "median error / distinct" cell for the oscillator's resting
     pitch; "-" for a model without oscillators."""
     if params is None:
@@ -140,10 +141,12 @@ def main() -> int:
     torch.set_num_threads(1)
     panels = []
     # What the data's bodies do (model/drums.py): kicks strike 2.5-6 times their resting
-    # pitch and glide down over 8-45 ms; toms 1.2-1.9 times over 15-80 ms.
+    # pitch and glide down over 8-45 ms; toms 1.2-1.9 times over 15-80 ms. Both are then
+    # saturated, tanh(d x) / tanh(d), as the oscillator's drive (``model.body_drive``) is.
     shape = Table(title="the first body oscillator, held-out sounds (5th-95th percentile); builtin:drums makes kicks "
-                  "strike 2.5-6x over 8-45 ms, decay 0.08-0.5 s; toms 1.2-1.9x over 15-80 ms, 0.12-0.45 s")
-    for name in ("checkpoint", "class", "strike / resting pitch", "glide ms", "decay s", "amplitude"):
+                  "strike 2.5-6x over 8-45 ms, decay 0.08-0.5 s, drive 0.8-3.5; toms 1.2-1.9x over 15-80 ms, "
+                  "0.12-0.45 s, drive 1-2.5")
+    for name in ("checkpoint", "class", "strike / resting pitch", "glide ms", "decay s", "amplitude", "drive"):
         shape.add_column(name, justify="left" if name in ("checkpoint", "class") else "right")
     table = Table(title="drum bodies' pitch, held-out sounds: reconstructions against real (rim tone: the loudest "
                   "frequency at 300-700 Hz over the first 50 ms)")
@@ -164,7 +167,8 @@ def main() -> int:
             if osc_params is not None:
                 p = osc_params[pick]
                 shape.add_row(path, name, spread(p[:, 1] / p[:, 0], ".1f"), spread(1e3 * p[:, 2], ".0f"),
-                              spread(p[:, 3], ".2f"), spread(p[:, 4], ".2f"))
+                              spread(p[:, 3], ".2f"), spread(p[:, 4], ".2f"),
+                              spread(p[:, 6], ".1f") if p.shape[1] > 6 else "-")
             table.add_row(path, name, str(r["sounds"]), f"{r['median_semitones']:.1f}", f"{r['within_semitone']:.0%}",
                           f"{r['distinct']} ({r['distinct_real']})", f"{r['level_db']:+.1f}", osc)
         pick = np.array([c == "rim" for c in classes])

@@ -15,9 +15,18 @@ closed form:
     phi(t) = 2 pi (f_end t + (f_start - f_end) glide (1 - exp(-t / glide))) + phase
     y(t)   = sum over oscillators of amp exp(-t / decay) sin(phi(t))
 
+or, with drive (``model.body_drive``), each sine saturated after its envelope, as an
+analogue kick's VCA overdrives it:
+
+    y(t)   = sum over oscillators of amp tanh(d exp(-t / decay) sin(phi(t))) / tanh(d)
+
+The drive's odd harmonics glide with the pitch, which the conv decoder cannot make
+(its kicks lacked the squared-off cycles of the data's, ``benchmarks/body_waveforms.py``);
+dividing by tanh(d) keeps a unit sine's peak at amp whatever d is.
+
 Each parameter is squashed into a musical range (pitch ``min_hz`` to ``max_hz`` on a
 log scale, strike pitch 1 to 8 times the resting one, glide 3 to 150 ms, decay 15 ms to
-2 s), so no z makes a sound outside it. The output adds to the decoder's own, after
+2 s, drive 0.1 to 5), so no z makes a sound outside it. The output adds to the decoder's own, after
 PQMF synthesis: the decoder still makes the attack, the noise and whatever the sines
 cannot. Pure tensor maths of z, so TorchScript and ONNX take it as it is.
 """
@@ -33,7 +42,10 @@ from flowshot.model.decoder import mod_sigmoid
 GLIDE_RATIO = (1.0, 8.0)
 GLIDE_S = (0.003, 0.15)
 DECAY_S = (0.015, 2.0)
-PARAMS = 6  # pitch, glide ratio, glide time, decay, amplitude, phase
+# tanh(0.1 x) / tanh(0.1) is a sine to within 0.3 %; at 5 it is nearly square. A zero
+# logit starts at 0.7, mild (a unit sine's half-amplitude point sits at 0.56, not 0.5).
+DRIVE = (0.1, 5.0)
+PARAMS = 6  # pitch, glide ratio, glide time, decay, amplitude, phase (and drive, if on)
 # Initial amplitude logit: mod_sigmoid(-1) = 0.1, loud enough that the pitch has a
 # gradient from the first step, quiet enough that hats do not start as sines.
 AMP_INIT_BIAS = -1.0
@@ -62,10 +74,11 @@ class BodyOscillators(nn.Module):
         length: L, samples.
         min_hz, max_hz: the resting pitch's range.
         input_gain: z is scaled by this into the head.
+        drive: each sine is saturated by a drive the head also makes (a seventh parameter).
     """
 
     def __init__(self, latent_dim: int, count: int, sample_rate: int, length: int,
-                 min_hz: float, max_hz: float, input_gain: float = INPUT_GAIN) -> None:
+                 min_hz: float, max_hz: float, input_gain: float = INPUT_GAIN, drive: bool = False) -> None:
         super().__init__()
         if count < 0:
             raise ValueError(f"body oscillators must be >= 0, got {count}")
@@ -74,7 +87,8 @@ class BodyOscillators(nn.Module):
             raise ValueError(f"body pitch range must satisfy 0 < min_hz < max_hz <= {top:g} Hz (Nyquist over "
                              f"the largest glide ratio), got {min_hz:g} to {max_hz:g}")
         self.count = int(count)
-        self.params = PARAMS  # TorchScript reads module attributes, not globals
+        self.drive = bool(drive)
+        self.params = PARAMS + int(self.drive)  # TorchScript reads module attributes, not globals
         if not input_gain > 0:
             raise ValueError(f"body oscillators' input gain must be > 0, got {input_gain}")
         self.input_gain = float(input_gain)
@@ -83,25 +97,25 @@ class BodyOscillators(nn.Module):
         # their pitch. Saved with the weights: a checkpoint from the middle of the fade
         # plays its oscillators as loud as it was trained to, not louder.
         self.register_buffer("level", torch.ones(()), persistent=count > 0)
-        self.glide_ratio, self.glide_s, self.decay_s = GLIDE_RATIO, GLIDE_S, DECAY_S
+        self.glide_ratio, self.glide_s, self.decay_s, self.drive_range = GLIDE_RATIO, GLIDE_S, DECAY_S, DRIVE
         self.min_hz = float(min_hz)
         self.max_hz = float(max_hz)
         # A list of zero or one head: TorchScript iterates over it, and an empty one
         # leaves no keys in the state dict.
         heads = []
         if count > 0:
-            head = nn.Linear(latent_dim, count * PARAMS)
+            head = nn.Linear(latent_dim, count * self.params)
             with torch.no_grad():
                 head.bias.zero_()  # mid-range bodies, quiet
-                head.bias.view(count, PARAMS)[:, 4] = AMP_INIT_BIAS
+                head.bias.view(count, self.params)[:, 4] = AMP_INIT_BIAS
             heads.append(head)
         self.heads = nn.ModuleList(heads)
         self.register_buffer("t", (torch.arange(length, dtype=torch.float32) / sample_rate).reshape(1, 1, -1),
                              persistent=False)
 
     def parameters_of(self, z: Tensor) -> Tensor:
-        """z [B,D] -> [B, count, 6]: resting pitch Hz, strike pitch Hz, glide s, decay s,
-        amplitude, phase (radians), in their ranges."""
+        """z [B,D] -> [B, count, 6 or 7]: resting pitch Hz, strike pitch Hz, glide s, decay s,
+        amplitude, phase (radians), and with drive on the drive, in their ranges."""
         out = z.new_zeros(z.shape[0], self.count, self.params)
         for head in self.heads:
             p = head(z * self.input_gain).reshape(z.shape[0], self.count, self.params)
@@ -109,7 +123,10 @@ class BodyOscillators(nn.Module):
             f_start = f_end * _log_range(p[..., 1], self.glide_ratio[0], self.glide_ratio[1])
             glide = _log_range(p[..., 2], self.glide_s[0], self.glide_s[1])
             decay = _log_range(p[..., 3], self.decay_s[0], self.decay_s[1])
-            out = torch.stack([f_end, f_start, glide, decay, mod_sigmoid(p[..., 4]), p[..., 5]], dim=-1)
+            columns = [f_end, f_start, glide, decay, mod_sigmoid(p[..., 4]), p[..., 5]]
+            if self.drive:
+                columns.append(_log_range(p[..., 6], self.drive_range[0], self.drive_range[1]))
+            out = torch.stack(columns, dim=-1)
         return out
 
     def forward(self, z: Tensor, hold_pitch: bool = False) -> Tensor:
@@ -119,14 +136,18 @@ class BodyOscillators(nn.Module):
         gradient under clipping; the pitch is left to ``loss.body_transport_weight``."""
         if self.count == 0:
             return z.new_zeros(z.shape[0], 1, self.t.shape[-1])
-        p = self.parameters_of(z).unsqueeze(-1)  # [B, count, 6, 1]
+        p = self.parameters_of(z).unsqueeze(-1)  # [B, count, params, 1]
         f_end, f_start, glide, decay, amp, phase = p[:, :, 0], p[:, :, 1], p[:, :, 2], p[:, :, 3], p[:, :, 4], p[:, :, 5]
         if hold_pitch:
             f_end, f_start, glide = f_end.detach(), f_start.detach(), glide.detach()
         t = self.t.to(dtype=z.dtype)
         fall = 1.0 - torch.exp(-t / glide)
         phi = 2.0 * math.pi * (f_end * t + (f_start - f_end) * glide * fall) + phase
-        y = amp * torch.exp(-t / decay) * torch.sin(phi)
+        y = torch.exp(-t / decay) * torch.sin(phi)
+        if self.drive:
+            d = p[:, :, 6]
+            y = torch.tanh(d * y) / torch.tanh(d)
+        y = amp * y
         return y.sum(dim=1, keepdim=True) * self.level.to(dtype=z.dtype)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003

@@ -168,6 +168,10 @@ class ModelConfig:
         body_input_gain: z is scaled by this into the oscillators' head. At 0.1 the head
             moved slowly enough not to saturate under the transport term, and too slowly
             to learn the pitch; at 1 (the presets), taught the pitch, it learns it.
+        body_drive: each oscillator's sine is saturated (tanh) by a drive its head makes
+            from z, as an analogue kick's VCA overdrives its body: odd harmonics that glide
+            with the pitch, which the decoder cannot make (``model/bodies.py``). No effect
+            without oscillators.
     """
 
     pqmf_bands: int = 8
@@ -200,6 +204,7 @@ class ModelConfig:
     body_min_hz: float = 30.0
     body_max_hz: float = 400.0
     body_input_gain: float = 0.1
+    body_drive: bool = False
 
     def upsample_kinds(self) -> list[str]:
         """One of ``UPSAMPLE_KINDS`` for each decoder stage, bottleneck first."""

@@ -28,10 +28,12 @@ def test_no_oscillators_no_weights_and_silence() -> None:
     assert float(model.bodies(torch.randn(3, 64)).abs().max()) == 0.0
 
 
-def test_closed_form_sine_follows_its_pitch_curve() -> None:
+@pytest.mark.parametrize("drive", [False, True])
+def test_closed_form_sine_follows_its_pitch_curve(drive: bool) -> None:
     """The closed-form phase against a numerical integral of the pitch curve (float64,
-    numpy): the same sound, so the glide formula is right."""
-    bodies = BodyOscillators(8, 2, SR, N, 30.0, 400.0)
+    numpy): the same sound, so the glide formula is right; with drive, that sine
+    saturated after its envelope."""
+    bodies = BodyOscillators(8, 2, SR, N, 30.0, 400.0, drive=drive)
     with torch.no_grad():
         bodies.heads[0].weight.normal_(0.0, 1.0)
     z = torch.randn(3, 8, generator=torch.Generator().manual_seed(0))
@@ -41,17 +43,49 @@ def test_closed_form_sine_follows_its_pitch_curve() -> None:
     t = np.arange(N) / SR
     ref = np.zeros((3, N))
     for b in range(3):
-        for f_end, f_start, glide, decay, amp, phase in p[b]:
+        for f_end, f_start, glide, decay, amp, phase, *rest in p[b]:
             f = f_end + (f_start - f_end) * np.exp(-t / glide)
             # trapezoid rule from t=0: phase(t) = 2 pi int_0^t f
             phi = 2 * np.pi * np.concatenate([[0.0], np.cumsum((f[1:] + f[:-1]) / 2) / SR]) + phase
-            ref[b] += amp * np.exp(-t / decay) * np.sin(phi)
+            sine = np.exp(-t / decay) * np.sin(phi)
+            if drive:
+                (d,) = rest
+                sine = np.tanh(d * sine) / np.tanh(d)
+            ref[b] += amp * sine
+    assert p.shape[-1] == 6 + drive
     assert np.max(np.abs(y - ref)) < 2e-3 * np.max(np.abs(ref))
     # Every parameter inside its range, whatever z (a large z saturates the head).
     big = bodies.parameters_of(1e3 * torch.randn(16, 8)).detach()
     assert float(big[..., 0].min()) >= 30.0 - 1e-3 and float(big[..., 0].max()) <= 400.0 + 1e-3
     assert float((big[..., 1] / big[..., 0]).max()) <= 8.0 + 1e-3
     assert float(big[..., 4].max()) <= 2.0
+    if drive:
+        assert 0.1 - 1e-4 <= float(big[..., 6].min()) and float(big[..., 6].max()) <= 5.0 + 1e-3
+
+
+def test_drive_squares_a_sine_and_keeps_its_peak() -> None:
+    """At the top of its range the drive makes a sine nearly square (its third harmonic
+    near a square wave's third), at the bottom it leaves it a sine, and a unit sine's peak
+    stays at the amplitude either way: the drive changes the shape, not the level."""
+    t = np.arange(N) / SR
+    shapes = {}
+    for logit in (-30.0, 30.0):
+        bodies = BodyOscillators(8, 1, SR, N, 30.0, 400.0, drive=True)
+        with torch.no_grad():
+            bodies.heads[0].weight.zero_()
+            bodies.heads[0].bias.copy_(torch.tensor([0.0, -30.0, 0.0, 30.0, 0.0, 0.0, logit]))  # no glide, 2 s decay
+        with torch.no_grad():
+            p = bodies.parameters_of(torch.zeros(1, 8))[0, 0].double().numpy()
+            y = bodies(torch.zeros(1, 8))[0, 0].double().numpy()
+        window = y[: int(0.1 * SR)] / p[4]  # the first 100 ms, where the 2 s decay is under 5 %
+        assert abs(np.max(np.abs(window)) - 1.0) < 0.06
+        spectrum = np.abs(np.fft.rfft(y * np.exp(t / p[3])))  # the decay taken out
+        bin_hz = SR / N
+        fundamental = spectrum[int(round(p[0] / bin_hz)) - 2: int(round(p[0] / bin_hz)) + 3].max()
+        third = spectrum[int(round(3 * p[0] / bin_hz)) - 2: int(round(3 * p[0] / bin_hz)) + 3].max()
+        shapes[logit] = third / fundamental
+    assert shapes[-30.0] < 0.01
+    assert 0.2 < shapes[30.0] < 1 / 3 + 0.02  # tanh(5 sin) is short of a square's 1/3
 
 
 def test_pitch_range_is_checked() -> None:
@@ -119,13 +153,16 @@ def test_transport_term_tunes_an_oscillator_an_octave_off(start_hz: float) -> No
     assert abs(math.log(ends["stft"] / 120.0)) > math.log(1.15), ends
 
 
-@pytest.fixture(scope="module")
-def body_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = preset("tiny").replace(**{"model.body_oscillators": 2})
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "driven"])
+def body_checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    drive = request.param
+    cfg = preset("tiny").replace(**{"model.body_oscillators": 2, "model.body_drive": drive})
     path = random_checkpoint(tmp_path_factory.mktemp("bodies") / "bodies.ckpt", cfg)
     state = torch.load(path, weights_only=True)
     with torch.no_grad():  # louder bodies than at initialisation, so a lost one would show
-        state["state_dict"]["model.bodies.heads.0.bias"][4::6] = 2.0
+        state["state_dict"]["model.bodies.heads.0.bias"][4::6 + drive] = 2.0
+        if drive:  # hard drive, so an export that lost the tanh would show
+            state["state_dict"]["model.bodies.heads.0.bias"][6::7] = 3.0
     torch.save(state, path)
     return path
 
