@@ -266,8 +266,8 @@ class LossConfig:
         body_transport_max_hz: its cut-off (every built-in body's strike pitch is under 640 Hz).
         body_pitch_weight: weight of a term that tells the first body oscillator its pitch
             (0 = off; needs ``model.body_oscillators``): its resting pitch against the
-            target's loudest frequency under 500 Hz, squared log ratio, each example by its
-            share of energy there (``losses.body_pitch_distance``). At 10 with z held
+            target's loudest frequency under ``body_pitch_max_hz``, squared log ratio, each
+            example by its share of energy there (``losses.body_pitch_distance``). At 10 with z held
             fixed, the head on z scaled by 0.1 and the transport term at 20 on `small`
             (2026-12-06), the head learned the mean pitch only; at 10 with the head at
             full gain and ``body_pitch_to_encoder`` (the presets), every body's own
@@ -275,6 +275,8 @@ class LossConfig:
         body_pitch_to_encoder: the pitch term's gradient also reaches z (the encoder), so
             the latent keeps each body's pitch where the head can read it. A regression
             onto a measured pitch, not a sine's phase, so the encoder gets a bounded pull.
+        body_pitch_max_hz: the pitch term looks for each target's pitch under this. At 500
+            every rim whose tone is over 500 Hz (a third of them) was taught 499 Hz.
         stft_texture_weight: weight of the texture term (0 = off): log magnitudes sorted
             within patches of 16 bins by 4 frames, compared (see ``model/losses.py``).
             At 2 (`small` and `base` since 2026-12-03; two seeds, two draws each): FAD 5
@@ -351,6 +353,7 @@ class LossConfig:
     body_transport_max_hz: float = 640.0
     body_pitch_weight: float = 0.0
     body_pitch_to_encoder: bool = False
+    body_pitch_max_hz: float = 500.0
     stft_texture_weight: float = 0.0
     stft_texture_min_size: int = 0
     stft_log_highpass_hz: float = 0.0
@@ -545,6 +548,9 @@ class FlowshotConfig:
             raise ValueError(f"{' and '.join(body_terms)} without body oscillators: these terms tune the "
                              f"oscillators and nothing else; --set model.body_oscillators=1, or turn them off "
                              f"with {' '.join(f'--set {key}=0' for key in body_terms)}")
+        if self.loss.body_pitch_weight > 0 and not 20.0 < self.loss.body_pitch_max_hz <= a.sample_rate / 2:
+            raise ValueError(f"loss.body_pitch_max_hz must be over 20 Hz (where the pitch search starts) and at most "
+                             f"{a.sample_rate / 2:g} Hz (half the sample rate), got {self.loss.body_pitch_max_hz:g}")
         # Each transport cut-off is checked only where its term runs: unused, it may be anything.
         for key, on in (("stft_ot_max_hz", self.loss.stft_ot_weight > 0),
                         ("body_transport_max_hz", self.loss.body_transport_weight > 0)):

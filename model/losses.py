@@ -121,12 +121,12 @@ def body_peak(y: Tensor, sample_rate: float, low_hz: float = 20.0, high_hz: floa
     return peak, power[:, band].sum(-1) / power.sum(-1).clamp_min(1e-20)
 
 
-def body_pitch_distance(pitch_hz: Tensor, y: Tensor, sample_rate: float) -> Tensor:
+def body_pitch_distance(pitch_hz: Tensor, y: Tensor, sample_rate: float, max_hz: float = 500.0) -> Tensor:
     """Predicted body pitches [B] (Hz) against the targets' own (``body_peak`` of each
-    target [B,1,T]) -> the mean squared log ratio (nats^2), each example weighted by its
-    share of energy under 500 Hz (a hat's loudest low bin is its floor, not a pitch). No
-    gradient reaches the targets."""
-    peak, share = body_peak(y.detach(), sample_rate)
+    target [B,1,T] under ``max_hz``) -> the mean squared log ratio (nats^2), each example
+    weighted by its share of energy under ``max_hz`` (a hat's loudest low bin is its floor,
+    not a pitch). No gradient reaches the targets."""
+    peak, share = body_peak(y.detach(), sample_rate, high_hz=max_hz)
     return (share * torch.log(pitch_hz / peak).square()).mean()
 
 

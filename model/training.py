@@ -235,7 +235,8 @@ class FlowshotModule(L.LightningModule):
         own [B,1,L] (``losses.body_pitch_distance``); its gradient reaches z only with
         ``loss.body_pitch_to_encoder``."""
         z = z if self.cfg.loss.body_pitch_to_encoder else z.detach()
-        return body_pitch_distance(self.model.bodies.parameters_of(z)[:, 0, 0], x, self.cfg.audio.sample_rate)
+        return body_pitch_distance(self.model.bodies.parameters_of(z)[:, 0, 0], x, self.cfg.audio.sample_rate,
+                                   self.cfg.loss.body_pitch_max_hz)
 
     def _bodies_live(self, recon: Tensor, z: Tensor) -> Tensor:
         """``recon`` [B,1,L] with only the body oscillators' head live: z and the rest of

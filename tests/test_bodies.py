@@ -292,6 +292,25 @@ def test_body_pitch_distance_is_the_log_ratio_to_the_targets_own_pitch() -> None
         preset("tiny").replace(**{"loss.body_pitch_weight": 1.0})
 
 
+def test_body_pitch_search_reaches_a_rims_tone_only_under_its_ceiling() -> None:
+    """A rim's tone over 500 Hz: searched under 500 Hz it is taught 499 Hz and barely
+    weighted (its energy is over the ceiling); under 640 Hz, its own pitch at full weight."""
+    from flowshot.model.losses import body_pitch_distance
+
+    floor = 1e-3 * torch.randn(N, generator=torch.Generator().manual_seed(6))
+    rim = _decaying_sine(540.0, floor)
+    for guess in (540.0, 499.0):
+        low = float(body_pitch_distance(torch.tensor([guess]), rim, SR, max_hz=500.0))
+        high = float(body_pitch_distance(torch.tensor([guess]), rim, SR, max_hz=640.0))
+        if guess == 540.0:  # right, but under 500 Hz the target is not there
+            assert high < 1e-3 and low > 0.0
+        else:  # 1.4 semitones flat: the 640 Hz search says so
+            assert high == pytest.approx(math.log(540.0 / 499.0) ** 2, rel=0.1) and high > 10 * low
+    with pytest.raises(ValueError, match="loss.body_pitch_max_hz"):
+        preset("small").replace(**{"loss.body_pitch_max_hz": 20.0})
+    preset("tiny").replace(**{"loss.body_pitch_max_hz": 20.0})  # the term off: not checked
+
+
 def test_small_without_its_oscillator_is_told_every_term_to_turn_off() -> None:
     """`small` runs two oscillator terms: turning its oscillator off names both at once,
     and with both off it builds."""
