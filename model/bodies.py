@@ -26,9 +26,9 @@ dividing by tanh(d) keeps a unit sine's peak at amp whatever d is.
 
 Each parameter is squashed into a musical range (pitch ``min_hz`` to ``max_hz`` on a
 log scale, strike pitch 1 to 8 times the resting one, glide 3 to 150 ms, decay 15 ms to
-2 s, drive 0.1 to 5), so no z makes a sound outside it. The output adds to the decoder's own, after
-PQMF synthesis: the decoder still makes the attack, the noise and whatever the sines
-cannot. Pure tensor maths of z, so TorchScript and ONNX take it as it is.
+2 s, drive 0.1 to 5), so no z makes a sound outside it. The output adds to the decoder's
+own, after PQMF synthesis: the decoder still makes the attack, the noise and whatever the
+sines cannot. Pure tensor maths of z, so TorchScript and ONNX take it as it is.
 """
 
 import math
