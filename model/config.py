@@ -276,7 +276,9 @@ class LossConfig:
             the latent keeps each body's pitch where the head can read it. A regression
             onto a measured pitch, not a sine's phase, so the encoder gets a bounded pull.
         body_pitch_max_hz: the pitch term looks for each target's pitch under this. At 500
-            every rim whose tone is over 500 Hz (a third of them) was taught 499 Hz.
+            (the presets) every rim whose tone is over 500 Hz (a third of them) is taught
+            499 Hz; at 640 the rims were no nearer their pitch and FAD was 1.4 to 5.7
+            worse at four draws on two seeds (docs/evaluation.md).
         stft_texture_weight: weight of the texture term (0 = off): log magnitudes sorted
             within patches of 16 bins by 4 frames, compared (see ``model/losses.py``).
             At 2 (`small` and `base` since 2026-12-03; two seeds, two draws each): FAD 5
