@@ -23,6 +23,9 @@ WAVE_MEAN_SHAPES = ("flat", "envelope")
 # size: with fewer, a body's octave is one or two bins and the distance cannot say where
 # in it the body is.
 OT_MIN_BINS = 8
+# Where the pitch term and the benchmarks look for a body's pitch by default: over every
+# kick's and tom's (40-258 Hz in `builtin:drums`), under the hats' and snares' noise.
+BODY_PITCH_MAX_HZ = 500.0
 
 
 def transport_bins(max_hz: float, n_fft: int, sample_rate: float) -> int:
@@ -355,7 +358,7 @@ class LossConfig:
     body_transport_max_hz: float = 640.0
     body_pitch_weight: float = 0.0
     body_pitch_to_encoder: bool = False
-    body_pitch_max_hz: float = 500.0
+    body_pitch_max_hz: float = BODY_PITCH_MAX_HZ
     stft_texture_weight: float = 0.0
     stft_texture_min_size: int = 0
     stft_log_highpass_hz: float = 0.0

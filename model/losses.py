@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from flowshot.model.config import OT_MIN_BINS, transport_bins
+from flowshot.model.config import BODY_PITCH_MAX_HZ, OT_MIN_BINS, transport_bins
 
 if TYPE_CHECKING:
     from flowshot.model.config import FlowshotConfig
@@ -109,7 +109,8 @@ def low_band_wave_distance(x: Tensor, y: Tensor, cutoff_hz: float, sample_rate: 
     return ((xl - yl).abs().mean(dim=-1) / yl.abs().mean(dim=-1).clamp_min(floor)).mean()
 
 
-def body_peak(y: Tensor, sample_rate: float, low_hz: float = 20.0, high_hz: float = 500.0) -> tuple[Tensor, Tensor]:
+def body_peak(y: Tensor, sample_rate: float, low_hz: float = 20.0,
+              high_hz: float = BODY_PITCH_MAX_HZ) -> tuple[Tensor, Tensor]:
     """Sounds [B,1,T] or [B,T] -> (the loudest frequency in ``low_hz``..``high_hz`` of one
     FFT of each whole sound [B], Hz: a drum body's pitch; the share of its energy in that
     range [B])."""
@@ -121,7 +122,8 @@ def body_peak(y: Tensor, sample_rate: float, low_hz: float = 20.0, high_hz: floa
     return peak, power[:, band].sum(-1) / power.sum(-1).clamp_min(1e-20)
 
 
-def body_pitch_distance(pitch_hz: Tensor, y: Tensor, sample_rate: float, max_hz: float = 500.0) -> Tensor:
+def body_pitch_distance(pitch_hz: Tensor, y: Tensor, sample_rate: float,
+                        max_hz: float = BODY_PITCH_MAX_HZ) -> Tensor:
     """Predicted body pitches [B] (Hz) against the targets' own (``body_peak`` of each
     target [B,1,T] under ``max_hz``) -> the mean squared log ratio (nats^2), each example
     weighted by its share of energy under ``max_hz`` (a hat's loudest low bin is its floor,
