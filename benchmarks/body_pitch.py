@@ -1,7 +1,8 @@
 """Do reconstructed drum bodies keep their pitch? Per class, real against reconstructed.
 
-For each held-out kick and tom of ``builtin:drums`` (bodies of 40-68 and 76-258 Hz), the
-loudest frequency under 500 Hz of one FFT of the whole sound, real and reconstructed.
+For each held-out kick and tom of ``builtin:drums`` (bodies of 40-68 and 76-258 Hz), or of
+the folders ``--data`` names (classes from the file names), the loudest frequency under
+500 Hz of one FFT of the whole sound, real and reconstructed.
 Printed per checkpoint and class: the median pitch error in semitones, the share within a
 semitone, how many distinct pitches the reconstructions play (the real sounds: about as
 many as there are sounds), and the reconstructions' level within a semitone of the real
@@ -131,21 +132,23 @@ def pitch_picture(path: str, panels: list[tuple[str, dict[str, tuple[np.ndarray,
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoints", nargs="+", help="checkpoints trained on builtin:drums")
-    ap.add_argument("--png", help="also draw reconstructed against real pitch, per checkpoint, into this PNG")
-    args = ap.parse_args()
+    from held_out import add_data_argument, held_out_reconstructions  # benchmarks/ is a script folder, not a package
 
-    from held_out import held_out_reconstructions
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoints", nargs="+", help="checkpoints trained on the same data")
+    ap.add_argument("--png", help="also draw reconstructed against real pitch, per checkpoint, into this PNG")
+    add_data_argument(ap)
+    args = ap.parse_args()
 
     torch.set_num_threads(1)
     panels = []
     # What the data's bodies do (model/drums.py): kicks strike 2.5-6 times their resting
     # pitch and glide down over 8-45 ms; toms 1.2-1.9 times over 15-80 ms. Both are then
     # saturated, tanh(d x) / tanh(d), as the oscillator's drive (``model.body_drive``) is.
-    shape = Table(title="the first body oscillator, held-out sounds (5th-95th percentile); builtin:drums makes kicks "
-                  "strike 2.5-6x over 8-45 ms, decay 0.08-0.5 s, drive 0.8-3.5; toms 1.2-1.9x over 15-80 ms, "
-                  "0.12-0.45 s, drive 1-2.5")
+    builtin = args.data == ["builtin:drums"]
+    shape = Table(title="the first body oscillator, held-out sounds (5th-95th percentile)" + (
+                  "; builtin:drums makes kicks strike 2.5-6x over 8-45 ms, decay 0.08-0.5 s, drive 0.8-3.5; toms "
+                  "1.2-1.9x over 15-80 ms, 0.12-0.45 s, drive 1-2.5" if builtin else ""))
     for name in ("checkpoint", "class", "strike / resting pitch", "glide ms", "decay s", "amplitude", "drive"):
         shape.add_column(name, justify="left" if name in ("checkpoint", "class") else "right")
     table = Table(title="drum bodies' pitch, held-out sounds: reconstructions against real (rim tone: the loudest "
@@ -154,7 +157,7 @@ def main() -> int:
                  "distinct pitches (real)", "level at the real pitch, dB", "oscillator: median error / distinct"):
         table.add_column(name, justify="left" if name in ("checkpoint", "class") else "right")
     for path in args.checkpoints:
-        cfg, x, classes, y, z, model = held_out_reconstructions(path)
+        cfg, x, classes, y, z, model = held_out_reconstructions(path, args.data)
         osc_params = oscillator_parameters(model.bodies, z)
         by_class = {}
         for name in CLASSES:

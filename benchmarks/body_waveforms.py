@@ -26,10 +26,13 @@ def _db(v: torch.Tensor) -> torch.Tensor:
 
 
 def main() -> int:
+    from held_out import add_data_argument, held_out_drums  # benchmarks/ is a script folder, not a package
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoints", nargs="+", help="checkpoints trained on builtin:drums")
+    ap.add_argument("checkpoints", nargs="+", help="checkpoints trained on the same data")
     ap.add_argument("-o", "--out", default="body-waveforms.png", help="PNG to write")
     ap.add_argument("--ms", type=float, default=60.0, help="milliseconds shown from the onset")
+    add_data_argument(ap)
     args = ap.parse_args()
 
     import matplotlib
@@ -38,12 +41,11 @@ def main() -> int:
     import matplotlib.pyplot as plt
 
     from flowshot.model.checkpoint import load_model
-    from held_out import held_out_drums
 
     torch.set_num_threads(1)
     models = [load_model(p) for p in args.checkpoints]
     cfg = models[0].config
-    x, classes = held_out_drums(cfg)
+    x, classes = held_out_drums(cfg, data=args.data)
     picks = [next(i for i, c in enumerate(classes) if c == name) for name in CLASSES if name in classes]
     sr = cfg.audio.sample_rate
     n = int(args.ms * 1e-3 * sr)

@@ -33,19 +33,21 @@ def quarter_energies(sub: torch.Tensor) -> torch.Tensor:
 
 
 def main() -> int:
+    from held_out import add_data_argument, held_out_drums  # benchmarks/ is a script folder, not a package
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoint", help="a checkpoint trained on builtin:drums")
+    ap.add_argument("checkpoint", help="a checkpoint")
     ap.add_argument("--sounds", type=int, default=64, help="held-out sounds to measure")
+    add_data_argument(ap)
     args = ap.parse_args()
 
     from flowshot.model.checkpoint import load_model
-    from held_out import held_out_drums
     from flowshot.model.losses import wave_flatness
 
     torch.set_num_threads(1)
     loaded = load_model(args.checkpoint)
     model, cfg = loaded.model.eval(), loaded.config
-    x, classes = held_out_drums(cfg, args.sounds)
+    x, classes = held_out_drums(cfg, args.sounds, args.data)
     with torch.no_grad():
         z = model.embed(x)
         wave, noise = model.decoder.parts(z)

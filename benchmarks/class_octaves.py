@@ -35,17 +35,18 @@ def octave_ratio_db(real: np.ndarray, recon: np.ndarray, sample_rate: int,
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoints", nargs="+", help="checkpoints trained on builtin:drums")
-    ap.add_argument("--classes", nargs="*", default=None, help="only these classes (default: all)")
-    args = ap.parse_args()
+    from held_out import add_data_argument, held_out_reconstructions  # benchmarks/ is a script folder, not a package
 
-    from held_out import held_out_reconstructions
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoints", nargs="+", help="checkpoints trained on the same data")
+    ap.add_argument("--classes", nargs="*", default=None, help="only these classes (default: all)")
+    add_data_argument(ap)
+    args = ap.parse_args()
 
     torch.set_num_threads(1)
     console = Console(width=200)
     for path in args.checkpoints:
-        cfg, x, classes, y, _, _ = held_out_reconstructions(path)
+        cfg, x, classes, y, _, _ = held_out_reconstructions(path, args.data)
         edges = [e for e in OCTAVE_EDGES_HZ if e <= cfg.audio.sample_rate / 2]
         table = Table(title=f"{path}: reconstructions against real, dB per octave, {len(classes)} held-out sounds")
         table.add_column("class")

@@ -46,19 +46,21 @@ def zero_hz_share_db(sub: torch.Tensor) -> float:
 
 
 def main() -> int:
+    from held_out import add_data_argument, held_out_drums  # benchmarks/ is a script folder, not a package
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoint", help="a checkpoint trained on builtin:drums")
+    ap.add_argument("checkpoint", help="a checkpoint")
     ap.add_argument("--quiet-db", type=float, default=-60.0, help="an envelope this far under its peak is silent")
+    add_data_argument(ap)
     args = ap.parse_args()
 
     from flowshot.model.checkpoint import load_model
-    from held_out import held_out_drums
     from flowshot.model.decoder import mod_sigmoid
 
     torch.set_num_threads(1)
     loaded = load_model(args.checkpoint)
     model, cfg = loaded.model.eval(), loaded.config
-    x, classes = held_out_drums(cfg)
+    x, classes = held_out_drums(cfg, data=args.data)
     dec = model.decoder
     with torch.no_grad():
         z = model.embed(x)

@@ -1,34 +1,49 @@
-"""The held-out sounds of ``builtin:drums``, as the per-class benchmark scripts read them."""
+"""The held-out sounds of a data set (``builtin:drums`` unless told), as the per-class
+benchmark scripts read them."""
 
 from __future__ import annotations
+
+import argparse
 
 import torch
 
 from flowshot.model.config import FlowshotConfig
 
+BUILTIN = ("builtin:drums",)
 
-def held_out_drums(cfg: FlowshotConfig, sounds: int | None = None) -> tuple[torch.Tensor, list[str]]:
-    """The validation split of ``builtin:drums`` made for ``cfg`` (the split training held
-    out): audio [N, 1, L] and each sound's class; the first ``sounds`` only, if given."""
+
+def held_out_drums(
+    cfg: FlowshotConfig, sounds: int | None = None, data: tuple[str, ...] | list[str] = BUILTIN
+) -> tuple[torch.Tensor, list[str]]:
+    """The validation split of ``data`` (the folders or ``builtin:drums`` a checkpoint was
+    trained on) made for ``cfg``, the split training held out: audio [N, 1, L] and each
+    sound's class; the first ``sounds`` only, if given."""
     from flowshot.model.data import load_examples
 
-    examples = load_examples(["builtin:drums"], cfg, progress=False)
+    examples = load_examples(list(data), cfg, progress=False)
     index = examples.val_index()[:sounds]
     return examples.audio[index].unsqueeze(1), [examples.classes[i] for i in index]
 
 
 def held_out_reconstructions(
-    path: str,
+    path: str, data: tuple[str, ...] | list[str] = BUILTIN
 ) -> tuple[FlowshotConfig, torch.Tensor, list[str], torch.Tensor, torch.Tensor, torch.nn.Module]:
-    """A checkpoint trained on ``builtin:drums`` -> (its config, the held-out sounds
+    """A checkpoint trained on ``data`` -> (its config, the held-out sounds
     [N, 1, L], their classes, the model's reconstructions of them [N, 1, L], their
     posterior modes z [N, D], the model itself (eval mode), for scripts that read more of it)."""
     from flowshot.model.checkpoint import load_model
 
     loaded = load_model(path)
     model, cfg = loaded.model.eval(), loaded.config
-    x, classes = held_out_drums(cfg)
+    x, classes = held_out_drums(cfg, data=data)
     with torch.no_grad():
         z = model.embed(x)
         y = model.decode(z)
     return cfg, x, classes, y, z, model
+
+
+def add_data_argument(ap: argparse.ArgumentParser) -> None:
+    """``--data``: what the checkpoints were trained on, whose held-out split is measured."""
+    ap.add_argument("--data", nargs="+", default=list(BUILTIN),
+                    help="the folders or builtin:drums the checkpoints were trained on (default builtin:drums): "
+                         "their held-out split is measured; classes come from the file names")
