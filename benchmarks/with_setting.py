@@ -25,7 +25,7 @@ from flowshot.model.checkpoint import atomic_torch_save, config_from_checkpoint,
 from flowshot.model.commands import apply_overrides, parse_override
 
 # Settings that change what a trained decoder plays without touching what it learned.
-INFERENCE_ONLY = ("model.highpass_hz", "model.highpass_order", "model.highpass_bands")
+INFERENCE_ONLY = ("model.highpass_hz", "model.highpass_order", "model.highpass_bands", "model.render_boost_max_db")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -130,6 +130,13 @@ class ModelConfig:
             mode (generate, evaluate, validation, every export and host), so training
             sees the bare decoder. Trained behind the filter, decoders moved the offset to
             20-40 Hz and scored FAD 190-200 against 142 (docs/evaluation.md).
+        render_boost_max_db: what is played (``FlowVAE.render``: generate, evaluate, every
+            export and host) is brought to the level every training example was normalised
+            to (``audio.normalize``: its peak to ``target_peak_db``, or its RMS to
+            ``target_rms_db`` under the -0.1 dBFS limit), raised by at most this many dB.
+            Decoders come out quiet (the models trained on the Hydrogen kits peak 4 to 5 dB
+            under the data); a quiet draw is not blown up to its noise. 0 = never raised,
+            only held under the ceiling (older checkpoints). Training does not see it.
         wave_zero_mean: take each sub-band's own time mean out of the decoder's
             deterministic part, in training and after, so no sub-band can carry the offset
             that rings on its band edge: "none" (as in older checkpoints), "upper" (every
@@ -201,6 +208,7 @@ class ModelConfig:
     highpass_bands: int = 1
     highpass_order: int = 1
     highpass_in_training: bool = True
+    render_boost_max_db: float = 0.0
     wave_zero_mean: str = "none"
     wave_mean_shape: str = "flat"
     body_oscillators: int = 0
@@ -504,6 +512,9 @@ class FlowshotConfig:
                              f"(half the lowest sub-band), got {m.highpass_hz}")
         if not 1 <= m.highpass_bands <= m.pqmf_bands:
             raise ValueError(f"model.highpass_bands must be 1 to pqmf_bands ({m.pqmf_bands}), got {m.highpass_bands}")
+        if not 0.0 <= m.render_boost_max_db <= 40.0:
+            raise ValueError(f"model.render_boost_max_db must be 0 (never raise a one-shot) to 40 dB, "
+                             f"got {m.render_boost_max_db:g}")
         if not 1 <= m.highpass_order <= 8:
             raise ValueError(f"model.highpass_order must be 1 (one-pole) to 8, got {m.highpass_order}")
         kinds = m.upsample_kinds()
@@ -619,6 +630,9 @@ _SUBCONFIGS = {
 # noise ~9; LSD 5.55 -> 5.51 dB). Trained behind it, decoders scored FAD 190-200
 # (docs/evaluation.md).
 OUTPUT_HIGHPASS = {"highpass_hz": 25.0, "highpass_order": 4, "highpass_in_training": False}
+# Every training example is normalised, so every one-shot played is too, raised by up to
+# 12 dB: the models trained on the Hydrogen kits peaked 4 to 5 dB under their data.
+OUTPUT_LEVEL = {"render_boost_max_db": 12.0}
 # The first 60 ms below 500 Hz compared sample by sample, leaving out what is under 30 Hz:
 # at 0 Hz the term paid the decoder for offsets and rumble (docs/evaluation.md).
 LOW_BAND_WAVE = {"wave_weight": 1.0, "wave_highpass_hz": 30.0}
@@ -659,6 +673,7 @@ def tiny() -> FlowshotConfig:
             decoder_preroll=1,
             upsample="linear,balanced",  # the small preset's kinds, so tests cover both
             **OUTPUT_HIGHPASS,
+            **OUTPUT_LEVEL,
         ),
         loss=LossConfig(
             stft_scales=[512, 256, 128, 64],
@@ -685,7 +700,8 @@ def small() -> FlowshotConfig:
         # and scored FAD 162 where two seeds of this one scored 131-138; balanced every
         # stage wrote an 86 Hz comb of lines into the sounds (docs/evaluation.md).
         model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256], decoder_channels=[256, 96, 48, 24],
-                          decoder_preroll=1, upsample="linear,linear,balanced", **OUTPUT_HIGHPASS, **BODY_MODEL),
+                          decoder_preroll=1, upsample="linear,linear,balanced", **OUTPUT_HIGHPASS, **OUTPUT_LEVEL,
+                          **BODY_MODEL),
         # Warm-up: the same seed without it blew up at step 70 (docs/evaluation.md).
         train=TrainConfig(lr_warmup_steps=300, **BODY_TRAIN),
         # Band-energy term: at the end of stage 1 FAD 171 -> 154 and 166 -> 151 (two seeds),
@@ -714,7 +730,7 @@ def base() -> FlowshotConfig:
         # single most expensive op of a render (1.4 ms of ~8 on one thread).
         model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256, 512], ratios=[4, 4, 4, 4],
                           decoder_channels=[256, 128, 64, 32, 16], out_kernel=3, decoder_preroll=1,
-                          upsample="linear,linear,linear,balanced", **OUTPUT_HIGHPASS, **BODY_MODEL),
+                          upsample="linear,linear,linear,balanced", **OUTPUT_HIGHPASS, **OUTPUT_LEVEL, **BODY_MODEL),
         # Log-spaced bands as small's; at 44.1 kHz an equal-width band is 1,378 Hz wide.
         # The texture term at the FFT sizes whose bins are as wide as small's (10.8-43 Hz).
         loss=LossConfig(stft_scales=[4096, 2048, 1024, 512, 256, 128, 64], mrd_fft_sizes=[4096, 2048, 1024],

@@ -65,6 +65,11 @@ class FlowVAE(nn.Module):
         # loudness mode's limit): ``render`` holds the played one-shots under it too.
         a = cfg.audio
         self.peak_ceiling = float(10.0 ** ((a.target_peak_db if a.normalize == "peak" else -0.1) / 20.0))
+        # ... and ``render`` brings them to the level the examples were normalised to.
+        self.level_by_peak = a.normalize == "peak"
+        self.level_target = float(10.0 ** ((a.target_peak_db if self.level_by_peak else a.target_rms_db) / 20.0))
+        self.level_boost = m.render_boost_max_db > 0
+        self.max_boost = float(10.0 ** (m.render_boost_max_db / 20.0))
         self.pqmf = PQMF(m.pqmf_bands, m.pqmf_attenuation)
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
@@ -140,13 +145,21 @@ class FlowVAE(nn.Module):
 
     @torch.jit.export
     def render(self, z: Tensor) -> Tensor:
-        """latent z [B,D] -> the one-shot as played [B,1,L]: ``decode``, scaled down (never
-        up) where it peaks over ``peak_ceiling``. The decoder overshoots: a fifth of the
-        small preset's random draws peak over 0 dBFS, by up to 5.5 dB, and would clip
-        in a WAV or a host's mix. Training and its losses use ``decode``."""
+        """latent z [B,D] -> the one-shot as played [B,1,L]: ``decode``, scaled down where
+        it peaks over ``peak_ceiling`` and, with ``model.render_boost_max_db``, up (by at
+        most that) to the level the training examples were normalised to. The decoder
+        overshoots: a fifth of the small preset's random draws peak over 0 dBFS, by up
+        to 5.5 dB, and would clip in a WAV or a host's mix; and it comes out quiet.
+        Training and its losses use ``decode``."""
         y = self.decode(z)
         peak = y.abs().amax(dim=-1, keepdim=True).clamp_min(1e-9)
-        return y * torch.clamp(self.peak_ceiling / peak, max=1.0)
+        gain = self.peak_ceiling / peak
+        if self.level_boost:
+            level = peak if self.level_by_peak else y.square().mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-9)
+            gain = torch.minimum(gain, torch.clamp(self.level_target / level, max=self.max_boost))
+        else:
+            gain = torch.clamp(gain, max=1.0)
+        return y * gain
 
     @torch.jit.export
     def embed(self, x: Tensor) -> Tensor:

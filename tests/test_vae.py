@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from flowshot.errors import FlowshotError
-from flowshot.model.config import preset
+from flowshot.model.config import FlowshotConfig, preset
 from flowshot.model.decoder import mod_sigmoid
 from flowshot.model.layers import InterpUpsample, Upsample, has_weight_norm
 from flowshot.model.vae import FlowVAE, standard_normal_log_prob
@@ -396,22 +396,66 @@ def test_highpass_outside_training_filters_only_in_eval_mode_and_exports() -> No
         torch.testing.assert_close(scripted.decode(z)[:, 0].numpy(), filtered, atol=1e-5, rtol=1e-5)
 
 
-def test_render_holds_one_shots_under_the_training_data_peak() -> None:
-    """``render`` (what every player uses) leaves a one-shot that peaks under the data's
-    ceiling as ``decode`` made it, and scales one that overshoots down to the ceiling,
-    shape intact; the ceiling follows the audio normalisation."""
-    cfg = preset("tiny")
+def _render_fixed(cfg, made: torch.Tensor) -> tuple[FlowVAE, torch.Tensor]:  # noqa: ANN001
+    """A model of ``cfg`` whose decoder makes ``made`` [B, 1, L], and what it renders of it."""
     model = FlowVAE(cfg).eval()
-    assert model.peak_ceiling == pytest.approx(10 ** (cfg.audio.target_peak_db / 20))
+    model.decode = lambda z: made
+    return model, model.render(torch.zeros(len(made), cfg.model.latent_dim))
+
+
+def test_render_without_boost_holds_one_shots_under_the_training_data_peak() -> None:
+    """``render`` (what every player uses) with ``model.render_boost_max_db`` 0 (older
+    checkpoints) leaves a one-shot that peaks under the data's ceiling as ``decode`` made
+    it, and scales one that overshoots down to the ceiling, shape intact; the ceiling
+    follows the audio normalisation."""
+    cfg = preset("tiny").replace(**{"model.render_boost_max_db": 0.0})
+    assert FlowVAE(cfg).peak_ceiling == pytest.approx(10 ** (cfg.audio.target_peak_db / 20))
     assert FlowVAE(cfg.replace(**{"audio.normalize": "loudness"})).peak_ceiling == pytest.approx(10 ** (-0.1 / 20))
     t = torch.linspace(0, 1, cfg.audio.length)
     shape = torch.sin(200 * t) * torch.exp(-5 * t)
     made = torch.stack([0.5 * shape / shape.abs().max(), 3.0 * shape / shape.abs().max()])[:, None]
-    model.decode = lambda z: made  # the decoder's output, fixed: one quiet, one 3x full scale
-    out = model.render(torch.zeros(2, cfg.model.latent_dim))
+    model, out = _render_fixed(cfg, made)  # one quiet, one 3x full scale
     assert torch.equal(out[0], made[0])
     assert float(out[1].abs().max()) == pytest.approx(model.peak_ceiling, rel=1e-6)
     assert torch.allclose(out[1] / model.peak_ceiling, made[1] / 3.0, atol=1e-6)
+
+
+def test_render_brings_one_shots_to_the_data_level_raising_them_by_at_most_the_boost() -> None:
+    """With the presets' boost (12 dB), a one-shot 6 dB under the data's peak comes out
+    at it, one 40 dB under is raised by exactly 12 dB, one over the ceiling comes down to
+    it, each shape intact. With loudness normalisation the RMS is brought to the data's
+    target unless that would peak over -0.1 dBFS."""
+    cfg = preset("tiny")
+    assert cfg.model.render_boost_max_db == 12.0
+    t = torch.linspace(0, 1, cfg.audio.length)
+    shape = torch.sin(200 * t) * torch.exp(-5 * t)
+    shape = shape / shape.abs().max()
+    made = torch.stack([0.5 * shape, 0.01 * shape, 3.0 * shape])[:, None]
+    model, out = _render_fixed(cfg, made)
+    target = 10 ** (cfg.audio.target_peak_db / 20)
+    peaks = out.abs().amax(dim=-1)[:, 0]
+    assert peaks[0] == pytest.approx(target, rel=1e-6) and peaks[2] == pytest.approx(target, rel=1e-6)
+    assert 20 * math.log10(float(peaks[1]) / 0.01) == pytest.approx(12.0, abs=1e-4)
+    for k in range(3):
+        torch.testing.assert_close(out[k] / peaks[k], made[k] / made[k].abs().max(), atol=1e-6, rtol=0)
+
+    loud = cfg.replace(**{"audio.normalize": "loudness"})
+    rms_target = 10 ** (loud.audio.target_rms_db / 20)
+    spiky = shape.clone()
+    spiky[10] = 40.0 * float(shape.square().mean().sqrt())  # a crest far over the RMS target's headroom
+    made = torch.stack([0.5 * rms_target * shape / shape.square().mean().sqrt(), spiky])[:, None]
+    model, out = _render_fixed(loud, made)
+    assert float(out[0].square().mean().sqrt()) == pytest.approx(rms_target, rel=1e-5)
+    assert float(out[1].abs().max()) == pytest.approx(10 ** (-0.1 / 20), rel=1e-6)
+
+
+def test_render_boost_is_checked_and_off_in_older_checkpoints() -> None:
+    """A config saved before the boost existed (no key) loads with it off: plays as it did."""
+    with pytest.raises(ValueError, match="render_boost_max_db"):
+        preset("tiny").replace(**{"model.render_boost_max_db": -3.0})
+    saved = preset("small").to_dict()
+    del saved["model"]["render_boost_max_db"]
+    assert FlowshotConfig.from_dict(saved).model.render_boost_max_db == 0.0
 
 
 def test_decoder_parts_sum_to_its_output_and_the_noise_bias_sets_the_noise_level() -> None:
