@@ -36,6 +36,9 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--velocity-curve", type=float, default=2.0, metavar="EXP",
                    help="gain = (velocity/127)^EXP (default 2, the General MIDI curve: "
                         "40 log10(velocity/127) dB; 1 = linear)")
+    p.add_argument("--gain", type=float, default=0.0, metavar="DB",
+                   help="output gain in dB on every pad (default 0: one-shots peak at -1 dBFS, as the training "
+                        "data; overlapping hits can sum over 0 dBFS, so -6 leaves room for about two)")
     p.add_argument("--polyphony", type=int, default=16, help="voices at once; the oldest is stolen and fades out in 5 ms (default 16)")
     p.add_argument("--choke", action="append", default=None, metavar="PADS",
                    help="choke group as comma-separated pads, e.g. --choke 6,10 (repeatable; "
@@ -165,11 +168,13 @@ def _build_engine(args: argparse.Namespace, output_rate: int | None, backend=Non
     # The same range a kit is checked against, so every kit this engine saves loads again.
     if not lo <= args.velocity_curve <= hi:
         raise FlowshotError(f"--velocity-curve {args.velocity_curve} is outside {lo:g}..{hi:g}; 1 is linear, 2 the MIDI curve")
+    if not -60.0 <= args.gain <= 24.0:
+        raise FlowshotError(f"--gain {args.gain:g} dB is outside -60..24 dB")
     split = _pad_numbers(args.split_out, "--split-out", args.pads) if args.split_out else None
     settings = EngineSettings(n_pads=args.pads, first_note=args.first_note, polyphony=args.polyphony,
                               velocity_exponent=args.velocity_curve, choke_groups=chokes, seed=args.seed,
                               split_pads=split, hold_background=not getattr(args, "no_hold_background", False),
-                              mixer=args.mixer)
+                              mixer=args.mixer, gain_db=args.gain)
     engine = Engine(backend, settings, output_rate=output_rate or backend.sample_rate, background=background)
     if args.kit:
         load_kit(engine, args.kit)

@@ -79,6 +79,9 @@ class EngineSettings:
             the CPU to itself; the other pads' renders wait that long.
         mixer: "auto" (the C mixer where it was built, else Python), "c" or "python"
             (``flowshot.realtime.voices``; same rules, the C one plays on JACK without the GIL).
+        gain_db: every pad's sound is scaled by this (dB) as it goes live. A model plays
+            its one-shots at its data's level, -1 dBFS at the peak, so two full-velocity
+            hits that meet can sum over 0 dBFS; -6 leaves room for about two.
     """
 
     n_pads: int = 16
@@ -95,6 +98,7 @@ class EngineSettings:
     split_pads: list[int] | None = None
     hold_background: bool = True
     mixer: str = "auto"
+    gain_db: float = 0.0
 
 
 @dataclass
@@ -595,6 +599,8 @@ class Engine:
         """Make ``buf`` (float32 [frames] at the output rate) what later hits of ``pad`` play;
         voices already playing keep the old buffer."""
         buf = np.ascontiguousarray(buf, dtype=np.float32)
+        if self.settings.gain_db != 0.0:
+            buf = buf * np.float32(10.0 ** (self.settings.gain_db / 20.0))
         self._retire(self.pad_audio[pad])
         self.pad_audio[pad] = buf
         self.mix.set_pad(pad, buf)

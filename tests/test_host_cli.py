@@ -48,6 +48,25 @@ def test_velocity_curve_outside_the_kit_range_is_refused() -> None:
     assert engine.settings.velocity_exponent == 1.5
 
 
+def test_gain_scales_every_pad_and_what_it_plays_or_is_refused_in_one_line() -> None:
+    """--gain -6: each pad's live sound, and a hit's mix, at 10^(-6/20) of the same engine's at 0 dB."""
+    with pytest.raises(FlowshotError, match=r"--gain 40 dB is outside -60\.\.24 dB"):
+        _build_engine(parse("--gain", "40"), None, ToyBackend(toy_stats()))
+    engines = [_build_engine(parse("--gain", g), None, ToyBackend(toy_stats())) for g in ("0", "-6")]
+    mixes = []
+    for engine in engines:
+        engine.render_pending()
+        engine.trigger(3, 0.8, 10)
+        out = np.zeros(1024, np.float32)
+        engine.process(out)
+        mixes.append(out)
+    ratio = np.float32(10 ** (-6 / 20))
+    assert np.abs(mixes[0]).max() > 0.1
+    for pad in range(16):
+        np.testing.assert_allclose(engines[1].pad_audio[pad], ratio * engines[0].pad_audio[pad], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(mixes[1], ratio * mixes[0], rtol=1e-5, atol=1e-8)
+
+
 
 def play(*extra: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
