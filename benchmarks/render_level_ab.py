@@ -8,8 +8,6 @@ by call so the machine's drift hits both alike. Prints median ms per one-shot.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
@@ -18,6 +16,8 @@ from flowshot.model.vae import FlowVAE
 
 
 def main() -> int:
+    from export_ab import interleaved_ms  # benchmarks/ is a script folder, not a package
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="base", choices=("tiny", "small", "base"))
     ap.add_argument("--repeats", type=int, default=100)
@@ -32,20 +32,12 @@ def main() -> int:
     for model in models.values():
         model.load_state_dict(first.state_dict())
     z = torch.randn(1, cfg.model.latent_dim)
-    times: dict[str, list[float]] = {name: [] for name in models}
     with torch.no_grad():
-        for model in models.values():  # warm-up
-            for _ in range(5):
-                model.render(z)
-        for _ in range(args.repeats):
-            for name, model in models.items():
-                t0 = time.perf_counter()
-                model.render(z)
-                times[name].append((time.perf_counter() - t0) * 1e3)
+        ms = interleaved_ms({name: (lambda m=model: m.render(z)) for name, model in models.items()}, args.repeats, 1)
     print(f"| {args.preset}, eager render, batch 1, 1 thread | median ms |")
     print("|---|---:|")
-    for name, ms in times.items():
-        print(f"| {name} | {statistics.median(ms):.2f} |")
+    for name, value in ms.items():
+        print(f"| {name} | {value:.2f} |")
     return 0
 
 

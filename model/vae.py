@@ -68,7 +68,6 @@ class FlowVAE(nn.Module):
         # ... and ``render`` brings them to the level the examples were normalised to.
         self.level_by_peak = a.normalize == "peak"
         self.level_target = float(10.0 ** ((a.target_peak_db if self.level_by_peak else a.target_rms_db) / 20.0))
-        self.level_boost = m.render_boost_max_db > 0
         self.max_boost = float(10.0 ** (m.render_boost_max_db / 20.0))
         self.pqmf = PQMF(m.pqmf_bands, m.pqmf_attenuation)
         self.encoder = Encoder(cfg)
@@ -154,7 +153,7 @@ class FlowVAE(nn.Module):
         y = self.decode(z)
         peak = y.abs().amax(dim=-1, keepdim=True).clamp_min(1e-9)
         gain = self.peak_ceiling / peak
-        if self.level_boost:
+        if self.max_boost > 1.0:
             level = peak if self.level_by_peak else y.square().mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-9)
             gain = torch.minimum(gain, torch.clamp(self.level_target / level, max=self.max_boost))
         else:
