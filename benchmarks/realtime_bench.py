@@ -331,6 +331,10 @@ def main() -> int:
     if "callback_start_late_max_ms" in final:
         t.add_row("latest callback start in its cycle (wake-up; Python mixer: + GIL wait)",
                   f"{final['callback_start_late_max_ms']:.3f} ms")
+    if "limited_frames" in final:
+        t.add_row("master limiter: samples turned down (whole run) / deepest reduction",
+                  f"{final['limited_frames']} ({100 * final['limited_frames'] / max(1, final['frames']):.1f} %) / "
+                  f"{final['limiter_max_db']:.1f} dB")
     t.add_row("pad renders in the host", str(int(stats[3] - base_stats[3])))
     if args.render_workers == 2:
         t.add_row("background worker paused while the lead answers a knob", "no" if args.no_hold_background else "yes")

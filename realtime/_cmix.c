@@ -2,7 +2,8 @@
  *
  * Same rules as realtime/voices.py (``PyVoices``, the spec; tests/test_cmix.py checks the
  * two agree sample for sample): hits start at their frame in the block, choke groups and
- * stolen voices fade over ``fade_len`` frames, at most ``polyphony`` voices fade at once.
+ * stolen voices fade over ``fade_len`` frames, at most ``polyphony`` voices fade at once,
+ * and each output then passes the master limiter (realtime/limiter.py).
  *
  * Why C: a Python process callback must take the GIL every period, and any other thread
  * of the host (OSC, UI, render bookkeeping) holding it makes the callback late. Here the
@@ -59,6 +60,9 @@ typedef struct {
     uint8_t *ctl;                      /* [ctl_size * 4]: other MIDI messages for Python (len, bytes) */
     int64_t ctl_head, ctl_tail, ctl_dropped;
     int64_t midi_notes, midi_skipped, callbacks, callback_ns, callback_max_ns, start_late_max;
+    /* the master limiter (realtime/limiter.py, the spec): ceiling 0 = off */
+    double lim_ceiling, lim_release, lim_snap, lim_gain[2], lim_min_gain;
+    int64_t lim_frames;
 } fs_state;
 
 /* ------------------------------------------------------------------ voices */
@@ -238,6 +242,29 @@ static void read_midi(fs_state *s, float *out, float *split, int64_t frames, int
     }
 }
 
+/* The master limiter on one output, in place: ``Limiter.apply`` of realtime/limiter.py,
+ * operation for operation in double precision, so the two mixers agree sample for sample. */
+static void limit(fs_state *s, float *buf, int64_t frames, int channel) {
+    double c = s->lim_ceiling, r = s->lim_release, g = s->lim_gain[channel], low = s->lim_min_gain;
+    if (c <= 0.0) return;
+    int64_t limited = 0;
+    for (int64_t i = 0; i < frames; i++) {
+        double x = (double)buf[i];
+        g = 1.0 - (1.0 - g) * r;
+        if (g > 1.0 - s->lim_snap) g = 1.0;
+        double a = x < 0.0 ? -x : x;
+        if (a * g > c) g = c / a;
+        if (g < 1.0) {
+            limited++;
+            if (g < low) low = g;
+        }
+        buf[i] = (float)(g * x);
+    }
+    s->lim_gain[channel] = g;
+    s->lim_frames += limited;
+    s->lim_min_gain = low;
+}
+
 /* One block into out [frames] (and split, may be NULL), both overwritten: the queued hits
  * first (as queued before this block), then with ``midi`` the cycle's MIDI, then the rest. */
 static void block(fs_state *s, float *out, float *split, int64_t frames, int midi) {
@@ -247,6 +274,8 @@ static void block(fs_state *s, float *out, float *split, int64_t frames, int mid
     take_hits(s, out, split, frames, &start);
     if (midi) read_midi(s, out, split, frames, &start);
     if (start < frames) mix(s, out, split, start, frames);
+    limit(s, out, frames, 0);
+    if (split) limit(s, split, frames, 1);
     s->frames_done += frames;
 }
 

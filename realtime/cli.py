@@ -6,6 +6,7 @@ import argparse
 import gc
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -16,10 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from flowshot.errors import FlowshotError
+from flowshot.realtime.limiter import CEILING_DB, RELEASE_MS
 
 # Niceness of the background render worker: CFS then gives the lead worker about ten
 # times its share of a contended core, so the played pad's render is barely slowed.
 BACKGROUND_NICE = 10
+
+
+def limiter_max_db(engine) -> float:
+    """The limiter's deepest gain reduction so far, dB (0: it never acted)."""
+    return -20.0 * math.log10(max(engine.mix.limiter_min_gain, 1e-12))
 
 
 def _engine_args(p: argparse.ArgumentParser) -> None:
@@ -39,6 +46,14 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gain", type=float, default=0.0, metavar="DB",
                    help="output gain in dB on every pad (default 0: one-shots peak at -1 dBFS, as the training "
                         "data; overlapping hits can sum over 0 dBFS, so -6 leaves room for about two)")
+    p.add_argument("--ceiling", type=float, default=CEILING_DB, metavar="DB",
+                   help=f"the master limiter holds each output under this many dBFS (default {CEILING_DB:g}; "
+                        "-24..0). No look-ahead, so no added latency: hits that sum over it are turned down at "
+                        "once and recover over --release; a mix under it passes untouched")
+    p.add_argument("--release", type=float, default=RELEASE_MS, metavar="MS",
+                   help=f"the limiter's recovery time constant in ms (default {RELEASE_MS:g}; 1..2000)")
+    p.add_argument("--no-limiter", action="store_true",
+                   help="no master limiter: sums over 0 dBFS clip wherever the output goes next")
     p.add_argument("--polyphony", type=int, default=16, help="voices at once; the oldest is stolen and fades out in 5 ms (default 16)")
     p.add_argument("--choke", action="append", default=None, metavar="PADS",
                    help="choke group as comma-separated pads, e.g. --choke 6,10 (repeatable; "
@@ -170,11 +185,16 @@ def _build_engine(args: argparse.Namespace, output_rate: int | None, backend=Non
         raise FlowshotError(f"--velocity-curve {args.velocity_curve} is outside {lo:g}..{hi:g}; 1 is linear, 2 the MIDI curve")
     if not -60.0 <= args.gain <= 24.0:
         raise FlowshotError(f"--gain {args.gain:g} dB is outside -60..24 dB")
+    if not -24.0 <= args.ceiling <= 0.0:
+        raise FlowshotError(f"--ceiling {args.ceiling:g} dBFS is outside -24..0 dBFS")
+    if not 1.0 <= args.release <= 2000.0:
+        raise FlowshotError(f"--release {args.release:g} ms is outside 1..2000 ms")
     split = _pad_numbers(args.split_out, "--split-out", args.pads) if args.split_out else None
     settings = EngineSettings(n_pads=args.pads, first_note=args.first_note, polyphony=args.polyphony,
                               velocity_exponent=args.velocity_curve, choke_groups=chokes, seed=args.seed,
                               split_pads=split, hold_background=not getattr(args, "no_hold_background", False),
-                              mixer=args.mixer, gain_db=args.gain)
+                              mixer=args.mixer, gain_db=args.gain,
+                              ceiling_db=None if args.no_limiter else args.ceiling, limiter_release_ms=args.release)
     engine = Engine(backend, settings, output_rate=output_rate or backend.sample_rate, background=background)
     if args.kit:
         load_kit(engine, args.kit)
@@ -308,7 +328,8 @@ def cmd_play(args: argparse.Namespace) -> int:
                 "render_ms": engine.render_ms, "frames": engine.frames_done, "input_errors": audio.input_errors,
                 **response_ms(engine), "pending_pads": engine.pending_pads,
                 "stale_hits": engine.stale_hits, **stale_ms(engine), **response_call_ms(engine),
-                "callback_start_late_max_ms": audio.start_late_max / rate * 1e3}
+                "callback_start_late_max_ms": audio.start_late_max / rate * 1e3,
+                "limited_frames": engine.mix.frames_limited, "limiter_max_db": limiter_max_db(engine)}
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

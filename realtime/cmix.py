@@ -11,10 +11,12 @@ real-time thread. Elsewhere ``process`` runs the same mixing from a Python callb
 from __future__ import annotations
 
 import ctypes
-from ctypes import c_float, c_int32, c_int64, c_uint8, c_void_p
+from ctypes import c_double, c_float, c_int32, c_int64, c_uint8, c_void_p
 from typing import Any, Callable
 
 import numpy as np
+
+from flowshot.realtime import limiter
 
 _lib = None
 _why = ""
@@ -67,7 +69,9 @@ class _State(ctypes.Structure):
         [("client", c_void_p), ("out_port", c_void_p * 2), ("midi_port", c_void_p), ("n_out", c_int32),
          ("split", c_int32), ("note_pad", c_void_p), ("vel_gain", c_void_p), ("ctl", c_void_p)] + \
         [(n, c_int64) for n in ("ctl_head", "ctl_tail", "ctl_dropped", "midi_notes", "midi_skipped", "callbacks",
-                                "callback_ns", "callback_max_ns", "start_late_max")]
+                                "callback_ns", "callback_max_ns", "start_late_max")] + \
+        [("lim_ceiling", c_double), ("lim_release", c_double), ("lim_snap", c_double), ("lim_gain", c_double * 2),
+         ("lim_min_gain", c_double), ("lim_frames", c_int64)]
 
 
 class CVoices:
@@ -110,6 +114,8 @@ class CVoices:
         s = self._s = _State()
         s.n_pads, s.n_slots, s.polyphony, s.fade_len = self.n_pads, n, self.polyphony, self.fade_len
         s.ring_size, s.ctl_size = int(queue_size), int(control_size)
+        s.lim_gain[0] = s.lim_gain[1] = s.lim_min_gain = 1.0
+        s.lim_snap = limiter.SNAP
         for name, kind in _State._fields_:  # each pointer field -> the array of that name above
             if kind is c_void_p and name not in ("client", "midi_port"):
                 setattr(s, name, vars(self).get("_" + name, vars(self).get(name)).ctypes.data)
@@ -117,6 +123,11 @@ class CVoices:
         self._jack_refs: list[Any] = []
 
     # ------------------------------------------------------------------ control threads
+    def set_limiter(self, ceiling_db: float | None, release_ms: float, sample_rate: float) -> None:
+        # Set before the stream starts: the callback reads these two doubles unguarded.
+        self._s.lim_ceiling = limiter.ceiling_gain(ceiling_db)
+        self._s.lim_release = limiter.release_factor(release_ms, sample_rate)
+
     def set_groups(self, group_of_pad: list[int]) -> None:
         self._pad_group[:] = group_of_pad
 
@@ -208,6 +219,8 @@ class CVoices:
     callback_max_ms = property(lambda self: self._s.callback_max_ns * 1e-6)
     start_late_max = property(lambda self: int(self._s.start_late_max))
     midi_notes = property(lambda self: int(self._s.midi_notes))
+    frames_limited = property(lambda self: int(self._s.lim_frames))
+    limiter_min_gain = property(lambda self: float(self._s.lim_min_gain))
 
     def holds(self, buf: np.ndarray) -> bool:
         """True while a sounding voice plays ``buf``."""

@@ -35,6 +35,7 @@ import numpy as np
 
 from flowshot.errors import FlowshotError
 from flowshot.realtime.backends import Backend
+from flowshot.realtime.limiter import CEILING_DB, RELEASE_MS
 from flowshot.realtime.voices import MAX_BLOCK, make_voices
 
 RESPONSE_LOG = 256  # change-to-sound times kept for the stats (a ring)
@@ -82,6 +83,11 @@ class EngineSettings:
         gain_db: every pad's sound is scaled by this (dB) as it goes live. A model plays
             its one-shots at its data's level, -1 dBFS at the peak, so two full-velocity
             hits that meet can sum over 0 dBFS; -6 leaves room for about two.
+        ceiling_db: the master limiter holds each output under this, dBFS (None: no
+            limiter). No look-ahead, so no latency: the gain drops on the sample that would
+            cross it and recovers over ``limiter_release_ms`` (``realtime/limiter.py``);
+            a mix under the ceiling passes bit for bit.
+        limiter_release_ms: the limiter's recovery time constant.
     """
 
     n_pads: int = 16
@@ -99,6 +105,8 @@ class EngineSettings:
     hold_background: bool = True
     mixer: str = "auto"
     gain_db: float = 0.0
+    ceiling_db: float | None = CEILING_DB
+    limiter_release_ms: float = RELEASE_MS
 
 
 @dataclass
@@ -187,6 +195,7 @@ class Engine:
         self.mix = make_voices(s.mixer, s.n_pads, s.polyphony, self._fade_len, s.queue_size)
         self._pad_group = self._group_index()
         self.mix.set_groups(self._pad_group)
+        self.mix.set_limiter(s.ceiling_db, s.limiter_release_ms, self.output_rate)
         self.set_split_pads(s.split_pads or [])
 
         self._lock = threading.Lock()  # control threads vs render thread; never the audio thread

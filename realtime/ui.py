@@ -75,6 +75,13 @@ def _cpu_text(cpu: dict[str, float | None] | None) -> str:
     return "cpu " + "  ".join(f"{name} {'--' if v is None else f'{v:.0f}%'}" for name, v in cpu.items())
 
 
+def _limiter_text(engine: Engine, stats: dict[str, float]) -> str:
+    if engine.settings.ceiling_db is None:
+        return "limiter off"
+    deepest = stats.get("limiter_max_db", 0.0)
+    return f"limiter {-deepest:.1f} dB" if deepest > 0 else "limiter idle"
+
+
 def build_panel(engine: Engine, stats: dict[str, float], title: str = "flowshot",
                 cpu: dict[str, float | None] | None = None) -> Panel:
     """One frame of the panel from the engine state and the host's stats.
@@ -105,7 +112,7 @@ def build_panel(engine: Engine, stats: dict[str, float], title: str = "flowshot"
         f"voices {engine.active_voices}/{engine.settings.polyphony}  render {engine.render_ms:.1f} ms  "
         f"knob->sound {stats.get('response_ms_median', 0.0):.1f} ms  "
         f"callback load {100 * stats.get('load_max', 0.0):.0f}%  xruns {int(stats.get('xruns', 0))}  "
-        f"temperature {engine.temperature:.2f}  hits {engine.hits}"
+        f"temperature {engine.temperature:.2f}  hits {engine.hits}  {_limiter_text(engine, stats)}"
     )
     return Panel(Group(pads, knobs, line, Text(_cpu_text(cpu))), title=title)
 

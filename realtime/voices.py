@@ -12,7 +12,8 @@ its frame in the block; at most ``polyphony`` voices sound, a hit beyond that st
 oldest, which fades out over ``fade_len`` frames in a slot of its own; a hit of a pad in
 a choke group fades out the group's other pads; at most ``polyphony`` voices fade at once
 (beyond that the one furthest into its fade is cut). A voice keeps the buffer it started
-with, so a pad re-rendered under a sounding hit never clicks.
+with, so a pad re-rendered under a sounding hit never clicks. Last, each output passes the
+master limiter (``realtime/limiter.py``; off until ``set_limiter``).
 
 Per-pad bookkeeping the engine writes and the voices read when a hit starts
 (``pad_generation``, ``pad_wanted``, ``stale_from``: how far behind its latest change a
@@ -24,6 +25,8 @@ from __future__ import annotations
 import collections
 
 import numpy as np
+
+from flowshot.realtime.limiter import Limiter
 
 MAX_BLOCK = 16384  # the largest audio block the host expects (larger ones still work)
 
@@ -70,8 +73,14 @@ class PyVoices:
         self.stale_hits = 0
         self.stale_frames = 0  # summed over the stale hits
         self.stale_frames_max = 0
+        self.limiter = Limiter()
 
     # ------------------------------------------------------------------ control threads
+    def set_limiter(self, ceiling_db: float | None, release_ms: float, sample_rate: float) -> None:
+        """Hold each output under ``ceiling_db`` dBFS (None: no limiter, the default);
+        ``realtime/limiter.py``."""
+        self.limiter.configure(ceiling_db, release_ms, sample_rate)
+
     def set_groups(self, group_of_pad: list[int]) -> None:
         """Choke group of each pad (-1: none); replaced whole, never edited in place."""
         self._pad_group = list(group_of_pad)
@@ -116,6 +125,9 @@ class PyVoices:
             self._start_voice(pad, gain)
         if start < frames:
             self._mix(out, split, start, frames)
+        self.limiter.apply(out, 0)
+        if split is not None:
+            self.limiter.apply(split, 1)
         self.frames_done += frames
 
     def _start_voice(self, pad: int, gain: float) -> None:
@@ -205,6 +217,9 @@ class PyVoices:
                 self._v_buf[v] = self._silence  # drop the reference: see ``Engine._retire``
 
     # ------------------------------------------------------------------ readers (UI, tests)
+    frames_limited = property(lambda self: self.limiter.frames_limited)
+    limiter_min_gain = property(lambda self: self.limiter.min_gain)
+
     def holds(self, buf: np.ndarray) -> bool:
         """True while a sounding voice plays ``buf``."""
         return any(a and b is buf for a, b in zip(self._v_active, self._v_buf))

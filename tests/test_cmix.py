@@ -20,13 +20,18 @@ N_PADS = 6
 
 def counters(v) -> tuple:
     return (v.frames_done, v.hits, v.steals, v.stale_hits, v.stale_frames, v.stale_frames_max, v.active_voices,
-            v.queued, list(v.last_hit))
+            v.queued, list(v.last_hit), v.frames_limited, v.limiter_min_gain)
 
 
-def run_both(seed: int, polyphony: int, fade: int, blocks: int = 400) -> tuple[int, int]:
+def run_both(seed: int, polyphony: int, fade: int, blocks: int = 400,
+             limiter: tuple[float, float] | None = None) -> tuple[int, int]:
+    """``limiter``: (ceiling dBFS, release ms) at 48 kHz, else none."""
     rng = np.random.default_rng(seed)
     py = PyVoices(N_PADS, polyphony, fade, queue_size=64)
     c = cmix.CVoices(N_PADS, polyphony, fade, queue_size=64)
+    if limiter is not None:
+        for v in (py, c):
+            v.set_limiter(limiter[0], limiter[1], 48000)
     keep = []  # every buffer stays alive: a C voice holds only a pointer
 
     def new_buffer() -> np.ndarray:
@@ -40,7 +45,7 @@ def run_both(seed: int, polyphony: int, fade: int, blocks: int = 400) -> tuple[i
         buf = new_buffer()
         py.set_pad(pad, buf)
         c.set_pad(pad, buf)
-    split_blocks = 0
+    split_blocks = recovered = 0
     for _ in range(blocks):
         frames = int(rng.choice([1, 7, 64, 128, 300]))
         for _ in range(int(rng.integers(0, 5))):
@@ -76,6 +81,13 @@ def run_both(seed: int, polyphony: int, fade: int, blocks: int = 400) -> tuple[i
         got, want = c.voices(), py.voices()
         assert [v[:2] + v[3:] for v in got] == [v[:2] + v[3:] for v in want]
         np.testing.assert_allclose([v[2] for v in got], [v[2] for v in want], rtol=1e-7)
+        if limiter is not None:
+            ceiling = 10 ** (limiter[0] / 20)
+            assert np.abs(outs[0]).max(initial=0.0) <= ceiling * (1 + 1e-6)
+            recovered += py.limiter.gain[0] == 1.0
+    if limiter is not None:
+        assert py.frames_limited > 1000 and py.limiter_min_gain < 0.5  # it really limited, deeply
+        assert 0 < recovered < blocks  # and let go again between bursts
     return py.steals, split_blocks
 
 
@@ -85,6 +97,13 @@ def test_c_mixer_plays_what_the_python_one_plays(seed: int, polyphony: int, fade
     if polyphony <= 4:
         assert steals > 10  # the stream really exercised stealing and its fades
     assert split_blocks > 100
+
+
+@pytest.mark.parametrize("seed, ceiling_db, release_ms", [(4, -0.3, 10.0), (5, -6.0, 2.0)])
+def test_c_mixers_limiter_matches_the_python_one(seed: int, ceiling_db: float, release_ms: float) -> None:
+    # Unit-variance noise buffers summed: most blocks cross the ceiling; with a 2 ms release
+    # the gain also recovers all the way (the snap to 1) between hits.
+    run_both(seed, 4, 40, limiter=(ceiling_db, release_ms))
 
 
 def test_c_mixer_queue_drops_the_newest_hits_when_full() -> None:

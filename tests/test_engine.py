@@ -471,7 +471,7 @@ def test_blocks_beyond_the_scratch_buffer_mix_whole_voices() -> None:
     """Blocks larger than MAX_BLOCK (e.g. an offline render's) mix every sample of a long voice."""
     from flowshot.realtime.engine import MAX_BLOCK
 
-    engine = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[]))
+    engine = Engine(ToyBackend(toy_stats()), EngineSettings(choke_groups=[], ceiling_db=None))
     engine.render_pending()
     long = np.random.default_rng(3).standard_normal(4 * MAX_BLOCK).astype(np.float32)
     engine.set_pad_audio(2, long)
