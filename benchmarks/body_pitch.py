@@ -15,6 +15,9 @@ decay and level per class against the ranges ``builtin:drums`` draws them from. 
 
     .venv/bin/python benchmarks/body_pitch.py runs/base-s0/last.ckpt runs/body-s0/last.ckpt --png pitch.png
 
+``--split train`` measures the sounds the checkpoints trained on instead: a class a model
+fits there and misses held out is one it does not generalise to.
+
 ``--png`` draws each checkpoint's reconstructed pitch against the real one, one dot per
 sound: on the diagonal is right, a row of dots is a pitch the decoder plays for everything.
 """
@@ -132,12 +135,13 @@ def pitch_picture(path: str, panels: list[tuple[str, dict[str, tuple[np.ndarray,
 
 
 def main() -> int:
-    from held_out import add_data_argument, held_out_reconstructions  # benchmarks/ is a script folder, not a package
+    from held_out import add_data_argument, add_split_argument, held_out_reconstructions  # benchmarks/: scripts, not a package
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoints", nargs="+", help="checkpoints trained on the same data")
     ap.add_argument("--png", help="also draw reconstructed against real pitch, per checkpoint, into this PNG")
     add_data_argument(ap)
+    add_split_argument(ap)
     args = ap.parse_args()
 
     torch.set_num_threads(1)
@@ -146,18 +150,19 @@ def main() -> int:
     # pitch and glide down over 8-45 ms; toms 1.2-1.9 times over 15-80 ms. Both are then
     # saturated, tanh(d x) / tanh(d), as the oscillator's drive (``model.body_drive``) is.
     builtin = args.data == ["builtin:drums"]
-    shape = Table(title="the first body oscillator, held-out sounds (5th-95th percentile)" + (
+    which = "held-out" if args.split == "val" else "training"
+    shape = Table(title=f"the first body oscillator, {which} sounds (5th-95th percentile)" + (
                   "; builtin:drums makes kicks strike 2.5-6x over 8-45 ms, decay 0.08-0.5 s, drive 0.8-3.5; toms "
                   "1.2-1.9x over 15-80 ms, 0.12-0.45 s, drive 1-2.5" if builtin else ""))
     for name in ("checkpoint", "class", "strike / resting pitch", "glide ms", "decay s", "amplitude", "drive"):
         shape.add_column(name, justify="left" if name in ("checkpoint", "class") else "right")
-    table = Table(title="drum bodies' pitch, held-out sounds: reconstructions against real (rim tone: the loudest "
+    table = Table(title=f"drum bodies' pitch, {which} sounds: reconstructions against real (rim tone: the loudest "
                   "frequency at 300-700 Hz over the first 50 ms)")
     for name in ("checkpoint", "class", "sounds", "median error, semitones", "within a semitone",
                  "distinct pitches (real)", "level at the real pitch, dB", "oscillator: median error / distinct"):
         table.add_column(name, justify="left" if name in ("checkpoint", "class") else "right")
     for path in args.checkpoints:
-        cfg, x, classes, y, z, model = held_out_reconstructions(path, args.data)
+        cfg, x, classes, y, z, model = held_out_reconstructions(path, args.data, args.split)
         osc_params = oscillator_parameters(model.bodies, z)
         by_class = {}
         for name in CLASSES:

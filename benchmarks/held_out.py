@@ -13,20 +13,21 @@ BUILTIN = ("builtin:drums",)
 
 
 def held_out_drums(
-    cfg: FlowshotConfig, sounds: int | None = None, data: tuple[str, ...] | list[str] = BUILTIN
+    cfg: FlowshotConfig, sounds: int | None = None, data: tuple[str, ...] | list[str] = BUILTIN, split: str = "val"
 ) -> tuple[torch.Tensor, list[str]]:
     """The validation split of ``data`` (the folders or ``builtin:drums`` a checkpoint was
     trained on) made for ``cfg``, the split training held out: audio [N, 1, L] and each
-    sound's class; the first ``sounds`` only, if given."""
+    sound's class; the first ``sounds`` only, if given. ``split="train"``: the sounds it
+    trained on instead (what a model fits, against what it generalises to)."""
     from flowshot.model.data import load_examples
 
     examples = load_examples(list(data), cfg, progress=False)
-    index = examples.val_index()[:sounds]
+    index = (examples.train_index() if split == "train" else examples.val_index())[:sounds]
     return examples.audio[index].unsqueeze(1), [examples.classes[i] for i in index]
 
 
 def held_out_reconstructions(
-    path: str, data: tuple[str, ...] | list[str] = BUILTIN
+    path: str, data: tuple[str, ...] | list[str] = BUILTIN, split: str = "val"
 ) -> tuple[FlowshotConfig, torch.Tensor, list[str], torch.Tensor, torch.Tensor, torch.nn.Module]:
     """A checkpoint trained on ``data`` -> (its config, the held-out sounds
     [N, 1, L], their classes, the model's reconstructions of them [N, 1, L], their
@@ -35,7 +36,7 @@ def held_out_reconstructions(
 
     loaded = load_model(path)
     model, cfg = loaded.model.eval(), loaded.config
-    x, classes = held_out_drums(cfg, data=data)
+    x, classes = held_out_drums(cfg, data=data, split=split)
     with torch.no_grad():
         z = model.embed(x)
         y = model.decode(z)
@@ -47,3 +48,10 @@ def add_data_argument(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--data", nargs="+", default=list(BUILTIN),
                     help="the folders or builtin:drums the checkpoints were trained on (default builtin:drums): "
                          "their held-out split is measured; classes come from the file names")
+
+
+def add_split_argument(ap: argparse.ArgumentParser) -> None:
+    """``--split``: the held-out sounds (default) or the ones the checkpoints trained on."""
+    ap.add_argument("--split", choices=("val", "train"), default="val",
+                    help="val (default): the held-out sounds; train: the sounds the checkpoints trained on, "
+                         "to tell what a model cannot fit from what it does not generalise to")
