@@ -7,7 +7,7 @@ dotted), where an offset in a sub-band comes out as a steady tone.
 
 One panel per class (its first held-out sound), one line per checkpoint. All checkpoints
 must share a sample rate and PQMF bands (e.g. one run with and without an inference-only
-setting, ``benchmarks/with_setting.py``).
+setting, ``flowshot adjust``).
 """
 
 from __future__ import annotations

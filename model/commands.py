@@ -18,12 +18,13 @@ FROZEN_ON_RESUME = ("audio.", "model.")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the train, generate, vary, report, stats and refit-prior sub-commands."""
+    """Add the train, generate, vary, report, stats, adjust and refit-prior sub-commands."""
     _register_train(subparsers)
     _register_generate(subparsers)
     _register_vary(subparsers)
     _register_report(subparsers)
     _register_stats(subparsers)
+    _register_adjust(subparsers)
     _register_refit_prior(subparsers)
 
 
@@ -155,6 +156,54 @@ def run_stats(args: argparse.Namespace) -> int:
     atomic_torch_save(ckpt, out)
     print(f"latent statistics of {stats['n_examples']} training sounds "
           f"({len(stats['macro_labels'])} knobs: {', '.join(stats['macro_labels'])}; {len(stats['pad_classes'])} pads) written to {out}")
+    return 0
+
+
+# Settings that change what a trained decoder plays without touching what it learned.
+INFERENCE_ONLY = ("model.highpass_hz", "model.highpass_order", "model.highpass_bands", "model.render_boost_max_db")
+
+
+def _register_adjust(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "adjust", help="copy a checkpoint with a playback setting changed (no retraining)",
+        description="Write a copy of a checkpoint with settings changed that act only when the model plays, "
+        "not what it learned: model.highpass_bands (16 = every sub-band high-passed: the steady tone an "
+        "upper sub-band's offset leaves on its band edges, the multiples of 1,378 Hz in small and base, becomes "
+        "a narrow notch; on the Hydrogen kits every distribution score equal or better, on builtin:drums FAD "
+        "4 to 7 worse, docs/evaluation.md), model.highpass_hz and model.highpass_order (that filter), "
+        "model.render_boost_max_db (how far a quiet one-shot is raised to the data's level). The weights are "
+        "copied as they are; export, generate, evaluate and the live host then play the copy with the new setting.")
+    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint written by flowshot train (e.g. RUN/last.ckpt)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", required=True,
+                   help=f"one of {', '.join(INFERENCE_ONLY)} (repeatable)")
+    p.add_argument("-o", "--out", required=True, metavar="OUT.ckpt", help="the new checkpoint (not CKPT itself)")
+    p.set_defaults(func=run_adjust)
+
+
+def run_adjust(args: argparse.Namespace) -> int:
+    from flowshot.model.checkpoint import atomic_torch_save, config_from_checkpoint, load_model, read_checkpoint
+
+    src, out = Path(args.checkpoint), Path(args.out)
+    if out.resolve() == src.resolve():
+        raise FlowshotError(f"-o {out} is the input checkpoint; write the copy to a new file")
+    overrides = dict(parse_override(text) for text in args.overrides)
+    for key in overrides:
+        if key not in INFERENCE_ONLY:
+            raise FlowshotError(f"--set {key}: only {', '.join(INFERENCE_ONLY)} leave the trained weights valid; "
+                                "to change anything else, train (or --resume) with it")
+    ckpt = read_checkpoint(src)
+    cfg = config_from_checkpoint(ckpt, src)
+    if cfg.model.highpass_in_training and cfg.model.highpass_hz > 0 and any(k.startswith("model.highpass") for k in overrides):
+        raise FlowshotError(f"{src} trained behind its high-pass (model.highpass_in_training): "
+                            "changing the filter changes what it learned; retrain instead")
+    ckpt["flowshot"]["config"] = apply_overrides(cfg, overrides).to_dict()
+    atomic_torch_save(ckpt, out)
+    try:
+        load_model(out)  # the copy must load as every command loads it
+    except FlowshotError:
+        out.unlink(missing_ok=True)
+        raise
+    print(f"wrote {out} ({', '.join(f'{k}={v!r}' for k, v in overrides.items())})")
     return 0
 
 

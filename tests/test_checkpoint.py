@@ -216,26 +216,33 @@ def test_lightning_resume_path_reads_weights_only(tmp_path: Path) -> None:
     assert "pickled code" in _one_line(err, path)
 
 
-def test_with_setting_copies_a_checkpoint_with_an_inference_only_setting(tmp_path: Path) -> None:
-    """benchmarks/with_setting.py: the copy rebuilds with the new setting and the very same
-    weights; a setting that would make the weights wrong is refused in one line."""
+def test_adjust_copies_a_checkpoint_with_an_inference_only_setting(tmp_path: Path) -> None:
+    """flowshot adjust (and benchmarks/with_setting.py, which runs it): the copy rebuilds
+    with the new setting and the very same weights; a setting that would make the weights
+    wrong, or writing over the input, is refused in one line."""
     from test_export_ts import random_checkpoint
 
     src = random_checkpoint(tmp_path / "a.ckpt")
     out = tmp_path / "b.ckpt"
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "with_setting.py"
-    run = subprocess.run([sys.executable, str(script), str(src), "-o", str(out), "--set", "model.highpass_bands=2"],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-m", "flowshot.cli", "adjust", str(src), "-o", str(out),
+                          "--set", "model.highpass_bands=2"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     a, b = load_model(src), load_model(out)
     assert (a.config.model.highpass_bands, b.config.model.highpass_bands) == (1, 2)
     assert b.config.replace(**{"model.highpass_bands": 1}) == a.config
     sa, sb = a.model.state_dict(), b.model.state_dict()
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-    bad = subprocess.run([sys.executable, str(script), str(src), "-o", str(tmp_path / "c.ckpt"), "--set", "loss.beta=1.0"],
-                         capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "loss.beta" in bad.stderr
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "with_setting.py"
+    refused = [
+        ([sys.executable, str(script), str(src), "-o", str(tmp_path / "c.ckpt"), "--set", "loss.beta=1.0"], "loss.beta"),
+        ([sys.executable, "-m", "flowshot.cli", "adjust", str(src), "-o", str(src), "--set", "model.highpass_bands=2"],
+         "is the input checkpoint"),
+    ]
+    for argv, why in refused:
+        bad = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and why in bad.stderr, bad.stderr
     assert not (tmp_path / "c.ckpt").exists()
+    assert load_model(src).config == a.config
 
 
 def test_branch_spectra_splits_each_sub_band_and_runs_on_a_trained_checkpoint(tiny_checkpoint: Path) -> None:
