@@ -13,18 +13,22 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from flowshot.errors import FlowshotError
 from flowshot.realtime.limiter import CEILING_DB, RELEASE_MS
 
+if TYPE_CHECKING:
+    from flowshot.realtime.engine import Engine
+
 # Niceness of the background render worker: CFS then gives the lead worker about ten
 # times its share of a contended core, so the played pad's render is barely slowed.
 BACKGROUND_NICE = 10
 
 
-def limiter_max_db(engine) -> float:
+def limiter_max_db(engine: Engine) -> float:
     """The limiter's deepest gain reduction so far, dB (0: it never acted)."""
     return -20.0 * math.log10(max(engine.mix.limiter_min_gain, 1e-12))
 

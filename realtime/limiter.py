@@ -27,7 +27,7 @@ import numpy as np
 # for seconds (1 - g shrinks by the release factor each sample until it underflows
 # double precision), and the Python mixer's fast path waits for exactly 1.
 SNAP = 1e-5
-CEILING_DB = -0.3  # the host's default: under full scale by a margin a resampler's overshoot rarely crosses
+CEILING_DB = -0.3  # the host's default: a little under full scale, for the peaks a DAC makes between samples
 RELEASE_MS = 50.0
 
 
