@@ -22,8 +22,9 @@ VOICES = 16
 LENGTH = RATE  # one-second pad buffers: every voice sounds through the whole measurement
 
 
-def playing_mixer(kind: str, ceiling_db: float | None, level: float):
-    """A mixer of ``kind`` ("c" or "python") with 16 voices sounding noise at ``level`` each."""
+def playing_mixer(kind: str, ceiling_db: float | None, level: float) -> tuple:
+    """A mixer of ``kind`` ("c" or "python") with 16 voices sounding noise at ``level``
+    each, and the pad buffers (a C voice holds only a pointer: keep them while it plays)."""
     mixer = (cmix.CVoices if kind == "c" else PyVoices)(VOICES, VOICES, 240, 1024)
     mixer.set_limiter(ceiling_db, 50.0, RATE)
     rng = np.random.default_rng(0)
@@ -31,8 +32,7 @@ def playing_mixer(kind: str, ceiling_db: float | None, level: float):
     for pad, buf in enumerate(bufs):
         mixer.set_pad(pad, buf)
         mixer.trigger(pad, 1.0, 0)
-    mixer.keep = bufs  # a C voice holds only a pointer
-    return mixer
+    return mixer, bufs
 
 
 def main() -> int:
@@ -52,7 +52,8 @@ def main() -> int:
     for kind in kinds:
         for frames in args.blocks:
             out = np.zeros(frames, np.float32)
-            mixers = {name: playing_mixer(kind, *case) for name, case in cases.items()}
+            playing = {name: playing_mixer(kind, *case) for name, case in cases.items()}
+            mixers = {name: mixer for name, (mixer, _) in playing.items()}
             calls = {name: (lambda m=m: m.process(out)) for name, m in mixers.items()}
             ms = interleaved_ms(calls, args.repeats, 1)
             limited = mixers["on, limiting"].frames_limited

@@ -30,7 +30,7 @@ BACKGROUND_NICE = 10
 
 def limiter_max_db(engine: Engine) -> float:
     """The limiter's deepest gain reduction so far, dB (0: it never acted)."""
-    return -20.0 * math.log10(max(engine.mix.limiter_min_gain, 1e-12))
+    return -20.0 * math.log10(max(engine.limiter_min_gain, 1e-12))
 
 
 def _engine_args(p: argparse.ArgumentParser) -> None:
@@ -333,7 +333,7 @@ def cmd_play(args: argparse.Namespace) -> int:
                 **response_ms(engine), "pending_pads": engine.pending_pads,
                 "stale_hits": engine.stale_hits, **stale_ms(engine), **response_call_ms(engine),
                 "callback_start_late_max_ms": audio.start_late_max / rate * 1e3,
-                "limited_frames": engine.mix.frames_limited, "limiter_max_db": limiter_max_db(engine)}
+                "limited_frames": engine.frames_limited, "limiter_max_db": limiter_max_db(engine)}
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -352,6 +352,8 @@ class Engine:
     stale_hits = property(lambda self: self.mix.stale_hits)
     stale_frames = property(lambda self: self.mix.stale_frames)  # summed over the stale hits
     stale_frames_max = property(lambda self: self.mix.stale_frames_max)
+    frames_limited = property(lambda self: self.mix.frames_limited)  # samples the master limiter turned down
+    limiter_min_gain = property(lambda self: self.mix.limiter_min_gain)  # its deepest gain, 1 = never acted
     queued = property(lambda self: self.mix.queued)  # hits waiting for the next block
 
     @property

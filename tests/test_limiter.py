@@ -117,9 +117,9 @@ def test_the_host_limits_hits_that_meet_and_the_cli_sets_or_refuses_it() -> None
         engine.process(out)
         peaks[flags] = np.abs(out).max()
         if flags == ():
-            assert engine.mix.frames_limited > 0 and engine.mix.limiter_min_gain < 0.25
+            assert engine.frames_limited > 0 and engine.limiter_min_gain < 0.25
             deepest = limiter_max_db(engine)
-            assert deepest == pytest.approx(-20 * math.log10(engine.mix.limiter_min_gain)) and deepest > 12
+            assert deepest == pytest.approx(-20 * math.log10(engine.limiter_min_gain)) and deepest > 12
             assert f"limiter {-deepest:.1f} dB" in panel_text(engine, {"limiter_max_db": deepest})
         if flags == ("--no-limiter",):
             assert "limiter off" in panel_text(engine, {})
