@@ -115,6 +115,11 @@ class ModelConfig:
         noise_init_bias: initial bias of the noise gains (mod_sigmoid(-4) = -74 dB). From
             -1.6 (-30 dB) the noise took over every sub-band above the first and the
             sounds lost all their spectral lines: FAD 11 to 15 points worse (docs/evaluation.md).
+        noise_splits: gains per sub-band for that noise: the band's white noise is cut
+            into this many equal slices of its spectrum, each under its own envelope (1 =
+            one flat noise per band, as in older checkpoints). A band is 689 Hz wide in
+            `small`, 1,378 in `base`: flat over that, the noise cannot follow a hat's or a
+            cymbal's spectrum where it rises or falls steeply.
         highpass_hz: cut-off of a fixed high-pass on the lowest sub-band, which holds
             everything below ``sample_rate / (2 * pqmf_bands)``: no sound comes out with
             content under it (0 = off, as in older checkpoints).
@@ -204,6 +209,7 @@ class ModelConfig:
     context_dim: int = 128
     noise: bool = True
     noise_init_bias: float = -4.0
+    noise_splits: int = 1
     highpass_hz: float = 0.0
     highpass_bands: int = 1
     highpass_order: int = 1
@@ -510,6 +516,8 @@ class FlowshotConfig:
         if not 0.0 <= m.highpass_hz < a.sample_rate / (4 * m.pqmf_bands):
             raise ValueError(f"model.highpass_hz must be in [0, {a.sample_rate / (4 * m.pqmf_bands):g}) Hz "
                              f"(half the lowest sub-band), got {m.highpass_hz}")
+        if not 1 <= m.noise_splits <= 16:
+            raise ValueError(f"model.noise_splits must be 1 to 16, got {m.noise_splits}")
         if not 1 <= m.highpass_bands <= m.pqmf_bands:
             raise ValueError(f"model.highpass_bands must be 1 to pqmf_bands ({m.pqmf_bands}), got {m.highpass_bands}")
         if not 0.0 <= m.render_boost_max_db <= 40.0:

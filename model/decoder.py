@@ -18,6 +18,11 @@ signals at the sub-band rate:
 
     sub-band = wave * mod_sigmoid(amp) + noise_buffer * mod_sigmoid(noise)
 
+  With ``model.noise_splits`` = S > 1 the band's noise is cut into S equal slices of
+  its spectrum (``split_noise``), each under its own gain, and the slices are summed:
+  a one-gain band is flat over its whole width (689 Hz in `small`), which cannot
+  follow a hat's or a cymbal's spectrum where it rises or falls steeply.
+
 The lowest sub-band then goes through a fixed high-pass when ``highpass_hz`` is set: in
 the presets only outside training (``highpass_in_training`` False). Decoders put a slow
 offset under their envelopes, which the STFT loss pays them for; trained behind the filter
@@ -84,6 +89,30 @@ def highpass_response(cutoff_hz: float, rate: float, order: int) -> Tensor:
     return h
 
 
+def split_noise(noise: Tensor, splits: int) -> Tensor:
+    """Cut white noise into ``splits`` equal slices of its spectrum (brick-wall, by FFT).
+
+    The slices sum exactly to ``noise`` (up to rounding), so equal gains on all of them
+    give the one-gain band back.
+
+    Args:
+        noise: ``[bands, T]``. splits: slices per band.
+    Returns:
+        ``[bands * splits, T]``, band-major: band b's slice s is row ``b * splits + s``,
+        slice 0 the lowest frequencies of the sub-band signal (of the output's band
+        too in even bands; PQMF mirrors the odd ones).
+    """
+    spectrum = torch.fft.rfft(noise.double(), dim=-1)
+    bins = spectrum.shape[-1]
+    edges = [round(i * bins / splits) for i in range(splits + 1)]
+    slices = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        part = torch.zeros_like(spectrum)
+        part[:, lo:hi] = spectrum[:, lo:hi]
+        slices.append(torch.fft.irfft(part, n=noise.shape[-1], dim=-1))
+    return torch.stack(slices, dim=1).reshape(-1, noise.shape[-1]).to(noise.dtype)
+
+
 class Decoder(nn.Module):
     """Latent -> sub-bands.
 
@@ -106,6 +135,7 @@ class Decoder(nn.Module):
         self.bands = int(m.pqmf_bands)
         self.frames = cfg.audio.length // m.hop + int(m.decoder_preroll)
         self.use_noise = bool(m.noise)
+        self.noise_splits = int(m.noise_splits)
         self.project = nn.Linear(m.latent_dim, ch[0] * self.frames)
         ups: List[nn.Module] = []
         conds: List[nn.Module] = []
@@ -126,7 +156,7 @@ class Decoder(nn.Module):
         self.conds = nn.ModuleList(conds)
         self.stages = nn.ModuleList(stages)
         self.final_act = Snake(ch[-1])
-        outputs = (3 if self.use_noise else 2) * self.bands
+        outputs = (2 + (self.noise_splits if self.use_noise else 0)) * self.bands
         self.out = wn_conv1d(ch[-1], outputs, m.out_kernel, padding=m.out_kernel // 2)
         with torch.no_grad():
             # Noise starts far down (mod_sigmoid(-4): -74 dB): the model is meant to turn it
@@ -155,13 +185,15 @@ class Decoder(nn.Module):
         self.upper_wave_gain = 1.0
         generator = torch.Generator().manual_seed(0)
         noise = torch.randn(1, self.bands, self.frames * m.hop // self.bands, generator=generator)
+        if self.noise_splits > 1:
+            noise = split_noise(noise[0], self.noise_splits).unsqueeze(0)
         # Part of the state dict, so an exported file carries the very same noise.
         self.register_buffer("noise_buffer", noise if self.use_noise else noise[:, :, :0])
 
     def heads(self, z: Tensor) -> Tensor:
-        """[B,D] -> [B, 2 or 3 x bands, (L + P)//bands]: the last convolution's outputs, per
-        sub-band the deterministic signal, its amplitude and (with noise) the noise gain,
-        all before their non-linearities."""
+        """[B,D] -> [B, (2 + S) x bands, (L + P)//bands]: the last convolution's outputs,
+        per sub-band the deterministic signal, its amplitude and (with noise) the S =
+        ``noise_splits`` noise gains (band-major), all before their non-linearities."""
         h = self.project(z).reshape(z.shape[0], self.channels, self.frames)
         for up, cond, stage in zip(self.ups, self.conds, self.stages):
             h = stage(up(h) + cond(z).unsqueeze(-1))
@@ -186,7 +218,10 @@ class Decoder(nn.Module):
                 upper = upper - upper.mean(dim=-1, keepdim=True)
             wave = torch.cat([wave[:, :k], upper], dim=1)
         if self.use_noise:
-            return wave, self.noise_buffer * mod_sigmoid(h[:, 2 * self.bands:])
+            noise = self.noise_buffer * mod_sigmoid(h[:, 2 * self.bands:])
+            if self.noise_splits > 1:
+                noise = noise.reshape(h.shape[0], self.bands, self.noise_splits, -1).sum(2)
+            return wave, noise
         return wave, torch.zeros_like(wave)
 
     def noise_part_db(self, z: Tensor) -> Tensor:

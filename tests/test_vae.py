@@ -601,3 +601,68 @@ def test_upper_wave_fade_in_scales_the_upper_deterministic_part_in_training_only
         torch.testing.assert_close(scripted(z), dec(z))
     with pytest.raises(ValueError, match="wave_fade_in_steps"):
         cfg.replace(**{"train.wave_fade_in_steps": -1})
+
+
+def test_noise_splits_cut_each_band_into_slices_that_sum_to_its_white_noise(tmp_path) -> None:
+    """With ``model.noise_splits`` = S each sub-band's stored noise is S slices of its
+    spectrum: they add up to the one-gain band's noise, each holds its own slice and no
+    other, so equal gains decode the old sound and one gain turned down takes out its
+    slice of every band. The decoder scripts and exports to ONNX (checked against
+    onnxruntime by ``write_graphs``)."""
+    from flowshot.export.onnx import write_graphs
+    from flowshot.export.ts import inference_model
+    from flowshot.model.checkpoint import LoadedModel
+
+    one = preset("tiny").replace(**{"model.highpass_hz": 0.0})
+    splits = 4
+    four = one.replace(**{"model.noise_splits": splits})
+    torch.manual_seed(0)
+    a, b = FlowVAE(one).decoder.eval(), FlowVAE(four).decoder.eval()
+    bands, frames = a.bands, a.noise_buffer.shape[-1]
+    assert b.noise_buffer.shape == (1, bands * splits, frames)
+    torch.testing.assert_close(b.noise_buffer.reshape(bands, splits, frames).sum(1), a.noise_buffer[0], rtol=0, atol=1e-5)
+    power = torch.fft.rfft(b.noise_buffer[0].double(), dim=-1).abs().square().reshape(bands, splits, -1)
+    bins = power.shape[-1]
+    for s in range(splits):
+        inside = slice(round(s * bins / splits), round((s + 1) * bins / splits))
+        share = power[:, s, inside].sum(-1) / power[:, s].sum(-1)
+        assert float(share.min()) > 1 - 1e-9, (s, share)
+    # Equal gains: the slices' sum is the one-gain band, so both decoders make one sound.
+    with torch.no_grad():
+        sd = b.state_dict()
+        for name, value in a.state_dict().items():
+            if name in ("noise_buffer",) or not name.startswith("out."):
+                sd[name] = value
+        gain_w = a.out.parametrizations.weight.original1[2 * bands:]
+        gain_b = a.out.bias[2 * bands:]
+        sd["out.parametrizations.weight.original1"] = torch.cat(
+            [a.out.parametrizations.weight.original1[: 2 * bands], gain_w.repeat_interleave(splits, 0)])
+        sd["out.parametrizations.weight.original0"] = torch.cat(
+            [a.out.parametrizations.weight.original0[: 2 * bands],
+             a.out.parametrizations.weight.original0[2 * bands:].repeat_interleave(splits, 0)])
+        sd["out.bias"] = torch.cat([a.out.bias[: 2 * bands], gain_b.repeat_interleave(splits, 0)])
+        sd["noise_buffer"] = b.noise_buffer
+        b.load_state_dict(sd)
+        z = torch.randn(3, one.model.latent_dim, generator=torch.Generator().manual_seed(1))
+        torch.testing.assert_close(b(z), a(z), rtol=1e-4, atol=1e-5)
+        _, before = b.parts(z)
+        # The top slice of every band shut: the noise part loses that quarter of each band
+        # (all but what the gains' own movement in time spreads into it, under 2 %).
+        b.out.parametrizations.weight.original0[2 * bands + splits - 1:: splits].zero_()
+        b.out.bias[2 * bands + splits - 1:: splits] = -30.0
+        _, after = b.parts(z)
+
+    def top_share(noise: torch.Tensor) -> float:
+        spectrum = torch.fft.rfft(noise.double(), dim=-1).abs().square()
+        return float(spectrum[..., round((splits - 1) * bins / splits) + 2:].sum() / spectrum.sum())
+
+    assert top_share(before) > 0.1 and top_share(after) < 0.02, (top_share(before), top_share(after))
+    model = FlowVAE(four.replace(**{"model.upsample": "linear"})).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.script(model)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted.decode(z), model.decode(z), atol=1e-5, rtol=1e-5)
+    write_graphs(inference_model(LoadedModel(model, four)), four.audio.length, four.model.latent_dim, tmp_path, names=("decoder",))
+    with pytest.raises(ValueError, match="noise_splits"):
+        one.replace(**{"model.noise_splits": 0})
