@@ -629,19 +629,10 @@ def test_noise_splits_cut_each_band_into_slices_that_sum_to_its_white_noise(tmp_
         assert float(share.min()) > 1 - 1e-9, (s, share)
     # Equal gains: the slices' sum is the one-gain band, so both decoders make one sound.
     with torch.no_grad():
-        sd = b.state_dict()
-        for name, value in a.state_dict().items():
-            if name in ("noise_buffer",) or not name.startswith("out."):
-                sd[name] = value
-        gain_w = a.out.parametrizations.weight.original1[2 * bands:]
-        gain_b = a.out.bias[2 * bands:]
-        sd["out.parametrizations.weight.original1"] = torch.cat(
-            [a.out.parametrizations.weight.original1[: 2 * bands], gain_w.repeat_interleave(splits, 0)])
-        sd["out.parametrizations.weight.original0"] = torch.cat(
-            [a.out.parametrizations.weight.original0[: 2 * bands],
-             a.out.parametrizations.weight.original0[2 * bands:].repeat_interleave(splits, 0)])
-        sd["out.bias"] = torch.cat([a.out.bias[: 2 * bands], gain_b.repeat_interleave(splits, 0)])
-        sd["noise_buffer"] = b.noise_buffer
+        sd = dict(a.state_dict(), noise_buffer=b.noise_buffer)
+        for name in ("out.parametrizations.weight.original0", "out.parametrizations.weight.original1", "out.bias"):
+            # Each noise gain's row once per slice (weight norm's g and v alike).
+            sd[name] = torch.cat([sd[name][: 2 * bands], sd[name][2 * bands:].repeat_interleave(splits, 0)])
         b.load_state_dict(sd)
         z = torch.randn(3, one.model.latent_dim, generator=torch.Generator().manual_seed(1))
         torch.testing.assert_close(b(z), a(z), rtol=1e-4, atol=1e-5)
