@@ -486,6 +486,21 @@ def test_decoder_parts_sum_to_its_output_and_the_noise_bias_sets_the_noise_level
         assert not noise.any() and torch.equal(plain(z), wave)
 
 
+def assert_decoder_scripts_and_exports(model: FlowVAE, cfg: FlowshotConfig, z: torch.Tensor, tmp_path) -> None:  # noqa: ANN001
+    """The scripted model decodes as the eager one, and the decoder exports to ONNX
+    (``write_graphs`` checks onnxruntime against PyTorch)."""
+    from flowshot.export.onnx import write_graphs
+    from flowshot.export.ts import inference_model
+    from flowshot.model.checkpoint import LoadedModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.script(model)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted.decode(z), model.decode(z), atol=1e-5, rtol=1e-5)
+    write_graphs(inference_model(LoadedModel(model, cfg)), cfg.audio.length, cfg.model.latent_dim, tmp_path, names=("decoder",))
+
+
 @pytest.mark.parametrize("which, shape, first", [("upper", "flat", 1), ("all", "flat", 0), ("upper", "envelope", 1)])
 def test_zero_mean_wave_takes_the_offset_and_its_band_edge_ring_out(which: str, shape: str, first: int, tmp_path) -> None:
     """With ``wave_zero_mean`` the chosen sub-bands' deterministic parts keep no time mean
@@ -494,9 +509,6 @@ def test_zero_mean_wave_takes_the_offset_and_its_band_edge_ring_out(which: str, 
     the other bands and the noise part are left as they were, and the option scripts and
     exports to ONNX (``write_graphs`` checks onnxruntime against PyTorch)."""
     from flowshot.evaluation.metrics import band_edge_ring_db
-    from flowshot.export.onnx import write_graphs
-    from flowshot.export.ts import inference_model
-    from flowshot.model.checkpoint import LoadedModel
 
     base = preset("tiny").replace(**{"model.upsample": "linear"})
     bands, sr = base.model.pqmf_bands, base.audio.sample_rate
@@ -527,12 +539,7 @@ def test_zero_mean_wave_takes_the_offset_and_its_band_edge_ring_out(which: str, 
         torch.testing.assert_close(wave[:, first:], upper0 - offset * envelope)
     assert torch.equal(wave[:, :first], wave0[:, :first]) and torch.equal(noise, noise0)
     assert np.median(rings) > 15.0 and np.median(kept) < np.median(rings) - 10.0, (rings, kept)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scripted = torch.jit.script(centred)
-    with torch.no_grad():
-        torch.testing.assert_close(scripted.decode(z), centred.decode(z), atol=1e-5, rtol=1e-5)
-    write_graphs(inference_model(LoadedModel(centred, cfg)), cfg.audio.length, cfg.model.latent_dim, tmp_path, names=("decoder",))
+    assert_decoder_scripts_and_exports(centred, cfg, z, tmp_path)
     with pytest.raises(ValueError, match="wave_zero_mean"):
         base.replace(**{"model.wave_zero_mean": "some"})
     with pytest.raises(ValueError, match="wave_mean_shape"):
@@ -547,9 +554,6 @@ def test_highpass_on_every_band_takes_the_band_edge_rings_out_and_exports(tmp_pa
     import numpy as np
 
     from flowshot.evaluation.metrics import long_term_spectrum, tone_prominence_db
-    from flowshot.export.onnx import write_graphs
-    from flowshot.export.ts import inference_model
-    from flowshot.model.checkpoint import LoadedModel
 
     base = preset("tiny").replace(**{"model.highpass_hz": 25.0, "model.highpass_order": 4,
                                      "model.highpass_in_training": False, "model.upsample": "linear"})
@@ -567,12 +571,7 @@ def test_highpass_on_every_band_takes_the_band_edge_rings_out_and_exports(tmp_pa
         filtered = tone_prominence_db(*long_term_spectrum(model.decode(z)[:, 0].numpy(), sr), edges)
     # A steady tone stands 15 dB and more over its surroundings, a smooth spectrum 0 to 4.
     assert max(rings) > 15.0 and max(filtered) < 4.0, (rings, filtered)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scripted = torch.jit.script(model)
-    with torch.no_grad():
-        torch.testing.assert_close(scripted.decode(z), model.decode(z), atol=1e-5, rtol=1e-5)
-    write_graphs(inference_model(LoadedModel(model, every)), base.audio.length, base.model.latent_dim, tmp_path, names=("decoder",))
+    assert_decoder_scripts_and_exports(model, every, z, tmp_path)
     with pytest.raises(ValueError, match="highpass_bands"):
         base.replace(**{"model.highpass_bands": bands + 1})
 
@@ -609,9 +608,6 @@ def test_noise_splits_cut_each_band_into_slices_that_sum_to_its_white_noise(tmp_
     other, so equal gains decode the old sound and one gain turned down takes out its
     slice of every band. The decoder scripts and exports to ONNX (checked against
     onnxruntime by ``write_graphs``)."""
-    from flowshot.export.onnx import write_graphs
-    from flowshot.export.ts import inference_model
-    from flowshot.model.checkpoint import LoadedModel
 
     one = preset("tiny").replace(**{"model.highpass_hz": 0.0})
     splits = 4
@@ -649,11 +645,6 @@ def test_noise_splits_cut_each_band_into_slices_that_sum_to_its_white_noise(tmp_
 
     assert top_share(before) > 0.1 and top_share(after) < 0.02, (top_share(before), top_share(after))
     model = FlowVAE(four.replace(**{"model.upsample": "linear"})).eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scripted = torch.jit.script(model)
-    with torch.no_grad():
-        torch.testing.assert_close(scripted.decode(z), model.decode(z), atol=1e-5, rtol=1e-5)
-    write_graphs(inference_model(LoadedModel(model, four)), four.audio.length, four.model.latent_dim, tmp_path, names=("decoder",))
+    assert_decoder_scripts_and_exports(model, four, z, tmp_path)
     with pytest.raises(ValueError, match="noise_splits"):
         one.replace(**{"model.noise_splits": 0})
