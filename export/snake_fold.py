@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from flowshot.model.layers import DilatedConv1d, InterpUpsample, ResidualUnit, Snake, Upsample
+from flowshot.model.layers import DilatedConv1d, InterpUpsample, ResidualUnit, SincUpsample, Snake, Upsample
 
 
 class PrescaledSnake(nn.Module):
@@ -53,8 +53,9 @@ class CosSnake(nn.Module):
         return v - torch.cos(v)
 
 
-# Layers whose ``.conv`` is the convolution a preceding snake feeds (linear per input channel).
-CONV_HOLDERS = (DilatedConv1d, Upsample, InterpUpsample)
+# Layers whose ``.conv`` is the convolution a preceding snake feeds (linear per input channel;
+# the interpolations before it treat every channel alike, so a channel's scale passes through).
+CONV_HOLDERS = (DilatedConv1d, Upsample, InterpUpsample, SincUpsample)
 
 
 def _alpha(snake: Snake) -> Tensor:

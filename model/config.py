@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 # The decoder's up-samplers (``ModelConfig.upsample``).
-UPSAMPLE_KINDS = ("linear", "polyphase", "balanced")
+UPSAMPLE_KINDS = ("linear", "polyphase", "balanced", "sinc")
 # Which sub-bands' deterministic parts lose their time mean (``ModelConfig.wave_zero_mean``).
 WAVE_ZERO_MEAN = ("none", "upper", "all")
 # What of a sub-band's deterministic part counts as its offset (``ModelConfig.wave_mean_shape``).
@@ -89,7 +89,8 @@ class ModelConfig:
             then a conv: ``layers.InterpUpsample``) or "polyphase" (a conv making each
             output phase with its own kernel: ``layers.Upsample``; leaves a tone at each
             stage's input frame rate, see ``InterpUpsample``), or "balanced" (polyphase with
-            every phase's 0 Hz gain equal: no steady tone, see ``Upsample``), or one kind per
+            every phase's 0 Hz gain equal: no steady tone, see ``Upsample``), or "sinc" (a
+            band-limited interpolation, then a conv: ``layers.SincUpsample``), or one kind per
             stage, comma-separated, bottleneck first (e.g. "linear,linear,balanced"). The
             default stays "polyphase" so checkpoints written before this option rebuild
             as they were.

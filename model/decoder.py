@@ -1,10 +1,10 @@
 """Decoder: one latent vector -> PQMF sub-bands of the whole one-shot.
 
 A linear layer unfolds z into ``length / hop`` frames of ``C0`` channels; each stage
-up-samples by its ratio r (linear interpolation and a conv, ``InterpUpsample``, or in
-older checkpoints a transposed convolution in polyphase form, ``Upsample``),
-adds a projection of z (global conditioning) and refines with dilated residual units. A last convolution makes, per sub-band, three
-signals at the sub-band rate:
+up-samples by its ratio r (linear interpolation and a conv, ``InterpUpsample``; a
+band-limited interpolation and a conv, ``SincUpsample``; or a convolution in polyphase
+form, ``Upsample``), adds a projection of z (global conditioning) and refines with dilated
+residual units. A last convolution makes, per sub-band, three signals at the sub-band rate:
 
 * ``wave``: the deterministic part, linear (no tanh) so the level is learned;
 * ``amp``: its amplitude, through ``mod_sigmoid`` (RAVE): one-shots are mostly attack
@@ -43,7 +43,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from flowshot.model.config import FlowshotConfig
-from flowshot.model.layers import InterpUpsample, ResidualUnit, Snake, Upsample, scriptable_copy, wn_conv1d
+from flowshot.model.layers import (InterpUpsample, ResidualUnit, SincUpsample, Snake, Upsample, scriptable_copy,
+                                   wn_conv1d)
 
 
 def mod_sigmoid(x: Tensor) -> Tensor:
@@ -143,6 +144,8 @@ class Decoder(nn.Module):
         for i, (r, kind) in enumerate(zip(reversed(m.ratios), m.upsample_kinds())):
             if kind == "linear":
                 upsample: nn.Module = InterpUpsample(ch[i], ch[i + 1], r)
+            elif kind == "sinc":
+                upsample = SincUpsample(ch[i], ch[i + 1], r)
             else:
                 upsample = Upsample(ch[i], ch[i + 1], r, balanced=kind == "balanced")
             ups.append(nn.Sequential(Snake(ch[i]), upsample))
