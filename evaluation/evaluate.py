@@ -335,6 +335,9 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
     else:
         notes.append("no training sounds: floor row skipped, NDB bins from the test set")
 
+    centroids = None
+    if e_train is not None and len(set(real.train_classes)) > 1 and len(set(real.test_classes)) > 1:
+        centroids = metrics.ClassCentroids(e_train, real.train_classes)
     model_blocks: dict[str, Any] = {}
     grid_rows: dict[str, list[np.ndarray]] = {"real (test)": list(real.test[:8])}
     spectra = {"real (test)": metrics.long_term_spectrum(real.test, sr)}
@@ -380,6 +383,8 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
             "decoder_noise_part_db": float(np.median(out["noise_part_db"])),
             "per_class": per_class_all[label],
         }
+        if centroids is not None and test is real.test:
+            model_blocks[label]["class_kept"] = metrics.class_kept(centroids, e_test, e_recon, e_samples, classes)
         if cfg.audio.sample_rate == sr:
             grid_rows[f"{label} samples"] = list(out["samples"][:8])
             grid_rows[f"{label} recon"] = list(out["recon"][:8])
@@ -580,6 +585,16 @@ def markdown_report(result: dict[str, Any]) -> str:
         ["| model | comb spacing | chance | real (test): lines / on comb | samples | recon |", "|---|---:|---:|---:|---:|---:|"],
         lambda c: [f"{c['step_hz']:.1f} Hz", f"{100 * c['real']['chance']:.0f} %"]
         + [f"{c[w]['lines_per_sound']:.1f} / {100 * c[w]['on_comb']:.0f} %" for w in ("real", "samples", "recon")])
+    lines += _model_table(
+        {name: m["class_kept"] for name, m in result["models"].items() if m.get("class_kept")},
+        "Classes kept, by the nearest class centre of the training sounds' embeddings (real held-out "
+        "sounds: the classifier's own accuracy): the share of sounds given their own class, and how "
+        "far the classes given to the prior samples are from those given to the real sounds (total "
+        "variation: 0 the same shares, 1 none in common), with the classes no sample is given:",
+        ["| model | classes | real (test) kept | recon kept | samples: class shares off / classes missing |",
+         "|---|---:|---:|---:|---:|"],
+        lambda c: [str(c["classes"]), f"{100 * c['real']:.0f} %", f"{100 * c['recon']:.0f} %",
+                   f"{c['samples_tv']:.2f} / {c['samples_missing']}"])
     octaves = result.get("octave_levels_db") or {}
     reference = octaves.get("real (test)")
     if reference:

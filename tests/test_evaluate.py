@@ -91,6 +91,9 @@ def test_metrics_json_has_every_row_and_key(evaluated: tuple[Path, dict]) -> Non
         ring = block["band_edge_ring_db"]  # multiples of 8000 / 4 Hz below Nyquist: 2 kHz only
         assert ring["step_hz"] == pytest.approx(2000.0)
         assert all(math.isfinite(ring[w]["median"]) and 0 <= ring[w]["share_over_15db"] <= 1 for w in ("real", "samples", "recon"))
+        kept = block["class_kept"]  # built-in drums: classes from the generator
+        assert kept["classes"] >= 2 and all(0 <= kept[w] <= 1 for w in ("real", "recon", "samples_tv"))
+        assert 0 <= kept["samples_missing"] < kept["classes"]
     # Real sounds are trimmed to their onset: they reach -20 dB of their peak within a few ms.
     assert 0 <= m["level_test"]["onset_ms"] < 5 and m["level_test"]["attack_db"] > m["level_test"]["rms_db"]
 

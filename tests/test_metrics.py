@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from flowshot.evaluation.metrics import (
+    ClassCentroids,
     active_units,
     base_radius,
+    class_kept,
     energy_distance,
     frechet_distance,
     kernel_distance,
@@ -229,3 +231,27 @@ def test_comb_lines_tell_an_imaging_comb_from_real_partials() -> None:
     assert 10 < real["lines_per_sound"] <= 13 and 10 < imaged["lines_per_sound"] <= 13
     assert real["on_comb"] < 3 * real["chance"] and imaged["on_comb"] > 0.9
     assert bare["lines_per_sound"] < 1
+
+
+def test_class_kept_counts_own_classes_and_compares_class_shares() -> None:
+    """Three well separated classes: the real sounds are all classified as their own; a
+    reconstruction pushed to another class's centre counts as lost; samples all of one
+    class are 2/3 off the real shares (three classes equally shared) and miss two."""
+    rng = np.random.default_rng(0)
+    centres = np.array([[10.0, 0.0], [0.0, 10.0], [-10.0, -10.0]])
+    names = ["clap", "kick", "snare"]
+    train_classes = [names[i % 3] for i in range(60)]
+    train = centres[np.arange(60) % 3] + rng.normal(0, 0.5, (60, 2))
+    centroids = ClassCentroids(train, train_classes)
+    assert centroids.names == names
+    test_classes = [names[i % 3] for i in range(30)]
+    real = centres[np.arange(30) % 3] + rng.normal(0, 0.5, (30, 2))
+    recon = real.copy()
+    recon[:6] = centres[2]  # 6 reconstructions land on the snare: the two of them snares still are
+    samples = centres[[0] * 20] + rng.normal(0, 0.5, (20, 2))
+    kept = class_kept(centroids, real, recon, samples, test_classes)
+    assert kept["classes"] == 3 and kept["real"] == 1.0
+    assert kept["recon"] == pytest.approx(26 / 30)
+    assert kept["samples_tv"] == pytest.approx(2 / 3) and kept["samples_missing"] == 2
+    same = class_kept(centroids, real, real, real, test_classes)
+    assert same["recon"] == 1.0 and same["samples_tv"] == 0.0 and same["samples_missing"] == 0
