@@ -409,7 +409,7 @@ def evaluate(settings: EvalSettings, progress: Callable[[str], None] | None = No
         if tone_hz:
             model_blocks[label]["comb_lines"] = {
                 "step_hz": tone_hz[0],
-                **{what: metrics.comb_lines(audio, rate, tone_hz[0])
+                **{what: metrics.comb_lines(audio, rate, tone_hz[0], edge_hz=rate / bands if bands > 1 else 0.0)
                    for what, audio, rate in (("real", real.test, sr), ("samples", out["samples"], cfg.audio.sample_rate),
                                              ("recon", out["recon"], cfg.audio.sample_rate))},
             }
@@ -581,10 +581,13 @@ def markdown_report(result: dict[str, Any]) -> str:
         {name: m["comb_lines"] for name, m in result["models"].items() if m.get("comb_lines")},
         "Spectral lines (peaks 15 dB over the 100 Hz around them, above 200 Hz) per sound, and the share "
         "of them on the multiples of the decoder's slowest frame rate, where an up-sampler's imaging comb "
-        "lies (real partials land there by chance only):",
-        ["| model | comb spacing | chance | real (test): lines / on comb | samples | recon |", "|---|---:|---:|---:|---:|---:|"],
+        "lies (real partials land there by chance only); in brackets the share on the band edges, "
+        "multiples of sample rate / bands that are on that comb too, where the band-edge ring lies:",
+        ["| model | comb spacing | chance | real (test): lines / on comb (band edges) | samples | recon |",
+         "|---|---:|---:|---:|---:|---:|"],
         lambda c: [f"{c['step_hz']:.1f} Hz", f"{100 * c['real']['chance']:.0f} %"]
-        + [f"{c[w]['lines_per_sound']:.1f} / {100 * c[w]['on_comb']:.0f} %" for w in ("real", "samples", "recon")])
+        + [f"{c[w]['lines_per_sound']:.1f} / {100 * c[w]['on_comb']:.0f} %"
+           + (f" ({100 * c[w]['on_edges']:.0f} %)" if "on_edges" in c[w] else "") for w in ("real", "samples", "recon")])
     lines += _model_table(
         {name: m["class_kept"] for name, m in result["models"].items() if m.get("class_kept")},
         "Classes kept, by the nearest class centre of the training sounds' embeddings (real held-out "

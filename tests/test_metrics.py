@@ -231,6 +231,13 @@ def test_comb_lines_tell_an_imaging_comb_from_real_partials() -> None:
     assert 10 < real["lines_per_sound"] <= 13 and 10 < imaged["lines_per_sound"] <= 13
     assert real["on_comb"] < 3 * real["chance"] and imaged["on_comb"] > 0.9
     assert bare["lines_per_sound"] < 1
+    # Lines on the band edges (multiples of 1,378 Hz, 16 of the comb's steps) counted apart.
+    edge = sr / 16
+    ringing = [np.concatenate([edge * np.arange(1, 7), step * rng.choice(np.arange(4, 100), 6, replace=False)])
+               for _ in range(30)]
+    split = comb_lines(with_lines(ringing), sr, step, edge_hz=edge)
+    assert split["on_comb"] > 0.9 and 0.45 < split["on_edges"] < 0.65
+    assert "on_edges" not in imaged and comb_lines(with_lines(partials), sr, step, edge_hz=edge)["on_edges"] < 0.05
 
 
 def test_class_kept_counts_own_classes_and_compares_class_shares() -> None:
