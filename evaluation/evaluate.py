@@ -492,6 +492,11 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if abs(value) < 1e-2 or abs(value) >= 1e3 else f"{value:.{digits}f}"
 
 
+def _per_model(result: dict[str, Any], key: str) -> dict[str, Any]:
+    """{model: its block ``key``} for the models that have it."""
+    return {name: m[key] for name, m in result["models"].items() if m.get(key)}
+
+
 def _model_table(blocks: dict[str, Any], intro: str, header: list[str],
                  cells: Callable[[dict[str, Any]], list[str]]) -> list[str]:
     """A markdown table with one row per model that has the block (none: no table)."""
@@ -570,7 +575,7 @@ def markdown_report(result: dict[str, Any]) -> str:
         ["| model | frequencies | real (test) | samples | recon |", "|---|---|---:|---:|---:|"],
         lambda t: [f"{len(t['hz'])} x {t['hz'][0]:.1f} Hz"] + [worst_tone(t, w) for w in ("real", "samples", "recon")])
     lines += _model_table(
-        {name: m["band_edge_ring_db"] for name, m in result["models"].items() if m.get("band_edge_ring_db")},
+        _per_model(result, "band_edge_ring_db"),
         "Band-edge ring per sound: each sound's own spectrum over its surroundings at the worst of the "
         "first 4 multiples of sample rate / PQMF bands, where an offset in any sub-band lands; median over "
         "the sounds, dB, and the share of sounds over +15 dB (a single noise-like sound: about +7):",
@@ -578,7 +583,7 @@ def markdown_report(result: dict[str, Any]) -> str:
         lambda r: [f"{r['step_hz']:.0f} Hz"]
         + [f"{r[w]['median']:+.1f} / {100 * r[w]['share_over_15db']:.0f} %" for w in ("real", "samples", "recon")])
     lines += _model_table(
-        {name: m["comb_lines"] for name, m in result["models"].items() if m.get("comb_lines")},
+        _per_model(result, "comb_lines"),
         "Spectral lines (peaks 15 dB over the 100 Hz around them, above 200 Hz) per sound, and the share "
         "of them on the multiples of the decoder's slowest frame rate, where an up-sampler's imaging comb "
         "lies (real partials land there by chance only); in brackets the share on the band edges, "
@@ -589,7 +594,7 @@ def markdown_report(result: dict[str, Any]) -> str:
         + [f"{c[w]['lines_per_sound']:.1f} / {100 * c[w]['on_comb']:.0f} %"
            + (f" ({100 * c[w]['on_edges']:.0f} %)" if "on_edges" in c[w] else "") for w in ("real", "samples", "recon")])
     lines += _model_table(
-        {name: m["class_kept"] for name, m in result["models"].items() if m.get("class_kept")},
+        _per_model(result, "class_kept"),
         "Classes kept, by the nearest class centre of the training sounds' embeddings (real held-out "
         "sounds: the classifier's own accuracy): the share of sounds given their own class, and how "
         "far the classes given to the prior samples are from those given to the real sounds (total "
