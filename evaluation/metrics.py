@@ -450,6 +450,7 @@ def comb_lines(audio: np.ndarray, sample_rate: int, step_hz: float, min_hz: floa
     width = max(3, int(round(100.0 / freqs[1])) | 1)
     distance = max(1, int(round(2 * tolerance_hz / freqs[1])))
     power_db = 10 * np.log10(np.abs(np.fft.rfft(audio * np.hanning(n), axis=-1)) ** 2 + 1e-20)
+
     def on_multiples(f: np.ndarray, step: float) -> int:
         return int(np.sum(np.abs(f - step * np.round(f / step)) <= tolerance_hz))
 
