@@ -253,7 +253,7 @@ class SincUpsample(nn.Module):
         in_channels, out_channels: C_in, C_out.
         ratio: r; [B,C_in,T] -> [B,C_out,T*r].
         zeros: sinc lobes on each side of a frame (the kernel spans 2 * zeros input frames).
-        beta: the Kaiser window's shape (8: side lobes and images about 70 dB down).
+        beta: the Kaiser window's shape (8: side lobes about 80 dB down).
     """
 
     def __init__(self, in_channels: int, out_channels: int, ratio: int, zeros: int = 4, beta: float = 8.0) -> None:
