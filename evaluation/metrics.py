@@ -194,10 +194,9 @@ class ClassCentroids:
         """[M, E] -> [M] class names."""
         return np.asarray(self.names)[nearest(np.asarray(embeddings, np.float64), self.centres)]
 
-    def shares(self, embeddings: np.ndarray) -> np.ndarray:
-        """[M, E] -> [classes]: the share of the rows the classifier gives each class."""
-        index = nearest(np.asarray(embeddings, np.float64), self.centres)
-        return np.bincount(index, minlength=len(self.names)) / max(len(index), 1)
+    def shares(self, predicted: np.ndarray) -> np.ndarray:
+        """``predict``'s [M] names -> [classes]: the share of them given each class."""
+        return np.array([np.mean(predicted == c) if len(predicted) else 0.0 for c in self.names])
 
 
 def class_kept(centroids: ClassCentroids, real: np.ndarray, recon: np.ndarray, samples: np.ndarray,
@@ -215,10 +214,11 @@ def class_kept(centroids: ClassCentroids, real: np.ndarray, recon: np.ndarray, s
         and to no sample.
     """
     labels = np.asarray(classes)
-    p_real, p_samples = centroids.shares(real), centroids.shares(samples)
+    as_real, as_samples = centroids.predict(real), centroids.predict(samples)
+    p_real, p_samples = centroids.shares(as_real), centroids.shares(as_samples)
     return {
         "classes": len(centroids.names),
-        "real": float(np.mean(centroids.predict(real) == labels)),
+        "real": float(np.mean(as_real == labels)),
         "recon": float(np.mean(centroids.predict(recon) == labels)),
         "samples_tv": float(0.5 * np.abs(p_real - p_samples).sum()),
         "samples_missing": int(np.sum((p_real > 0) & (p_samples == 0))),
