@@ -160,17 +160,19 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 # Settings that change what a trained decoder plays without touching what it learned.
-INFERENCE_ONLY = ("model.highpass_hz", "model.highpass_order", "model.highpass_bands", "model.render_boost_max_db")
+INFERENCE_ONLY = ("model.highpass_hz", "model.highpass_order", "model.highpass_bands", "model.signal_highpass_hz",
+                  "model.render_boost_max_db")
 
 
 def _register_adjust(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "adjust", help="copy a checkpoint with a playback setting changed (no retraining)",
         description="Write a copy of a checkpoint with settings changed that act only when the model plays, "
-        "not what it learned: model.highpass_bands (16 = every sub-band high-passed: the steady tone an "
-        "upper sub-band's offset leaves on its band edges, the multiples of 1,378 Hz in small and base, becomes "
-        "a narrow notch; on the Hydrogen kits every distribution score equal or better, on builtin:drums FAD "
-        "4 to 7 worse, docs/evaluation.md), model.highpass_hz and model.highpass_order (that filter), "
+        "not what it learned: model.signal_highpass_hz (25 = the upper sub-bands' signal high-passed before "
+        "its envelope: the steady tone its slow offset leaves on the band edges, the multiples of 1,378 Hz in "
+        "small and base, goes down to the data's level; the presets do it since 2026-12-07, older checkpoints "
+        "need this), model.highpass_bands (16 = every sub-band high-passed after its envelope: the ring becomes "
+        "a narrow notch), model.highpass_hz and model.highpass_order (those filters, docs/evaluation.md), "
         "model.render_boost_max_db (how far a quiet one-shot is raised to the data's level). The weights are "
         "copied as they are; export, generate, evaluate and the live host then play the copy with the new setting.")
     p.add_argument("checkpoint", metavar="CKPT", help="checkpoint written by flowshot train (e.g. RUN/last.ckpt)")

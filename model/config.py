@@ -136,6 +136,15 @@ class ModelConfig:
             mode (generate, evaluate, validation, every export and host), so training
             sees the bare decoder. Trained behind the filter, decoders moved the offset to
             20-40 Hz and scored FAD 190-200 against 142 (docs/evaluation.md).
+        signal_highpass_hz: -3 dB point of a high-pass on the upper sub-bands' deterministic
+            signal before its envelope (``decoder.without_slow_part``), only when the model
+            plays, never in training (0 = off, as in older checkpoints). That signal's slow offset, under
+            the envelope, is what rings on the band edges; filtered there, not after the
+            envelope as ``highpass_bands`` does, the edges come back at the data's level
+            instead of as notches. At 25 Hz (the presets since 2026-12-07), five runs on
+            three data sets: the ring per sound +5.9 to +12.8 dB against +19.5 to +26.6
+            (real +6.5 to +8.9), KID better at all 10 draws, FAD at 8 (2.3 and 2.9 worse
+            at the built-in seed 2's two; docs/evaluation.md).
         render_boost_max_db: what is played (``FlowVAE.render``: generate, evaluate, every
             export and host) is brought to the level every training example was normalised
             to (``audio.normalize``: its peak to ``target_peak_db``, or its RMS to
@@ -215,6 +224,7 @@ class ModelConfig:
     highpass_bands: int = 1
     highpass_order: int = 1
     highpass_in_training: bool = True
+    signal_highpass_hz: float = 0.0
     render_boost_max_db: float = 0.0
     wave_zero_mean: str = "none"
     wave_mean_shape: str = "flat"
@@ -517,6 +527,9 @@ class FlowshotConfig:
         if not 0.0 <= m.highpass_hz < a.sample_rate / (4 * m.pqmf_bands):
             raise ValueError(f"model.highpass_hz must be in [0, {a.sample_rate / (4 * m.pqmf_bands):g}) Hz "
                              f"(half the lowest sub-band), got {m.highpass_hz}")
+        if not 0.0 <= m.signal_highpass_hz < a.sample_rate / (4 * m.pqmf_bands):
+            raise ValueError(f"model.signal_highpass_hz must be in [0, {a.sample_rate / (4 * m.pqmf_bands):g}) Hz "
+                             f"(half a sub-band), got {m.signal_highpass_hz}")
         if not 1 <= m.noise_splits <= 16:
             raise ValueError(f"model.noise_splits must be 1 to 16, got {m.noise_splits}")
         if not 1 <= m.highpass_bands <= m.pqmf_bands:
@@ -638,7 +651,13 @@ _SUBCONFIGS = {
 # -> -35 dB of the sound, worst -10 -> -24 dB) at no measurable cost (FAD 142 -> 145, draw
 # noise ~9; LSD 5.55 -> 5.51 dB). Trained behind it, decoders scored FAD 190-200
 # (docs/evaluation.md).
-OUTPUT_HIGHPASS = {"highpass_hz": 25.0, "highpass_order": 4, "highpass_in_training": False}
+#
+# A high-pass on the upper sub-bands' signals before their envelopes, also only when
+# playing: their slow offset, shaped by the envelope, rang on the band edges (the multiples
+# of 1,378 Hz in `small` and `base`) +20 to +27 dB over the spectrum around them in 78 to
+# 99 % of all sounds; with it in 6 to 45 %, the medians 1 dB under to 4 dB over the data's
+# (docs/evaluation.md).
+OUTPUT_HIGHPASS = {"highpass_hz": 25.0, "highpass_order": 4, "highpass_in_training": False, "signal_highpass_hz": 25.0}
 # Every training example is normalised, so every one-shot played is too, raised by up to
 # 12 dB: the models trained on the Hydrogen kits peaked 4 to 5 dB under their data.
 OUTPUT_LEVEL = {"render_boost_max_db": 12.0}
