@@ -138,10 +138,10 @@ class ModelConfig:
             20-40 Hz and scored FAD 190-200 against 142 (docs/evaluation.md).
         signal_highpass_hz: -3 dB point of a high-pass on the upper sub-bands' deterministic
             signal before its envelope (``decoder.without_slow_part``), only when the model
-            plays, never in training (0 = off, as in older checkpoints). That signal's slow offset, under
-            the envelope, is what rings on the band edges; filtered there, not after the
-            envelope as ``highpass_bands`` does, the edges come back at the data's level
-            instead of as notches. At 25 Hz (the presets since 2026-12-07), five runs on
+            plays, never in training (0 = off, as in older checkpoints). That signal's slow
+            offset, under the envelope, is what rings on the band edges; filtered there, not
+            after the envelope as ``highpass_bands`` does, the edges come back at the data's
+            level instead of as notches. At 25 Hz (the presets since 2026-12-07), five runs on
             three data sets: the ring per sound +5.9 to +12.8 dB against +19.5 to +26.6
             (real +6.5 to +8.9), KID better at all 10 draws, FAD at 8 (2.3 and 2.9 worse
             at the built-in seed 2's two; docs/evaluation.md).

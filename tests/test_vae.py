@@ -652,16 +652,16 @@ def test_slow_part_is_a_triangle_decimation_and_interpolation_with_the_stated_re
         const = torch.full((1, 2, length), 3.0)
         assert without_slow_part(const, kernel, step).abs().max() < 1e-5
     n = torch.arange(8192, dtype=torch.float32)
-    for hz, low_db, high_db in [(1.0, -200, -60), (cutoff / 5, -200, -35), (cutoff, -3.5, -2.5), (2 * cutoff, -0.1, 0.1),
-                                (8 * cutoff, -0.1, 0.1)]:
+    for hz, low_db, high_db in [(1.0, -200, -60), (cutoff / 5, -200, -35), (cutoff, -3.5, -2.5),
+                                (2 * cutoff, -0.1, 0.1), (8 * cutoff, -0.1, 0.1)]:
         sine = torch.cos(2 * math.pi * hz / rate * n).reshape(1, 1, -1).repeat(1, 2, 1)
         kept = without_slow_part(sine, kernel, step)[..., 2048:-2048].std() / sine[..., 2048:-2048].std()
         assert low_db < 20 * math.log10(float(kept)) < high_db, (hz, float(kept))
 
 
 def test_signal_highpass_filters_the_upper_signals_before_their_envelopes_when_playing(tmp_path) -> None:
-    """``signal_highpass_hz``: in eval mode each upper sub-band's signal loses its
-    ``slow_part`` before its envelope, so an offset there leaves nothing at all and the
+    """``signal_highpass_hz``: in eval mode each upper sub-band's signal is high-passed
+    (``without_slow_part``) before its envelope, so an offset there leaves nothing and the
     band-edge ring it made goes; the lowest band, the noise, and everything in training are
     as without it; it scripts and exports to ONNX."""
     from flowshot.evaluation.metrics import long_term_spectrum, tone_prominence_db
@@ -693,7 +693,8 @@ def test_signal_highpass_filters_the_upper_signals_before_their_envelopes_when_p
         offset_only, _ = model.decoder.parts(z)
     signal = heads[:, 1:bands]
     step = model.decoder.signal_step
-    expected = without_slow_part(signal, model.decoder.signal_triangle, step) * mod_sigmoid(heads[:, bands + 1: 2 * bands])
+    envelope = mod_sigmoid(heads[:, bands + 1: 2 * bands])
+    expected = without_slow_part(signal, model.decoder.signal_triangle, step) * envelope
     torch.testing.assert_close(wave[:, 1:], expected)
     assert step == round(0.465 * sr / bands / 25.0)
     assert torch.equal(wave[:, :1], wave0[:, :1]) and torch.equal(noise, noise0)
@@ -711,7 +712,8 @@ def test_upper_wave_fade_in_scales_the_upper_deterministic_part_in_training_only
     """``train.wave_fade_in_steps``: while training the upper sub-bands' deterministic part
     is scaled by the decoder's ``upper_wave_gain``; the lowest band, the noise part and
     every eval-mode render are untouched, and the scripted model plays it in full."""
-    cfg = preset("tiny").replace(**{"model.highpass_hz": 0.0, "model.signal_highpass_hz": 0.0})  # no playing-only filter
+    # No playing-only filter: eval mode is compared with training.
+    cfg = preset("tiny").replace(**{"model.highpass_hz": 0.0, "model.signal_highpass_hz": 0.0})
     torch.manual_seed(0)
     dec = FlowVAE(cfg).decoder
     z = torch.randn(4, cfg.model.latent_dim)
