@@ -497,6 +497,11 @@ def _per_model(result: dict[str, Any], key: str) -> dict[str, Any]:
     return {name: m[key] for name, m in result["models"].items() if m.get(key)}
 
 
+def _percent(share: float) -> str:
+    """A share as a table cell; a share of nothing (no spectral lines at all) as a dash, not "nan %"."""
+    return f"{100 * share:.0f} %" if math.isfinite(share) else "–"
+
+
 def _model_table(blocks: dict[str, Any], intro: str, header: list[str],
                  cells: Callable[[dict[str, Any]], list[str]]) -> list[str]:
     """A markdown table with one row per model that has the block (none: no table)."""
@@ -591,8 +596,8 @@ def markdown_report(result: dict[str, Any]) -> str:
         ["| model | comb spacing | chance | real (test): lines / on comb (band edges) | samples | recon |",
          "|---|---:|---:|---:|---:|---:|"],
         lambda c: [f"{c['step_hz']:.1f} Hz", f"{100 * c['real']['chance']:.0f} %"]
-        + [f"{c[w]['lines_per_sound']:.1f} / {100 * c[w]['on_comb']:.0f} %"
-           + (f" ({100 * c[w]['on_edges']:.0f} %)" if "on_edges" in c[w] else "") for w in ("real", "samples", "recon")])
+        + [f"{c[w]['lines_per_sound']:.1f} / {_percent(c[w]['on_comb'])}"
+           + (f" ({_percent(c[w]['on_edges'])})" if "on_edges" in c[w] else "") for w in ("real", "samples", "recon")])
     lines += _model_table(
         _per_model(result, "class_kept"),
         "Classes kept, by the nearest class centre of the training sounds' embeddings (real held-out "

@@ -1,5 +1,7 @@
 """Distribution and reconstruction metrics against known answers (runs in about a second)."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -238,6 +240,12 @@ def test_comb_lines_tell_an_imaging_comb_from_real_partials() -> None:
     split = comb_lines(with_lines(ringing), sr, step, edge_hz=edge)
     assert split["on_comb"] > 0.9 and 0.45 < split["on_edges"] < 0.65
     assert "on_edges" not in imaged and comb_lines(with_lines(partials), sr, step, edge_hz=edge)["on_edges"] < 0.05
+    # Silence has no lines: no share to give, and the report's table says so rather than "nan %".
+    from flowshot.evaluation.evaluate import _percent
+
+    silent = comb_lines(np.zeros((3, n)), sr, step, edge_hz=edge)
+    assert silent["lines_per_sound"] == 0 and math.isnan(silent["on_comb"]) and math.isnan(silent["on_edges"])
+    assert _percent(silent["on_comb"]) == "–" and _percent(split["on_comb"]) == f"{100 * split['on_comb']:.0f} %"
 
 
 def test_class_kept_counts_own_classes_and_compares_class_shares() -> None:
