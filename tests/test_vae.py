@@ -665,7 +665,7 @@ def test_signal_highpass_filters_the_upper_signals_before_their_envelopes_when_p
     band-edge ring it made goes; the lowest band, the noise, and everything in training are
     as without it; it scripts and exports to ONNX."""
     from flowshot.evaluation.metrics import long_term_spectrum, tone_prominence_db
-    from flowshot.model.decoder import without_slow_part
+    from flowshot.model.decoder import slow_part_step, without_slow_part
 
     base = preset("tiny").replace(**{"model.signal_highpass_hz": 0.0, "model.upsample": "linear"})
     bands, sr = base.model.pqmf_bands, base.audio.sample_rate
@@ -696,7 +696,7 @@ def test_signal_highpass_filters_the_upper_signals_before_their_envelopes_when_p
     envelope = mod_sigmoid(heads[:, bands + 1: 2 * bands])
     expected = without_slow_part(signal, model.decoder.signal_triangle, step) * envelope
     torch.testing.assert_close(wave[:, 1:], expected)
-    assert step == round(0.465 * sr / bands / 25.0)
+    assert step == slow_part_step(25.0, sr / bands)
     assert torch.equal(wave[:, :1], wave0[:, :1]) and torch.equal(noise, noise0)
     assert offset_only[:, 1:].abs().max() < 1e-5 < offset_only[:, :1].abs().min()
     # A steady tone stands 15 dB and more over its surroundings; real drums and words score
