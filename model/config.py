@@ -145,6 +145,11 @@ class ModelConfig:
             three data sets: the ring per sound +5.9 to +12.8 dB against +19.5 to +26.6
             (real +6.5 to +8.9), KID better at all 10 draws, FAD at 8 (2.3 and 2.9 worse
             at the built-in seed 2's two; docs/evaluation.md).
+        envelope_smooth: the upper sub-bands' envelopes are averaged over this many
+            sub-band samples (a boxcar, in training and playing; 1 = off, as in older
+            checkpoints). An envelope as fast as its signal multiplies with it: content the
+            two share at one frequency lands at the sub-band's 0 Hz, a band edge (the rest of
+            the band-edge ring after ``signal_highpass_hz``).
         render_boost_max_db: what is played (``FlowVAE.render``: generate, evaluate, every
             export and host) is brought to the level every training example was normalised
             to (``audio.normalize``: its peak to ``target_peak_db``, or its RMS to
@@ -225,6 +230,7 @@ class ModelConfig:
     highpass_order: int = 1
     highpass_in_training: bool = True
     signal_highpass_hz: float = 0.0
+    envelope_smooth: int = 1
     render_boost_max_db: float = 0.0
     wave_zero_mean: str = "none"
     wave_mean_shape: str = "flat"
@@ -530,6 +536,8 @@ class FlowshotConfig:
         if not 0.0 <= m.signal_highpass_hz < a.sample_rate / (4 * m.pqmf_bands):
             raise ValueError(f"model.signal_highpass_hz must be in [0, {a.sample_rate / (4 * m.pqmf_bands):g}) Hz "
                              f"(half a sub-band), got {m.signal_highpass_hz}")
+        if not 1 <= m.envelope_smooth <= 64:
+            raise ValueError(f"model.envelope_smooth must be 1 (off) to 64 sub-band samples, got {m.envelope_smooth}")
         if not 1 <= m.noise_splits <= 16:
             raise ValueError(f"model.noise_splits must be 1 to 16, got {m.noise_splits}")
         if not 1 <= m.highpass_bands <= m.pqmf_bands:

@@ -145,6 +145,14 @@ def without_slow_part(x: Tensor, kernel: Tensor, step: int) -> Tensor:
     return x
 
 
+def smooth(x: Tensor, box: Tensor) -> Tensor:
+    """Each channel of ``x`` [B, C, T] averaged over a centred window (``box`` [C, 1, W],
+    1/W each); the ends extended with the first and last values. [B, C, T]."""
+    width = box.shape[-1]
+    padded = F.pad(x, (width // 2, width - 1 - width // 2), mode="replicate")
+    return F.conv1d(padded, box, groups=x.shape[1])
+
+
 def split_noise(noise: Tensor, splits: int) -> Tensor:
     """Cut white noise into ``splits`` equal slices of its spectrum (brick-wall, by FFT).
 
@@ -246,6 +254,11 @@ class Decoder(nn.Module):
             self.signal_step = slow_part_step(m.signal_highpass_hz, cfg.audio.sample_rate / m.pqmf_bands)
             kernel = triangle(self.signal_step).reshape(1, 1, -1).repeat(self.bands - 1, 1, 1)
         self.register_buffer("signal_triangle", kernel, persistent=False)
+        # The upper sub-bands' envelope boxcar (``model.envelope_smooth``); positive taps
+        # keep an envelope non-negative, so a tail still reaches silence.
+        self.envelope_width = m.envelope_smooth if self.bands > 1 else 1
+        box = torch.full((max(self.bands - 1, 1), 1, self.envelope_width), 1.0 / self.envelope_width)
+        self.register_buffer("envelope_box", box if self.envelope_width > 1 else box[..., :0], persistent=False)
         # Scale of the upper sub-bands' deterministic part while training
         # (``train.wave_fade_in_steps``); not saved, so every loaded model plays it in full.
         self.upper_wave_gain = 1.0
@@ -265,15 +278,25 @@ class Decoder(nn.Module):
             h = stage(up(h) + cond(z).unsqueeze(-1))
         return self.out(self.final_act(h))
 
-    def parts(self, z: Tensor) -> Tuple[Tensor, Tensor]:
-        """[B,D] -> (deterministic part, noise part), each [B, bands, (L + P)//bands],
-        before the high-pass; the noise part is zeros without ``model.noise``."""
-        h = self.heads(z)
+    def signal_and_envelope(self, h: Tensor) -> Tuple[Tensor, Tensor]:
+        """The heads [B, (2 + S) x bands, T] -> the deterministic part's signal and its
+        envelope, each [B, bands, T], as they multiply: the upper signals high-passed
+        when playing (``signal_highpass_hz``), the upper envelopes smoothed
+        (``envelope_smooth``)."""
         envelope = mod_sigmoid(h[:, self.bands: 2 * self.bands])
+        if self.envelope_width > 1:
+            envelope = torch.cat([envelope[:, :1], smooth(envelope[:, 1:], self.envelope_box)], dim=1)
         signal = h[:, : self.bands]
         if self.signal_step > 0 and not self.training:
             upper = without_slow_part(signal[:, 1:], self.signal_triangle, self.signal_step)
             signal = torch.cat([signal[:, :1], upper], dim=1)
+        return signal, envelope
+
+    def parts(self, z: Tensor) -> Tuple[Tensor, Tensor]:
+        """[B,D] -> (deterministic part, noise part), each [B, bands, (L + P)//bands],
+        before the high-pass; the noise part is zeros without ``model.noise``."""
+        h = self.heads(z)
+        signal, envelope = self.signal_and_envelope(h)
         wave = signal * envelope
         if self.training and self.upper_wave_gain < 1.0:
             wave = torch.cat([wave[:, :1], wave[:, 1:] * self.upper_wave_gain], dim=1)
