@@ -149,10 +149,11 @@ class ModelConfig:
             sub-band samples (a centred boxcar, in training and playing; 1 = off, as in
             older checkpoints). An envelope as fast as its signal multiplies with it:
             content the two share at one frequency lands at the sub-band's 0 Hz, a band
-            edge (the rest of the band-edge ring after ``signal_highpass_hz``). At 4 (the
-            presets since 2026-12-07; the last up-sampler's ratio, whose ripple both
-            carry) the ring is gone and KID, FAD and the reconstructions are better on
-            every run tried (docs/evaluation.md).
+            edge (the rest of the band-edge ring after ``signal_highpass_hz``). Off in
+            the presets: at 4 (the last up-sampler's ratio) the ring went on every run,
+            and two built-in seeds scored better on every measure, but of three word
+            seeds one scored FAD 20 worse with steady lines in every sound and one
+            diverged (docs/evaluation.md).
         render_boost_max_db: what is played (``FlowVAE.render``: generate, evaluate, every
             export and host) is brought to the level every training example was normalised
             to (``audio.normalize``: its peak to ``target_peak_db``, or its RMS to
@@ -672,14 +673,6 @@ OUTPUT_HIGHPASS = {"highpass_hz": 25.0, "highpass_order": 4, "highpass_in_traini
 # Every training example is normalised, so every one-shot played is too, raised by up to
 # 12 dB: the models trained on the Hydrogen kits peaked 4 to 5 dB under their data.
 OUTPUT_LEVEL = {"render_boost_max_db": 12.0}
-
-# The upper sub-bands' envelopes averaged over 4 sub-band samples, in training too: an
-# envelope as fast as its signal shares content with it (the last 4x up-sampler's ripple
-# on drums, 250-690 Hz on words), and the product of what they share lands on a band edge.
-# Trained with it, the ring per sound +2.5 to +5.6 dB against +8.4 to +12.8 (the data's
-# +6.5 to +8.9), KID, FAD and the reconstructions better on three runs of three
-# (docs/evaluation.md). 4 is the last up-sampler's ratio in every preset.
-ENVELOPE = {"envelope_smooth": 4}
 # The first 60 ms below 500 Hz compared sample by sample, leaving out what is under 30 Hz:
 # at 0 Hz the term paid the decoder for offsets and rumble (docs/evaluation.md).
 LOW_BAND_WAVE = {"wave_weight": 1.0, "wave_highpass_hz": 30.0}
@@ -721,7 +714,6 @@ def tiny() -> FlowshotConfig:
             upsample="linear,balanced",  # the small preset's kinds, so tests cover both
             **OUTPUT_HIGHPASS,
             **OUTPUT_LEVEL,
-            **ENVELOPE,
         ),
         loss=LossConfig(
             stft_scales=[512, 256, 128, 64],
@@ -749,7 +741,7 @@ def small() -> FlowshotConfig:
         # stage wrote an 86 Hz comb of lines into the sounds (docs/evaluation.md).
         model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256], decoder_channels=[256, 96, 48, 24],
                           decoder_preroll=1, upsample="linear,linear,balanced", **OUTPUT_HIGHPASS, **OUTPUT_LEVEL,
-                          **ENVELOPE, **BODY_MODEL),
+                          **BODY_MODEL),
         # Warm-up: the same seed without it blew up at step 70 (docs/evaluation.md).
         train=TrainConfig(lr_warmup_steps=300, **BODY_TRAIN),
         # Band-energy term: at the end of stage 1 FAD 171 -> 154 and 166 -> 151 (two seeds),
@@ -778,8 +770,7 @@ def base() -> FlowshotConfig:
         # single most expensive op of a render (1.4 ms of ~8 on one thread).
         model=ModelConfig(pqmf_bands=16, channels=[32, 64, 128, 256, 512], ratios=[4, 4, 4, 4],
                           decoder_channels=[256, 128, 64, 32, 16], out_kernel=3, decoder_preroll=1,
-                          upsample="linear,linear,linear,balanced", **OUTPUT_HIGHPASS, **OUTPUT_LEVEL, **ENVELOPE,
-                          **BODY_MODEL),
+                          upsample="linear,linear,linear,balanced", **OUTPUT_HIGHPASS, **OUTPUT_LEVEL, **BODY_MODEL),
         # Log-spaced bands as small's; at 44.1 kHz an equal-width band is 1,378 Hz wide.
         # The texture term at the FFT sizes whose bins are as wide as small's (10.8-43 Hz).
         loss=LossConfig(stft_scales=[4096, 2048, 1024, 512, 256, 128, 64], mrd_fft_sizes=[4096, 2048, 1024],
