@@ -413,6 +413,33 @@ def band_edge_ring_db(audio: np.ndarray, sample_rate: int, bands: int, count: in
     return np.array([max(tone_prominence_db(*long_term_spectrum(a[None], sample_rate), at_hz)) for a in audio])
 
 
+def spectral_lines(audio: np.ndarray, sample_rate: int, min_hz: float = 200.0, prominence_db: float = 15.0,
+                   tolerance_hz: float = 3.0) -> list[np.ndarray]:
+    """Per sound, the frequencies (Hz) of its spectral lines: local maxima of its whole-clip
+    spectrum (Hann window) standing ``prominence_db`` over the median of the 100 Hz around
+    them, above ``min_hz``, at least ``2 * tolerance_hz`` apart.
+
+    Args:
+        audio: [N, T] sounds.
+    Returns:
+        N arrays of frequencies.
+    """
+    from scipy.ndimage import median_filter
+    from scipy.signal import find_peaks
+
+    audio = np.asarray(audio, dtype=np.float64).reshape(len(audio), -1)
+    n = audio.shape[-1]
+    freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
+    width = max(3, int(round(100.0 / freqs[1])) | 1)
+    distance = max(1, int(round(2 * tolerance_hz / freqs[1])))
+    power_db = 10 * np.log10(np.abs(np.fft.rfft(audio * np.hanning(n), axis=-1)) ** 2 + 1e-20)
+    lines = []
+    for row in power_db:
+        peaks, _ = find_peaks(row - median_filter(row, size=width), height=prominence_db, distance=distance)
+        lines.append(freqs[peaks[freqs[peaks] >= min_hz]])
+    return lines
+
+
 def comb_lines(audio: np.ndarray, sample_rate: int, step_hz: float, min_hz: float = 200.0,
                prominence_db: float = 15.0, tolerance_hz: float = 3.0, edge_hz: float = 0.0) -> dict[str, float]:
     """Spectral lines of a set of sounds, and how many fall on the multiples of ``step_hz``.
@@ -423,8 +450,7 @@ def comb_lines(audio: np.ndarray, sample_rate: int, step_hz: float, min_hz: floa
     fall on the comb only by chance, ``2 * tolerance_hz / step_hz`` of them. The steady-tone
     table (``tone_prominence_db``) misses such a comb when its lines follow each hit's decay.
 
-    A line is a local maximum of a sound's whole-clip spectrum (Hann window) standing
-    ``prominence_db`` over the median of the 100 Hz around it, above ``min_hz``.
+    Lines as ``spectral_lines`` finds them.
 
     The PQMF band edges (multiples of ``sample_rate / bands``) are multiples of the frame
     rate too, and an offset in a sub-band rings there (``band_edge_ring_db``): a different
@@ -441,27 +467,17 @@ def comb_lines(audio: np.ndarray, sample_rate: int, step_hz: float, min_hz: floa
         (the share by chance) and, with ``edge_hz``, ``on_edges`` (share of all lines on
         its multiples).
     """
-    from scipy.ndimage import median_filter
-    from scipy.signal import find_peaks
-
-    audio = np.asarray(audio, dtype=np.float64).reshape(len(audio), -1)
-    n = audio.shape[-1]
-    freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
-    width = max(3, int(round(100.0 / freqs[1])) | 1)
-    distance = max(1, int(round(2 * tolerance_hz / freqs[1])))
-    power_db = 10 * np.log10(np.abs(np.fft.rfft(audio * np.hanning(n), axis=-1)) ** 2 + 1e-20)
 
     def on_multiples(f: np.ndarray, step: float) -> int:
         return int(np.sum(np.abs(f - step * np.round(f / step)) <= tolerance_hz))
 
+    lines = spectral_lines(audio, sample_rate, min_hz, prominence_db, tolerance_hz)
     total = on = edges = 0
-    for row in power_db:
-        peaks, _ = find_peaks(row - median_filter(row, size=width), height=prominence_db, distance=distance)
-        f = freqs[peaks[freqs[peaks] >= min_hz]]
+    for f in lines:
         total += len(f)
         on += on_multiples(f, step_hz)
         edges += on_multiples(f, edge_hz) if edge_hz > 0 else 0
-    result = {"lines_per_sound": total / max(len(audio), 1), "on_comb": on / total if total else float("nan"),
+    result = {"lines_per_sound": total / max(len(lines), 1), "on_comb": on / total if total else float("nan"),
               "chance": min(1.0, 2 * tolerance_hz / step_hz)}
     if edge_hz > 0:
         result["on_edges"] = edges / total if total else float("nan")
