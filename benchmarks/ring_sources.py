@@ -12,7 +12,7 @@ first frame rate's multiples (86.1 Hz in `small`) on the slice borders. The last
 is each checkpoint's ring per reconstruction (``metrics.band_edge_ring_db``).
 
     .venv/bin/python benchmarks/ring_sources.py runs/drums/last.ckpt runs/words/last.ckpt \\
-        --data builtin:drums /work/scratch/words
+        --data builtin:drums data/words
 """
 
 from __future__ import annotations

@@ -27,6 +27,11 @@ When the model plays (eval mode), ``signal_highpass_hz`` high-passes the upper s
 ``wave`` signal before its envelope (``without_slow_part``): a slow offset there, shaped by the
 envelope, comes out as a tone on a band edge under every hit (the band-edge ring), and
 taken out before the envelope the edge keeps the rest of its content (docs/evaluation.md).
+With ``envelope_smooth`` = W > 1 the upper envelopes are averaged over W sub-band samples,
+in training too (``smooth``): whatever a signal and its envelope share at one frequency (an
+up-sampler's ripple, a voice's harmonics) also multiplies onto the band edge, and an
+envelope has no need to be that fast (off in the presets: on words one seed in two lost by it;
+docs/evaluation.md).
 
 The lowest sub-band then goes through a fixed high-pass when ``highpass_hz`` is set: in
 the presets only outside training (``highpass_in_training`` False). Decoders put a slow
