@@ -693,7 +693,7 @@ def test_signal_highpass_filters_the_upper_signals_before_their_envelopes_when_p
         offset_only, _ = model.decoder.parts(z)
     signal = heads[:, 1:bands]
     step = model.decoder.signal_step
-    envelope = plain.decoder.signal_and_envelope(heads)[1][:, 1:]  # as it multiplies (smoothed)
+    envelope = plain.decoder.signal_and_envelope(heads)[1][:, 1:]  # as it multiplies
     expected = without_slow_part(signal, model.decoder.signal_triangle, step) * envelope
     torch.testing.assert_close(wave[:, 1:], expected)
     assert step == slow_part_step(25.0, sr / bands)
@@ -734,12 +734,12 @@ def test_envelope_smooth_averages_the_upper_envelopes_and_takes_out_their_shared
         at = lambda i: raw[..., min(max(i, 0), length - 1)]  # noqa: E731
         expected = np.stack([sum(at(t + k) for k in range(-(width // 2), width - width // 2)) / width
                              for t in range(length)], -1)
+        signal = heads[:, 1:bands].double().numpy()
         for mode in (False, True):
             model.train(mode)
             plain.train(mode)
             wave, noise = model.decoder.parts(z)
             wave0, noise0 = plain.decoder.parts(z)
-            signal = heads[:, 1:bands].double().numpy()
             np.testing.assert_allclose(wave[:, 1:].double().numpy(), signal * expected[:, 1:], rtol=1e-5, atol=1e-6)
             assert torch.equal(wave[:, :1], wave0[:, :1]) and torch.equal(noise, noise0)
         model.eval()
