@@ -22,12 +22,12 @@ from rich.console import Console
 from rich.table import Table
 
 
-def in_subband_hz(freq_hz: float, sample_rate: int, bands: int) -> float:
-    """A full-band frequency -> its frequency inside its PQMF sub-band (odd bands mirrored)."""
+def in_subband(freq_hz: float, sample_rate: int, bands: int) -> tuple[int, float]:
+    """A full-band frequency -> (its PQMF sub-band, its frequency inside it; odd bands mirrored)."""
     width = sample_rate / 2 / bands
     band = min(int(freq_hz // width), bands - 1)
     offset = freq_hz - band * width
-    return width - offset if band % 2 else offset
+    return band, (width - offset if band % 2 else offset)
 
 
 def main() -> int:
@@ -57,8 +57,8 @@ def main() -> int:
         for name in ("Hz", "reconstructions with a line there", "band", "in its sub-band, Hz"):
             table.add_column(name, justify="right")
         for hz, n in sorted(counts.items(), key=lambda kv: -kv[1])[: args.top]:
-            band = min(int(hz // (sr / 2 / bands)), bands - 1)
-            table.add_row(f"{hz:.0f}", str(n), str(band), f"{in_subband_hz(hz, sr, bands):.0f}")
+            band, inside = in_subband(hz, sr, bands)
+            table.add_row(f"{hz:.0f}", str(n), str(band), f"{inside:.0f}")
         console.print(table)
     return 0
 
