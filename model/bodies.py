@@ -58,7 +58,7 @@ AMP_INIT_BIAS = -1.0
 INPUT_GAIN = 0.1
 
 
-def _log_range(x: Tensor, lo: float, hi: float) -> Tensor:
+def log_range(x: Tensor, lo: float, hi: float) -> Tensor:
     """Logits -> lo..hi, evenly on a log scale."""
     return lo * torch.exp(torch.sigmoid(x) * math.log(hi / lo))
 
@@ -119,13 +119,13 @@ class BodyOscillators(nn.Module):
         out = z.new_zeros(z.shape[0], self.count, self.params)
         for head in self.heads:
             p = head(z * self.input_gain).reshape(z.shape[0], self.count, self.params)
-            f_end = _log_range(p[..., 0], self.min_hz, self.max_hz)
-            f_start = f_end * _log_range(p[..., 1], self.glide_ratio[0], self.glide_ratio[1])
-            glide = _log_range(p[..., 2], self.glide_s[0], self.glide_s[1])
-            decay = _log_range(p[..., 3], self.decay_s[0], self.decay_s[1])
+            f_end = log_range(p[..., 0], self.min_hz, self.max_hz)
+            f_start = f_end * log_range(p[..., 1], self.glide_ratio[0], self.glide_ratio[1])
+            glide = log_range(p[..., 2], self.glide_s[0], self.glide_s[1])
+            decay = log_range(p[..., 3], self.decay_s[0], self.decay_s[1])
             columns = [f_end, f_start, glide, decay, mod_sigmoid(p[..., 4]), p[..., 5]]
             if self.drive:
-                columns.append(_log_range(p[..., 6], self.drive_range[0], self.drive_range[1]))
+                columns.append(log_range(p[..., 6], self.drive_range[0], self.drive_range[1]))
             out = torch.stack(columns, dim=-1)
         return out
 

@@ -206,6 +206,15 @@ class ModelConfig:
             from z, as an analogue kick's VCA overdrives its body: odd harmonics that glide
             with the pitch, which the decoder cannot make (``model/bodies.py``). On in
             `small` and `base` since 2026-12-06; no effect without oscillators.
+        voice_harmonics: a harmonic voice whose pitch and harmonic levels move over time,
+            added to the decoder's output (``model/voice.py``; 0 = none, as in older
+            checkpoints), for spoken words and anything sung or whistled: the conv decoder
+            holds a word's pitch and formants still. Its pitch is taught by
+            ``loss.voice_pitch_weight``. Off in the presets (drums have no such voice).
+        voice_min_hz, voice_max_hz: the voice's pitch range (and the tracker's search range).
+        voice_frame_ms: time between the voice's control frames; pitch and levels are
+            interpolated linearly between them.
+        voice_channels: width of the voice's control net.
     """
 
     pqmf_bands: int = 8
@@ -243,11 +252,20 @@ class ModelConfig:
     body_max_hz: float = 400.0
     body_input_gain: float = 0.1
     body_drive: bool = False
+    voice_harmonics: int = 0
+    voice_min_hz: float = 50.0
+    voice_max_hz: float = 500.0
+    voice_frame_ms: float = 10.0
+    voice_channels: int = 64
 
     def upsample_kinds(self) -> list[str]:
         """One of ``UPSAMPLE_KINDS`` for each decoder stage, bottleneck first."""
         kinds = self.upsample.split(",")
         return kinds * len(self.ratios) if len(kinds) == 1 else kinds
+
+    def voice_hop(self, sample_rate: int) -> int:
+        """Samples between the voice's control frames."""
+        return max(2, round(sample_rate * self.voice_frame_ms / 1000.0))
 
     @property
     def hop(self) -> int:
@@ -310,6 +328,10 @@ class LossConfig:
             (2026-12-06), the head learned the mean pitch only; at 10 with the head at
             full gain and ``body_pitch_to_encoder`` (the presets), every body's own
             (docs/evaluation.md).
+        voice_pitch_weight: weight of the term that teaches the harmonic voice its pitch
+            (used only with ``model.voice_harmonics``): per control frame, the voice's
+            pitch against the target's own (YIN, ``model/pitch.py``), squared log ratio
+            over the target's voiced frames. The only thing that moves the voice's pitch.
         body_pitch_to_encoder: the pitch term's gradient also reaches z (the encoder), so
             the latent keeps each body's pitch where the head can read it. A regression
             onto a measured pitch, not a sine's phase, so the encoder gets a bounded pull.
@@ -394,6 +416,7 @@ class LossConfig:
     body_pitch_weight: float = 0.0
     body_pitch_to_encoder: bool = False
     body_pitch_max_hz: float = BODY_PITCH_MAX_HZ
+    voice_pitch_weight: float = 10.0
     stft_texture_weight: float = 0.0
     stft_texture_min_size: int = 0
     stft_log_highpass_hz: float = 0.0
@@ -601,6 +624,21 @@ class FlowshotConfig:
         if self.loss.body_pitch_weight > 0 and not 20.0 < self.loss.body_pitch_max_hz <= a.sample_rate / 2:
             raise ValueError(f"loss.body_pitch_max_hz must be over 20 Hz (where the pitch search starts) and at most "
                              f"{a.sample_rate / 2:g} Hz (half the sample rate), got {self.loss.body_pitch_max_hz:g}")
+        if m.voice_harmonics < 0:
+            raise ValueError(f"model.voice_harmonics must be >= 0 (0 = none), got {m.voice_harmonics}")
+        if m.voice_harmonics > 0:
+            if not 20.0 <= m.voice_min_hz < m.voice_max_hz < a.sample_rate / 4:
+                raise ValueError(f"model.voice_min_hz and model.voice_max_hz must satisfy 20 <= min < max < "
+                                 f"{a.sample_rate / 4:g} Hz (a quarter of the sample rate), got "
+                                 f"{m.voice_min_hz:g} and {m.voice_max_hz:g}")
+            if not 1.0 <= m.voice_frame_ms <= 50.0:
+                raise ValueError(f"model.voice_frame_ms must be 1 to 50 ms, got {m.voice_frame_ms:g}")
+            if m.voice_channels < 1:
+                raise ValueError(f"model.voice_channels must be >= 1, got {m.voice_channels}")
+            if not self.loss.voice_pitch_weight > 0:
+                raise ValueError(f"loss.voice_pitch_weight is {self.loss.voice_pitch_weight:g}: nothing else teaches "
+                                 "the voice its pitch; set it over 0 (10 is the default) or turn the voice off "
+                                 "with --set model.voice_harmonics=0")
         # Each transport cut-off is checked only where its term runs: unused, it may be anything.
         for key, on in (("stft_ot_max_hz", self.loss.stft_ot_weight > 0),
                         ("body_transport_max_hz", self.loss.body_transport_weight > 0)):

@@ -26,6 +26,7 @@ from flowshot.model.checkpoint import flowshot_meta
 from flowshot.model.config import FlowshotConfig
 from flowshot.model.losses import (band_edge_distance, body_pitch_distance, dc_distance, flatness_distance,
                                    low_band_wave_distance, wave_flatness)
+from flowshot.model.pitch import pitch_distance
 
 # A latent dimension counts as "active" when the posterior moves it away from the prior
 # by more than this many nats on average; below it the decoder cannot be using it.
@@ -238,6 +239,13 @@ class FlowshotModule(L.LightningModule):
         return body_pitch_distance(self.model.bodies.parameters_of(z)[:, 0, 0], x, self.cfg.audio.sample_rate,
                                    self.cfg.loss.body_pitch_max_hz)
 
+    def voice_pitch_term(self, z: Tensor, x: Tensor) -> Tensor:
+        """The harmonic voice's pitch per frame from z [B,D] against each target's own
+        [B,1,L] on its voiced frames (``pitch.pitch_distance``); the gradient reaches z."""
+        voice, m = self.model.voice, self.cfg.model
+        return pitch_distance(voice.frame_pitch(z), x, self.cfg.audio.sample_rate, voice.hop,
+                              m.voice_min_hz, m.voice_max_hz)
+
     def _bodies_live(self, recon: Tensor, z: Tensor) -> Tensor:
         """``recon`` [B,1,L] with only the body oscillators' head live: z and the rest of
         the sound held fixed, so a term on it tunes the oscillators and moves nothing
@@ -283,6 +291,8 @@ class FlowshotModule(L.LightningModule):
             ("body_transport", loss.body_transport_weight, lambda: self.body_transport.transport(
                 self._bodies_live(recon, out["z"]), x)),
             ("body_pitch", loss.body_pitch_weight, lambda: self.body_pitch_term(out["z"], x)),
+            ("voice_pitch", loss.voice_pitch_weight if self.model.voice.count > 0 else 0.0,
+             lambda: self.voice_pitch_term(out["z"], x)),
             ("wave", loss.wave_weight,
              lambda: low_band_wave_distance(recon, x, loss.wave_lowpass_hz, self.cfg.audio.sample_rate, wave_samples,
                                             highpass_hz=loss.wave_highpass_hz)),

@@ -29,6 +29,7 @@ from flowshot.model.encoder import Encoder
 from flowshot.model.flows import RealNVP
 from flowshot.model.layers import scriptable_copy
 from flowshot.model.pqmf import PQMF
+from flowshot.model.voice import HarmonicVoice
 
 # log(2 pi) appears written out below: TorchScript cannot read float globals.
 
@@ -74,6 +75,8 @@ class FlowVAE(nn.Module):
         self.decoder = Decoder(cfg)
         self.bodies = BodyOscillators(m.latent_dim, m.body_oscillators, self.sample_rate, self.length,
                                       m.body_min_hz, m.body_max_hz, m.body_input_gain, m.body_drive)
+        self.voice = HarmonicVoice(m.latent_dim, m.voice_harmonics, self.sample_rate, self.length,
+                                   m.voice_hop(self.sample_rate), m.voice_min_hz, m.voice_max_hz, m.voice_channels)
         self.posterior_flow = RealNVP(m.latent_dim, m.posterior_flow_depth if m.flows else 0,
                                       m.flow_hidden, context_dim=m.context_dim)
         self.prior_flow = RealNVP(m.latent_dim, m.prior_flow_depth if m.flows else 0, m.flow_hidden)
@@ -138,9 +141,10 @@ class FlowVAE(nn.Module):
         [B,1,L]: the pre-roll cut, the body oscillators added. In training the
         oscillators send no gradient to z (the encoder: a sine's pitch is a steep function
         of z, and the runs that let it through saturated or diverged) nor, from here, to their pitch
-        (``BodyOscillators.forward``)."""
+        (``BodyOscillators.forward``); the harmonic voice (``model/voice.py``) none to its pitch."""
         body = self.bodies(z.detach(), True) if self.training else self.bodies(z)
-        return self.pqmf.synthesis(sub)[..., self.preroll:] + body
+        voice = self.voice(z, self.training)
+        return self.pqmf.synthesis(sub)[..., self.preroll:] + body + voice
 
     @torch.jit.export
     def render(self, z: Tensor) -> Tensor:

@@ -1,0 +1,142 @@
+"""The harmonic voice: a pitch that moves and harmonics whose levels move, made from z.
+
+The conv decoder makes a spoken word as a steady, blurred spectrum shaped like the word:
+neither the pitch nor the formants move within a syllable (docs/training.md, stop 39).
+Its sub-bands are 689 Hz wide in `small` and its stages share one set of weights across
+time, so a harmonic series whose spacing glides is far from anything it makes cheaply.
+A harmonic oscillator makes it for free, as in DDSP (Engel et al., 2020): per frame of
+``hop`` samples a small conv net from z gives a pitch f0, a level A and a distribution
+c_k over K harmonics, linearly interpolated to the sample rate, and
+
+    phi(t) = 2 pi cumsum(f0(t)) / sample_rate         (in closed form per frame: ``cycles``)
+    y(t)   = A(t) sum over k of c_k(t) sin(k phi(t))
+
+Harmonics at or over half the sample rate get no share (c is renormalised without them),
+so no z aliases. The formants are the distribution's shape, free per frame. The output adds
+to the decoder's after PQMF synthesis, as the body oscillators' does; the decoder still
+makes the consonants, the breath and whatever is not harmonic.
+
+The pitch is taught by ``model/pitch.py``'s tracker (``loss.voice_pitch_weight``) and held
+out of every other term in training (``hold_pitch``): a harmonic's phase is the integral of
+the pitch, so per-bin spectral gradients reach it as noise that grows with time.
+Pure tensor maths of z: TorchScript and ONNX take it as it is.
+"""
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from flowshot.model.bodies import log_range
+from flowshot.model.decoder import mod_sigmoid, triangle
+from flowshot.model.layers import ResidualUnit, Snake, wn_conv1d
+
+# Initial level logit: mod_sigmoid(-2) = 0.015 (-36 dB): the levels have a gradient from the
+# first step, and a voice whose pitch is still untaught does not buzz over every sound.
+LEVEL_INIT_BIAS = -2.0
+
+
+class VoiceNet(nn.Module):
+    """z [B,D] -> controls [B, 2 + K, F]: pitch logit, level logit, K harmonic logits per frame."""
+
+    def __init__(self, latent_dim: int, harmonics: int, frames: int, channels: int) -> None:
+        super().__init__()
+        self.channels = int(channels)
+        self.frames = int(frames)
+        self.project = nn.Linear(latent_dim, channels * frames)
+        self.stage = nn.Sequential(ResidualUnit(channels, 1), ResidualUnit(channels, 3), Snake(channels))
+        self.out = wn_conv1d(channels, 2 + harmonics, 3, padding=1)
+        with torch.no_grad():
+            self.out.bias.zero_()  # mid-range pitch (the range's geometric middle), even harmonics
+            self.out.bias[1] = LEVEL_INIT_BIAS
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = self.project(z).reshape(z.shape[0], self.channels, self.frames)
+        return self.out(self.stage(h))
+
+
+class HarmonicVoice(nn.Module):
+    """z [B,D] -> the voice's audio [B,1,L].
+
+    Args:
+        latent_dim: D.
+        harmonics: K (0 = none: silence, no weights, so checkpoints without it load unchanged).
+        sample_rate: Hz. length: L, samples.
+        hop: samples between control frames (frame n sits at sample ``n * hop``).
+        min_hz, max_hz: the pitch's range (log scale).
+        channels: width of the control net.
+    """
+
+    def __init__(self, latent_dim: int, harmonics: int, sample_rate: int, length: int, hop: int,
+                 min_hz: float, max_hz: float, channels: int = 64) -> None:
+        super().__init__()
+        if harmonics < 0:
+            raise ValueError(f"voice harmonics must be >= 0, got {harmonics}")
+        if not 0 < min_hz < max_hz < sample_rate / 2:
+            raise ValueError(f"voice pitch range must satisfy 0 < min_hz < max_hz < {sample_rate / 2:g} Hz, "
+                             f"got {min_hz:g} to {max_hz:g}")
+        self.count = int(harmonics)
+        self.sample_rate = float(sample_rate)
+        self.length = int(length)
+        self.hop = int(hop)
+        # Enough frames that every sample lies between two.
+        self.frames = int(math.ceil(length / hop)) + 1
+        self.min_hz = float(min_hz)
+        self.max_hz = float(max_hz)
+        # Zero or one net: TorchScript iterates over the list, and an empty one leaves no keys.
+        nets = [VoiceNet(latent_dim, harmonics, self.frames, channels)] if harmonics > 0 else []
+        self.nets = nn.ModuleList(nets)
+        self.register_buffer("ks", torch.arange(1, harmonics + 1, dtype=torch.float32).reshape(1, -1, 1),
+                             persistent=False)
+        # Linear interpolation between frames as a transposed conv with a triangle: exact,
+        # and the same graph in TorchScript and ONNX.
+        self.register_buffer("tri", triangle(self.hop).reshape(1, 1, -1).repeat(max(harmonics, 1), 1, 1),
+                             persistent=False)
+        self.register_buffer("steps", torch.arange(self.hop, dtype=torch.float32), persistent=False)
+
+    def controls(self, z: Tensor) -> Tensor:
+        """z [B,D] -> [B, 2 + K, F] logits (zeros, [B, 2, F], without harmonics)."""
+        out = z.new_zeros(z.shape[0], 2 + self.count, self.frames)
+        for net in self.nets:
+            out = net(z)
+        return out
+
+    def frame_pitch(self, z: Tensor) -> Tensor:
+        """z [B,D] -> the pitch at each frame [B,F], Hz."""
+        return log_range(self.controls(z)[:, 0], self.min_hz, self.max_hz)
+
+    def forward(self, z: Tensor, hold_pitch: bool = False) -> Tensor:
+        """z [B,D] -> [B,1,L]. ``hold_pitch``: no gradient reaches the pitch (training)."""
+        if self.count == 0:
+            return z.new_zeros(z.shape[0], 1, self.length)
+        p = self.controls(z)
+        pitch = log_range(p[:, 0], self.min_hz, self.max_hz)  # [B,F]
+        if hold_pitch:
+            pitch = pitch.detach()
+        audible = (self.ks * pitch.unsqueeze(1) < 0.5 * self.sample_rate).to(p.dtype)  # [B,K,F]
+        share = torch.softmax(p[:, 2:], dim=1) * audible
+        share = share / share.sum(dim=1, keepdim=True).clamp_min(1e-7)
+        levels = mod_sigmoid(p[:, 1:2]) * share
+        # Frame n's value lands on sample n * hop + hop - 1 of the transposed conv's output.
+        up = F.conv_transpose1d(levels, self.tri.to(p.dtype), stride=self.hop,
+                                groups=self.count)[..., self.hop - 1: self.hop - 1 + self.length]
+        phase = 2.0 * math.pi * self.cycles(pitch)
+        return (up * torch.sin(self.ks.to(p.dtype) * phase)).sum(dim=1, keepdim=True)
+
+    def cycles(self, pitch: Tensor) -> Tensor:
+        """Frame pitches [B,F] (Hz) -> the phase in cycles, wrapped to [0, 1), [B,1,L]: the
+        running sum over samples of the pitch, linearly interpolated between frames, over
+        the sample rate. Summed in closed form within each frame and in float64 across
+        frames: a float32 running sum over a second of samples reaches thousands of
+        radians and keeps them to 2e-4, which a 32nd harmonic makes 8e-3 rad, and
+        onnxruntime's sum then differs from PyTorch's by that much."""
+        start, slope = pitch[:, :-1].unsqueeze(-1), (pitch[:, 1:] - pitch[:, :-1]).unsqueeze(-1)  # [B,F-1,1]
+        r = self.steps.to(pitch.dtype)  # 0 .. hop - 1
+        # Sample n hop + r: sum over r' <= r of start_n + slope_n r' / hop.
+        within = ((r + 1.0) * start + slope * (r * (r + 1.0) / (2.0 * self.hop))) / self.sample_rate
+        total = (self.hop * start + slope * ((self.hop - 1) / 2.0)) / self.sample_rate  # [B,F-1,1]
+        before = torch.cumsum(total.double(), dim=1) - total.double()
+        before = (before - torch.floor(before)).to(pitch.dtype)
+        turns = (before + within).reshape(pitch.shape[0], 1, -1)[..., : self.length]
+        return turns - torch.floor(turns)
