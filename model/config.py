@@ -215,6 +215,9 @@ class ModelConfig:
         voice_frame_ms: time between the voice's control frames; pitch and levels are
             interpolated linearly between them.
         voice_channels: width of the voice's control net.
+        voice_smooth: the voice's controls (pitch, level, harmonic shares) are averaged over
+            this many frames (a centred triangle; odd; 1 = off, as in older checkpoints)
+            before their non-linearities, in training too.
     """
 
     pqmf_bands: int = 8
@@ -257,6 +260,7 @@ class ModelConfig:
     voice_max_hz: float = 500.0
     voice_frame_ms: float = 10.0
     voice_channels: int = 64
+    voice_smooth: int = 1
 
     def upsample_kinds(self) -> list[str]:
         """One of ``UPSAMPLE_KINDS`` for each decoder stage, bottleneck first."""
@@ -633,6 +637,9 @@ class FlowshotConfig:
                                  f"{m.voice_min_hz:g} and {m.voice_max_hz:g}")
             if not 1.0 <= m.voice_frame_ms <= 50.0:
                 raise ValueError(f"model.voice_frame_ms must be 1 to 50 ms, got {m.voice_frame_ms:g}")
+            if not (1 <= m.voice_smooth <= 31 and m.voice_smooth % 2 == 1):
+                raise ValueError(f"model.voice_smooth must be an odd number of frames from 1 (off) to 31, "
+                                 f"got {m.voice_smooth}")
             if m.voice_channels < 1:
                 raise ValueError(f"model.voice_channels must be >= 1, got {m.voice_channels}")
             if not self.loss.voice_pitch_weight > 0:

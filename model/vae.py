@@ -76,7 +76,8 @@ class FlowVAE(nn.Module):
         self.bodies = BodyOscillators(m.latent_dim, m.body_oscillators, self.sample_rate, self.length,
                                       m.body_min_hz, m.body_max_hz, m.body_input_gain, m.body_drive)
         self.voice = HarmonicVoice(m.latent_dim, m.voice_harmonics, self.sample_rate, self.length,
-                                   m.voice_hop(self.sample_rate), m.voice_min_hz, m.voice_max_hz, m.voice_channels)
+                                   m.voice_hop(self.sample_rate), m.voice_min_hz, m.voice_max_hz, m.voice_channels,
+                                   m.voice_smooth)
         self.posterior_flow = RealNVP(m.latent_dim, m.posterior_flow_depth if m.flows else 0,
                                       m.flow_hidden, context_dim=m.context_dim)
         self.prior_flow = RealNVP(m.latent_dim, m.prior_flow_depth if m.flows else 0, m.flow_hidden)

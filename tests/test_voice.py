@@ -180,6 +180,26 @@ def test_voice_pitch_term_reaches_the_encoder() -> None:
     assert moved == {"voice", "encoder", "posterior_flow"}, moved
 
 
+def test_smoothing_averages_every_control_over_its_neighbours() -> None:
+    """``model.voice_smooth`` = 5: each control is the net's own, averaged with weights
+    1, 2, 3, 2, 1 over its frame and two either side (the ends repeated); 1 leaves them."""
+    torch.manual_seed(0)
+    raw = HarmonicVoice(16, 8, SR, 4000, 80, 60.0, 900.0, channels=16)
+    smooth = HarmonicVoice(16, 8, SR, 4000, 80, 60.0, 900.0, channels=16, smooth=5)
+    smooth.load_state_dict(raw.state_dict())
+    z = torch.randn(2, 16)
+    with torch.no_grad():
+        a, b = raw.controls(z), smooth.controls(z)
+    padded = torch.cat([a[..., :1], a[..., :1], a, a[..., -1:], a[..., -1:]], dim=-1)
+    weights = [1, 2, 3, 2, 1]
+    expected = sum(w * padded[..., i: i + a.shape[-1]] for i, w in enumerate(weights)) / 9
+    assert torch.allclose(b, expected, atol=1e-5)
+    assert float((b[..., 1:] - b[..., :-1]).abs().mean()) < 0.7 * float((a[..., 1:] - a[..., :-1]).abs().mean())
+    for bad in (0, 4):
+        with pytest.raises(ValueError, match="voice_smooth"):
+            preset("tiny").replace(**{"model.voice_harmonics": 8, "model.voice_smooth": bad})
+
+
 def test_voice_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="voice_pitch_weight"):
         preset("tiny").replace(**{"model.voice_harmonics": 8, "loss.voice_pitch_weight": 0.0})
@@ -196,7 +216,7 @@ def test_exports_carry_the_voice(tmp_path: Path) -> None:
     """ONNX (onnxruntime, to the exporter's own check) and the nn~ file (torch.jit.load)
     play the voice as PyTorch does."""
     torch.set_num_threads(1)
-    cfg = preset("tiny").replace(**{"model.voice_harmonics": 8})
+    cfg = preset("tiny").replace(**{"model.voice_harmonics": 8, "model.voice_smooth": 3})
     path = random_checkpoint(tmp_path / "voice.ckpt", cfg)
     state = torch.load(path, weights_only=True)
     state["state_dict"]["model.voice.nets.0.out.bias"][1] = 2.0  # loud, so a lost voice would show
