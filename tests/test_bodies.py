@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from flowshot.cli import main as cli_main
-from flowshot.export.onnx import make_session
 from flowshot.model.bodies import BodyOscillators
 from flowshot.model.checkpoint import load_model
 from flowshot.model.config import preset
 from flowshot.model.losses import MultiScaleSTFTLoss, stft_loss_from_config
 from flowshot.model.vae import FlowVAE
-from test_export_ts import random_checkpoint
+import bench_scripts
+from test_export_ts import assert_exports_render_as_pytorch, random_checkpoint
 
 SR, N = 8000, 2048
 
@@ -176,38 +175,13 @@ def test_exports_carry_the_bodies(body_checkpoint: Path, tmp_path: Path) -> None
         ref = model.render(z)
         bodies = model.bodies(z)
     assert float(bodies.abs().max()) > 0.3 * float(ref.abs().max())  # the bodies are a real part of the sound
-    assert cli_main(["export", "onnx", str(body_checkpoint), "-o", str(tmp_path / "onnx")]) == 0
-    got = make_session(tmp_path / "onnx" / "decoder.onnx").run(None, {"z": z.numpy()})[0]
-    assert np.max(np.abs(got - ref.numpy())) < 1e-4 * float(ref.abs().max())
-    ts_path = tmp_path / "bodies.ts"
-    assert cli_main(["export", "ts", str(body_checkpoint), "-o", str(ts_path), "--macros", "4"]) == 0
-    ts = torch.jit.load(str(ts_path)).eval()
-    d, length = loaded.config.model.latent_dim, loaded.config.audio.length
-    x = torch.zeros(1, 1 + d, 2 * length)
-    x[0, 0, 100:] = 0.6  # a gate from sample 100: one hit, with latent z[0]
-    x[0, 1:, :] = z[0].unsqueeze(1)
-    with torch.inference_mode():
-        y = ts.decode(x)[0, 0]
-    expected = torch.zeros(2 * length)
-    expected[100:100 + length] = 0.6 * ref[0, 0]
-    assert float((y - expected).abs().max()) < 1e-4 * float(expected.abs().max())
-
-
-def _body_pitch_script():  # noqa: ANN202
-    """benchmarks/body_pitch.py, imported (benchmarks/ is not a package)."""
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "body_pitch.py"
-    spec = importlib.util.spec_from_file_location("body_pitch", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    assert_exports_render_as_pytorch(body_checkpoint, z, tmp_path)
 
 
 def test_body_pitch_benchmark_counts_pitches_and_their_error() -> None:
     """benchmarks/body_pitch.py: bodies played back at their own pitch score 0 semitones;
     played at two fixed pitches, it counts two and the error they make."""
-    module = _body_pitch_script()
+    module = bench_scripts.load("body_pitch")
     sr, n = 8000, 8000
     t = np.arange(n) / sr
 
@@ -227,7 +201,7 @@ def test_body_pitch_benchmark_counts_pitches_and_their_error() -> None:
 def test_body_pitch_benchmark_finds_a_rims_tone_over_its_click() -> None:
     """``body_pitch.tone_pitch``: a 450 Hz ring under a louder broadband click is found at
     450 Hz (to about a hertz), one at 520 Hz at 520."""
-    module = _body_pitch_script()
+    module = bench_scripts.load("body_pitch")
     t = torch.arange(N) / SR
     click = 3.0 * torch.exp(-t / 0.0005) * torch.randn(N, generator=torch.Generator().manual_seed(6))
     rims = torch.stack([torch.exp(-t / 0.015) * torch.sin(2 * math.pi * f * t) + click for f in (450.0, 520.0)])
@@ -237,7 +211,7 @@ def test_body_pitch_benchmark_finds_a_rims_tone_over_its_click() -> None:
 
 def test_body_pitch_benchmark_draws_its_picture(tmp_path: Path) -> None:
     """``body_pitch.py --png``: one panel per checkpoint, written as a PNG."""
-    module = _body_pitch_script()
+    module = bench_scripts.load("body_pitch")
     pitches = np.array([50.0, 120.0, 230.0])
     out = tmp_path / "pitch.png"
     module.pitch_picture(str(out), [("a", {"tom": (pitches, pitches)}), ("b", {"kick": (pitches, pitches * 0 + 60)})])

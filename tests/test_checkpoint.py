@@ -19,6 +19,7 @@ from flowshot.errors import FlowshotError
 from flowshot.model import checkpoint as ckpt_mod
 from flowshot.model.checkpoint import AtomicCheckpointIO, flowshot_meta, load_model, read_checkpoint
 from flowshot.model.config import preset
+import bench_scripts
 
 
 def _one_line(err: pytest.ExceptionInfo, path: Path) -> str:
@@ -249,12 +250,7 @@ def test_branch_spectra_splits_each_sub_band_and_runs_on_a_trained_checkpoint(ti
     """benchmarks/branch_spectra.py: an offset lands in the 0 Hz quarter and bins, a tone at
     five eighths of a sub-band's Nyquist in its third quarter; on a trained tiny model the
     first table has a row per sub-band, the flatness table one per class and one for all."""
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "branch_spectra.py"
-    spec = importlib.util.spec_from_file_location("branch_spectra", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = bench_scripts.load("branch_spectra")
     t = torch.arange(256, dtype=torch.float64)
     sub = torch.stack([torch.ones_like(t), torch.cos(torch.pi * 0.625 * t)])[None]  # [1, 2 bands, 256]
     q = module.quarter_energies(sub)
@@ -262,6 +258,7 @@ def test_branch_spectra_splits_each_sub_band_and_runs_on_a_trained_checkpoint(ti
     torch.testing.assert_close(q[0, 0], q[0].sum() / 2)  # all of it in q0, and all in the 0 Hz bins
     torch.testing.assert_close(q[0, 4], q[0, 0])
     assert q[1, 2] > 0.999 * q[1, :4].sum() and q[1, 4] < 1e-9 * q[1, 2]
+    script = bench_scripts.BENCHMARKS / "branch_spectra.py"
     run = subprocess.run([sys.executable, str(script), str(tiny_checkpoint), "--sounds", "8"],
                          capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "250"})
     assert run.returncode == 0, run.stderr
@@ -280,12 +277,7 @@ def test_envelope_floor_finds_the_floor_a_flat_mean_leaves_and_runs_on_a_trained
     silent; the same hit with its flat mean taken out has a floor there about 11 dB under
     its mean power, which the measure finds; a flat spectrum holds one bin's share at
     0 Hz; on a trained tiny model every held-out sound is in one class's row."""
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "envelope_floor.py"
-    spec = importlib.util.spec_from_file_location("envelope_floor", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = bench_scripts.load("envelope_floor")
     t = torch.arange(512, dtype=torch.float64)
     envelope = torch.exp(-t / 20)[None, None]  # under -60 dB from sample 139 on
     wave = (1.0 + 0.1 * torch.cos(0.3 * t)) * envelope
@@ -295,7 +287,7 @@ def test_envelope_floor_finds_the_floor_a_flat_mean_leaves_and_runs_on_a_trained
     assert floor < -55.0 and -14.0 < flat_floor < -8.0, (floor, flat_floor)
     noise = torch.randn(64, 2, 512, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     assert abs(module.zero_hz_share_db(noise) - 10 * math.log10(1 / 257)) < 6.0
-    run = subprocess.run([sys.executable, str(script), str(tiny_checkpoint)],
+    run = subprocess.run([sys.executable, str(bench_scripts.BENCHMARKS / "envelope_floor.py"), str(tiny_checkpoint)],
                          capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "250"})
     assert run.returncode == 0, run.stderr
     rows = [line for line in run.stdout.splitlines() if line.startswith("│")]
@@ -307,12 +299,7 @@ def test_class_octaves_finds_a_body_an_octave_off_and_runs_on_a_trained_checkpoi
     """benchmarks/class_octaves.py: a 100 Hz body at half amplitude reads -6 dB in
     80-160 Hz; the same body an octave low reads far short there and far over at 40-80 Hz;
     on a trained tiny model every held-out sound is in one class's row."""
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "class_octaves.py"
-    spec = importlib.util.spec_from_file_location("class_octaves", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = bench_scripts.load("class_octaves")
     sr = 8000
     t = np.arange(sr) / sr
     real = np.sin(2 * np.pi * 100 * t)[None]
@@ -320,7 +307,7 @@ def test_class_octaves_finds_a_body_an_octave_off_and_runs_on_a_trained_checkpoi
     assert half[2] == pytest.approx(-6.02, abs=0.05)  # 80-160 Hz
     low = module.octave_ratio_db(real, np.sin(2 * np.pi * 50 * t)[None], sr)
     assert low[2] < -40.0 and low[1] > 40.0, low
-    run = subprocess.run([sys.executable, str(script), str(tiny_checkpoint)],
+    run = subprocess.run([sys.executable, str(bench_scripts.BENCHMARKS / "class_octaves.py"), str(tiny_checkpoint)],
                          capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "250"})
     assert run.returncode == 0, run.stderr
     rows = [line for line in run.stdout.splitlines() if line.startswith("│")]

@@ -57,6 +57,34 @@ def random_checkpoint(path: Path, cfg: FlowshotConfig | None = None) -> Path:
     return path
 
 
+def assert_exports_render_as_pytorch(path: Path, z: torch.Tensor, out: Path, onnx_tolerance: float = 1e-4) -> None:
+    """The checkpoint at ``path`` exported: the ONNX decoder (onnxruntime) renders the latents
+    z [B,D] as PyTorch does, to ``onnx_tolerance`` of the peak, and the nn~ file
+    (torch.jit.load) plays z[0] from a gate at sample 100 as PyTorch renders it, to 1e-4."""
+    import numpy as np
+
+    from flowshot.export.onnx import make_session
+
+    loaded = load_model(path)
+    with torch.no_grad():
+        ref = loaded.model.eval().render(z)
+    assert cli_main(["export", "onnx", str(path), "-o", str(out / "onnx")]) == 0
+    got = make_session(out / "onnx" / "decoder.onnx").run(None, {"z": z.numpy()})[0]
+    assert np.max(np.abs(got - ref.numpy())) < onnx_tolerance * float(ref.abs().max())
+    ts_path = out / "model.ts"
+    assert cli_main(["export", "ts", str(path), "-o", str(ts_path), "--macros", "4"]) == 0
+    ts = torch.jit.load(str(ts_path)).eval()
+    d, length = loaded.config.model.latent_dim, loaded.config.audio.length
+    x = torch.zeros(1, 1 + d, 2 * length)
+    x[0, 0, 100:] = 0.6  # a gate from sample 100: one hit, with latent z[0]
+    x[0, 1:, :] = z[0].unsqueeze(1)
+    with torch.inference_mode():
+        y = ts.decode(x)[0, 0]
+    expected = torch.zeros(2 * length)
+    expected[100:100 + length] = 0.6 * ref[0, 0]
+    assert float((y - expected).abs().max()) < 1e-4 * float(expected.abs().max())
+
+
 def checkpoint_for_tests(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         return Path(request.getfixturevalue("tiny_checkpoint"))

@@ -13,6 +13,7 @@ from flowshot.model.losses import (
     feature_matching_loss,
     generator_adv_loss,
 )
+import bench_scripts
 
 SR, L = 8000, 2048  # the tiny preset
 SCALES = [512, 256, 128, 64]
@@ -531,13 +532,7 @@ def test_loss_landscape_scores_a_body_an_octave_off_between_the_right_one_and_no
     training builds it): a 120 Hz body scores best against itself, worse a fifth and an
     octave off, worst not there at all; the transport term grows with the distance, the
     texture term hardly tells an octave off from the right body."""
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "loss_landscape.py"
-    spec = importlib.util.spec_from_file_location("loss_landscape", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = bench_scripts.load("loss_landscape")
     rows = {row["name"]: row for row in module.landscape("small", 120.0, 0.25)}
     weighted = [rows[name]["weighted"] for name in ("the same body", "a fifth low", "an octave low", "no body")]
     assert weighted == sorted(weighted) and weighted[-1] > 1.5 * weighted[2], weighted

@@ -10,14 +10,14 @@ import pytest
 import torch
 from torch import Tensor
 
-from flowshot.cli import main as cli_main
-from flowshot.export.onnx import VOICE_TOLERANCE, make_session
+from flowshot.export.onnx import VOICE_TOLERANCE
 from flowshot.model.checkpoint import load_model
 from flowshot.model.config import preset
 from flowshot.model.pitch import pitch_distance, track_pitch
 from flowshot.model.vae import FlowVAE
 from flowshot.model.voice import HarmonicVoice
-from test_export_ts import random_checkpoint
+import bench_scripts
+from test_export_ts import assert_exports_render_as_pytorch, random_checkpoint
 
 SR = 16000
 
@@ -225,42 +225,16 @@ def test_exports_carry_the_voice(tmp_path: Path) -> None:
     model = loaded.model.eval()
     z = torch.randn(3, cfg.model.latent_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        ref = model.render(z)
         voice = model.voice(z)
     assert float(voice.abs().max()) > 0.3 * float(model.decode(z).abs().max())
-    assert cli_main(["export", "onnx", str(path), "-o", str(tmp_path / "onnx")]) == 0
-    got = make_session(tmp_path / "onnx" / "decoder.onnx").run(None, {"z": z.numpy()})[0]
-    assert np.max(np.abs(got - ref.numpy())) < VOICE_TOLERANCE * float(ref.abs().max())
-    ts_path = tmp_path / "voice.ts"
-    assert cli_main(["export", "ts", str(path), "-o", str(ts_path), "--macros", "4"]) == 0
-    ts = torch.jit.load(str(ts_path)).eval()
-    length = cfg.audio.length
-    x = torch.zeros(1, 1 + cfg.model.latent_dim, 2 * length)
-    x[0, 0, 100:] = 0.6  # a gate from sample 100: one hit, with latent z[0]
-    x[0, 1:, :] = z[0].unsqueeze(1)
-    with torch.inference_mode():
-        y = ts.decode(x)[0, 0]
-    expected = torch.zeros(2 * length)
-    expected[100:100 + length] = 0.6 * ref[0, 0]
-    assert float((y - expected).abs().max()) < 1e-4 * float(expected.abs().max())
-
-
-def _pitch_contours_script():  # noqa: ANN202
-    """benchmarks/pitch_contours.py, imported (benchmarks/ is not a package)."""
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "pitch_contours.py"
-    spec = importlib.util.spec_from_file_location("pitch_contours", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    assert_exports_render_as_pytorch(path, z, tmp_path, onnx_tolerance=VOICE_TOLERANCE)
 
 
 def test_pitch_contours_benchmark_tells_a_moving_pitch_from_a_held_one(tmp_path: Path) -> None:
     """benchmarks/pitch_contours.py: a glide of an octave reads as a 10-90 % range of about
     9.6 semitones; played back as it is it follows (correlation 1, 0 cents), held at its
     middle pitch it neither follows nor spans a range, and its picture is drawn."""
-    module = _pitch_contours_script()
+    module = bench_scripts.load("pitch_contours")
     glide, _ = _gliding_voice(110.0, 220.0, 0.8)
     held, _ = _gliding_voice(155.0, 155.0, 0.8)
     real = module.contours(glide, SR)
