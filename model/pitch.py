@@ -50,7 +50,7 @@ def track_pitch(x: Tensor, sample_rate: float, hop: int, frames: int, min_hz: fl
     n_fft = 1 << int(math.ceil(math.log2(seg + width)))
     head = s[..., :width]
     corr = torch.fft.irfft(torch.fft.rfft(head, n_fft).conj() * torch.fft.rfft(s, n_fft), n_fft)[..., : tau_max + 1]
-    energy = torch.nn.functional.pad(s.square().cumsum(-1), (1, 0))  # energy[k] = sum of s[j], j < k
+    energy = torch.nn.functional.pad(s.square().cumsum(-1), (1, 0))  # energy[k] = sum of s[j]^2, j < k
     e0 = energy[..., width: width + 1]
     lags = torch.arange(tau_max + 1, device=x.device)
     e_tau = energy[..., lags + width] - energy[..., lags]

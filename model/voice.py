@@ -98,8 +98,8 @@ class HarmonicVoice(nn.Module):
         self.register_buffer("steps", torch.arange(self.hop, dtype=torch.float32), persistent=False)
         # The net makes each frame's controls from its own weights, and on held-out sounds
         # their errors differ frame to frame: levels that flicker every 10 ms break the
-        # voice's periodicity (a tracker found it voiced on 30 % of the real voice's frames,
-        # 80 % with the levels averaged over three; docs/evaluation.md).
+        # voice's periodicity (a tracker found a trained voice voiced on 30 % of the real
+        # voice's frames, 80 % with its levels averaged over three; docs/evaluation.md).
         if smooth < 1 or smooth % 2 == 0:
             raise ValueError(f"voice smoothing must be an odd number of frames (1 = off), got {smooth}")
         self.smooth_width = int(smooth)
@@ -145,9 +145,9 @@ class HarmonicVoice(nn.Module):
         """Frame pitches [B,F] (Hz) -> the phase in cycles, wrapped to [0, 1), [B,1,L]: the
         running sum over samples of the pitch, linearly interpolated between frames, over
         the sample rate. Summed in closed form within each frame and in float64 across
-        frames: a float32 running sum over a second of samples reaches thousands of
-        radians and keeps them to 2e-4, which a 32nd harmonic makes 8e-3 rad, and
-        onnxruntime's sum then differs from PyTorch's by that much."""
+        frames, so the phase is as exact as the pitch: a float32 running sum over a second
+        of samples reaches thousands of radians and keeps them only to 2e-4, which a 32nd
+        harmonic makes 8e-3 rad."""
         start, slope = pitch[:, :-1].unsqueeze(-1), (pitch[:, 1:] - pitch[:, :-1]).unsqueeze(-1)  # [B,F-1,1]
         r = self.steps.to(pitch.dtype)  # 0 .. hop - 1
         # Sample n hop + r: sum over r' <= r of start_n + slope_n r' / hop.
