@@ -9,7 +9,7 @@ A harmonic oscillator makes it for free, as in DDSP (Engel et al., 2020): per fr
 c_k over K harmonics, linearly interpolated to the sample rate, and
 
     phi(t) = 2 pi cumsum(f0(t)) / sample_rate         (in closed form per frame: ``cycles``)
-    y(t)   = A(t) sum over k of c_k(t) sin(k phi(t))
+    y(t)   = A(t) sum over k of c_k(t) sin(k phi(t))   (per frame, two matrix products)
 
 Harmonics at or over half the sample rate get no share (c is renormalised without them),
 so no z aliases. The formants are the distribution's shape, free per frame. The output adds
@@ -91,10 +91,6 @@ class HarmonicVoice(nn.Module):
         self.nets = nn.ModuleList(nets)
         self.register_buffer("ks", torch.arange(1, harmonics + 1, dtype=torch.float32).reshape(1, -1, 1),
                              persistent=False)
-        # Linear interpolation between frames as a transposed conv with a triangle: exact,
-        # and the same graph in TorchScript and ONNX.
-        self.register_buffer("tri", triangle(self.hop).reshape(1, 1, -1).repeat(max(harmonics, 1), 1, 1),
-                             persistent=False)
         self.register_buffer("steps", torch.arange(self.hop, dtype=torch.float32), persistent=False)
         # The net makes each frame's controls from its own weights, and on held-out sounds
         # their errors differ frame to frame: levels that flicker every 10 ms break the
@@ -134,17 +130,24 @@ class HarmonicVoice(nn.Module):
         audible = (self.ks * pitch.unsqueeze(1) < 0.5 * self.sample_rate).to(p.dtype)  # [B,K,F]
         share = torch.softmax(p[:, 2:], dim=1) * audible
         share = share / share.sum(dim=1, keepdim=True).clamp_min(1e-7)
-        levels = mod_sigmoid(p[:, 1:2]) * share
-        # Frame n's value lands on sample n * hop + hop - 1 of the transposed conv's output.
-        up = F.conv_transpose1d(levels, self.tri.to(p.dtype), stride=self.hop,
-                                groups=self.count)[..., self.hop - 1: self.hop - 1 + self.length]
-        phase = 2.0 * math.pi * self.cycles(pitch)
-        return (up * torch.sin(self.ks.to(p.dtype) * phase)).sum(dim=1, keepdim=True)
+        levels = mod_sigmoid(p[:, 1:2]) * share  # [B,K,F]
+        # Between frames n and n + 1 a harmonic's level is a_n + (a_{n+1} - a_n) r / hop,
+        # so the sum over harmonics is two small matrix products per frame, one with the
+        # levels and one with their steps, and no [B,K,L] tensor of levels is made.
+        batch, segments = z.shape[0], self.frames - 1
+        phase = (2.0 * math.pi) * self.cycles(pitch).reshape(batch, segments, 1, self.hop)
+        sines = torch.sin(self.ks.to(p.dtype).reshape(1, 1, -1, 1) * phase)  # [B,F-1,K,hop]
+        start = levels[..., :-1].transpose(1, 2).unsqueeze(2)  # [B,F-1,1,K]
+        step = (levels[..., 1:] - levels[..., :-1]).transpose(1, 2).unsqueeze(2)
+        ramp = self.steps.to(p.dtype) / self.hop
+        y = torch.matmul(start, sines) + torch.matmul(step, sines) * ramp  # [B,F-1,1,hop]
+        return y.reshape(batch, 1, -1)[..., : self.length]
 
     def cycles(self, pitch: Tensor) -> Tensor:
-        """Frame pitches [B,F] (Hz) -> the phase in cycles, wrapped to [0, 1), [B,1,L]: the
-        running sum over samples of the pitch, linearly interpolated between frames, over
-        the sample rate. Summed in closed form within each frame and in float64 across
+        """Frame pitches [B,F] (Hz) -> the phase in cycles, wrapped to [0, 1), per sample
+        [B, F-1, hop] (sample n hop + r at [n, r]; the sound is the first L): the running
+        sum over samples of the pitch, linearly interpolated between frames, over the
+        sample rate. Summed in closed form within each frame and in float64 across
         frames, so the phase is as exact as the pitch: a float32 running sum over a second
         of samples reaches thousands of radians and keeps them only to 2e-4, which a 32nd
         harmonic makes 8e-3 rad."""
@@ -155,5 +158,5 @@ class HarmonicVoice(nn.Module):
         total = (self.hop * start + slope * ((self.hop - 1) / 2.0)) / self.sample_rate  # [B,F-1,1]
         before = torch.cumsum(total.double(), dim=1) - total.double()
         before = (before - torch.floor(before)).to(pitch.dtype)
-        turns = (before + within).reshape(pitch.shape[0], 1, -1)[..., : self.length]
+        turns = before + within
         return turns - torch.floor(turns)
