@@ -96,8 +96,9 @@ def main() -> int:
         rec, smp = contours(y, sr), contours(s, sr)
         c = compare(real, rec)
         voiced = " / ".join(f"{v.mean():.0%}" for v in (real[1], rec[1], smp[1]))
-        ranges = " / ".join(f"{semitone_range(*t):.1f}" for t in (real, rec, smp))
-        table.add_row(path, voiced, f"{c['cents']:.0f}", f"{c['semitone']:.0%}", f"{c['follows']:.2f}", ranges)
+        ranges = " / ".join(shown(semitone_range(*t), "{:.1f}") for t in (real, rec, smp))
+        table.add_row(path, voiced, shown(c["cents"], "{:.0f}"), shown(c["semitone"], "{:.0%}"),
+                      shown(c["follows"], "{:.2f}"), ranges)
         drawn.append((path, rec))
         picked = voiced_sounds(real)[:6]
         grid.setdefault("real", [x[i, 0].numpy() for i in picked])
@@ -111,6 +112,11 @@ def main() -> int:
         spectrogram_grid(grid, sr, args.grid, title="held-out sounds (top) and each checkpoint's reconstructions",
                          n_fft=1024)
     return 0
+
+
+def shown(value: float, form: str) -> str:
+    """A table cell: the value, or "n/a" where nothing was voiced to measure it."""
+    return "n/a" if np.isnan(value) else form.format(value)
 
 
 def voiced_sounds(real: tuple[np.ndarray, np.ndarray]) -> list[int]:
