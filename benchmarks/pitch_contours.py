@@ -1,9 +1,10 @@
 """Does the pitch move as the real sound's does? Pitch contours of held-out sounds, their
 reconstructions and prior samples, tracked alike (YIN, ``flowshot.model.pitch``).
 
-For spoken words (or anything voiced): a decoder that holds the pitch still comes back
-with reconstructions voiced where the word is but at one pitch, so their contours
-neither follow the real ones (correlation near 0) nor span their range. Per checkpoint:
+For spoken words (or anything voiced): a decoder that cannot make a moving pitch comes
+back with reconstructions a tracker finds no period in (a buzz shaped like the word) or
+at one pitch, whose contours neither follow the real ones nor span their range. Per
+checkpoint:
 
 * voiced: the share of frames voiced (10 ms frames, 50-500 Hz), real / reconstructed / sampled;
 * error: on the frames voiced in both the real sound and its reconstruction, how far the
@@ -16,7 +17,7 @@ neither follow the real ones (correlation near 0) nor span their range. Per chec
 ``--png`` draws the first voiced sounds' contours, real against each checkpoint's
 reconstruction; ``--grid`` their spectrograms (FFT fine enough to show the harmonics).
 
-    .venv/bin/python benchmarks/pitch_contours.py runs/words/last.ckpt --data data/words --png pitch.png
+    .venv/bin/python benchmarks/pitch_contours.py runs/words/last.ckpt --data data/words --png pitch.png --grid voice.png
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ def compare(real: tuple[np.ndarray, np.ndarray], recon: tuple[np.ndarray, np.nda
         "cents": float(np.median(cents)) if cents.size else float("nan"),
         "semitone": float((cents < 100).mean()) if cents.size else float("nan"),
         "follows": float(np.median(corrs)) if corrs else float("nan"),
-        "both": float(both.sum() / max(vr.sum(), 1)),
     }
 
 
@@ -104,6 +104,9 @@ def main() -> int:
         grid.setdefault("real", [x[i, 0].numpy() for i in picked])
         grid[path] = [y[i, 0].numpy() for i in picked]
     console.print(table)
+    if (args.png or args.grid) and not voiced_sounds(real):
+        console.print(f"pitch_contours: no held-out sound has {MIN_FRAMES} voiced frames: nothing to draw")
+        return 0
     if args.png and real is not None:
         draw(args.png, real, drawn, HOP_S)
     if args.grid and real is not None:
