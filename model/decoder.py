@@ -151,8 +151,9 @@ def without_slow_part(x: Tensor, kernel: Tensor, step: int) -> Tensor:
 
 
 def smooth(x: Tensor, box: Tensor) -> Tensor:
-    """Each channel of ``x`` [B, C, T] averaged over a centred window (``box`` [C, 1, W],
-    1/W each); the ends extended with the first and last values. [B, C, T]."""
+    """Each channel of ``x`` [B, C, T] averaged over a centred window (``box`` [C, 1, W]:
+    1/W each, or any taps that sum to 1); the ends extended with the first and last
+    values. [B, C, T]."""
     width = box.shape[-1]
     padded = F.pad(x, (width // 2, width - 1 - width // 2), mode="replicate")
     return F.conv1d(padded, box, groups=x.shape[1])

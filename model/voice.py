@@ -26,10 +26,9 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from flowshot.model.bodies import log_range
-from flowshot.model.decoder import mod_sigmoid, triangle
+from flowshot.model.decoder import mod_sigmoid, smooth, triangle
 from flowshot.model.layers import ResidualUnit, Snake, wn_conv1d
 
 # Initial level logit: mod_sigmoid(-2) = 0.015 (-36 dB): the levels have a gradient from the
@@ -110,9 +109,7 @@ class HarmonicVoice(nn.Module):
         for net in self.nets:
             out = net(z)
         if self.smooth_width > 1:
-            half = self.smooth_width // 2
-            out = F.conv1d(F.pad(out, (half, half), mode="replicate"), self.smoother.to(out.dtype),
-                           groups=out.shape[1])
+            out = smooth(out, self.smoother.to(out.dtype))
         return out
 
     def frame_pitch(self, z: Tensor) -> Tensor:
